@@ -1,0 +1,36 @@
+# One target per habit. `make test` is what CI runs (.ci/run): it sets everything up
+# on a fresh machine (virtualenv, dependencies) and runs lint, types and the tests.
+# The tests start and stop their own servers (PostgreSQL today) on loopback.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup lint type test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@# No PostgreSQL binaries on this machine? The tests then use the pgserver wheel.
+	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		$(PY) -m pip install --quiet pgserver; fi
+	touch $@
+
+setup: $(VENV)/.installed
+
+lint: setup
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+type: setup
+	$(PY) -m mypy
+
+test: lint type
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/plan_enumeration.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,356 @@
+"""Typed settings, built once at the edge (CLI flags over a TOML file).
+
+The core never reads the environment: it receives a :class:`Settings`. Every error
+names the setting (``[section] key`` in the file, or the flag) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import SettingsError
+
+SslMode = Literal["disable", "require", "verify-full"]
+AddressingStyle = Literal["auto", "path", "virtual"]
+AclSetting = Literal["copy", "public-read", "private", "none"]
+
+DEFAULT_PORT = 5432
+DEFAULT_PAGE_SIZE = 5000
+MAX_PAGE_SIZE = 100_000
+DEFAULT_WORKERS = 16
+MAX_WORKERS = 256
+URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where Mastodon's PostgreSQL database is and how to page through it."""
+
+    name: str
+    user: str
+    host: str = "localhost"
+    port: int = DEFAULT_PORT
+    password: str | None = field(default=None, repr=False)
+    sslmode: SslMode = "disable"
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    @property
+    def unix_socket(self) -> str | None:
+        """Socket file when ``host`` is a directory (as in libpq and Mastodon's DB_HOST)."""
+        return f"{self.host}/.s.PGSQL.{self.port}" if self.host.startswith("/") else None
+
+    def describe(self) -> str:
+        """``user@host:port/name``, safe to print (no password)."""
+        return f"{self.user}@{self.host}:{self.port}/{self.name}"
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """One side of the copy: a bucket on an S3-compatible endpoint."""
+
+    bucket: str
+    key_prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    addressing_style: AddressingStyle = "auto"
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    """How objects are written: the destination ACL and the number of copier threads."""
+
+    acl: AclSetting = "copy"
+    workers: int = DEFAULT_WORKERS
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command may need; sections a command does not use may be None."""
+
+    database: DatabaseSettings | None = None
+    source: BucketSettings | None = None
+    destination: BucketSettings | None = None
+    copy: CopySettings = field(default_factory=CopySettings)
+
+    def require_database(self) -> DatabaseSettings:
+        """The database settings, or a SettingsError saying how to give them."""
+        if self.database is None:
+            raise SettingsError(
+                f"no database configured: pass --database-url {URL_FORM} "
+                "or set [database] url in the config file (--config)"
+            )
+        return self.database
+
+
+_DATABASE_KEYS = frozenset(
+    {"url", "host", "port", "name", "user", "password", "sslmode", "page_size"}
+)
+_BUCKET_KEYS = frozenset(
+    {
+        "bucket",
+        "key_prefix",
+        "endpoint_url",
+        "region",
+        "profile",
+        "access_key_id",
+        "secret_access_key",
+        "addressing_style",
+    }
+)
+_COPY_KEYS = frozenset({"acl", "workers"})
+_SECTIONS = {
+    "database": _DATABASE_KEYS,
+    "source": _BUCKET_KEYS,
+    "destination": _BUCKET_KEYS,
+    "copy": _COPY_KEYS,
+}
+
+
+def _mask(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _sslmode(value: object, setting: str) -> SslMode:
+    modes = get_args(SslMode)
+    if value not in modes:
+        raise SettingsError(f"{setting}: unknown sslmode {value!r}; use one of {', '.join(modes)}")
+    return value  # type: ignore[return-value]
+
+
+def _port(value: object, setting: str) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise SettingsError(f"{setting}: port {value!r} is not a number between 1 and 65535")
+    return port
+
+
+def _page_size(value: object, setting: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise SettingsError(f"{setting}: must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return value
+
+
+def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSettings:
+    """Parse ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=…&host=/socket/dir]``."""
+    fix = f"write it as {URL_FORM}"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:
+        raise SettingsError(
+            f"{setting}: {_mask(url)!r} is not a valid URL ({error}); {fix}"
+        ) from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SettingsError(
+            f"{setting}: unsupported scheme {parts.scheme + '://' if parts.scheme else 'none'} "
+            f"in {_mask(url)!r}; {fix}"
+        )
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"sslmode", "host", "port"}
+    if unknown:
+        raise SettingsError(f"{setting}: unsupported parameter(s) {', '.join(sorted(unknown))}")
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise SettingsError(f"{setting}: no database name in {_mask(url)!r}; {fix}")
+    user = unquote(parts.username or "")
+    if not user:
+        raise SettingsError(f"{setting}: no user in {_mask(url)!r}; {fix}")
+    host = query.get("host") or unquote(parts.hostname or "") or "localhost"
+    if "port" in query:
+        port = _port(query["port"], setting)
+    return DatabaseSettings(
+        name=name,
+        user=user,
+        host=host,
+        port=port or DEFAULT_PORT,
+        password=unquote(parts.password) if parts.password is not None else None,
+        sslmode=_sslmode(query.get("sslmode", "disable"), f"{setting} sslmode"),
+    )
+
+
+def _string(section: str, key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"[{section}] {key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _database_from_table(table: Mapping[str, Any]) -> DatabaseSettings:
+    strings = {
+        key: _string("database", key, value)
+        for key, value in table.items()
+        if key not in ("port", "page_size")
+    }
+    if "url" in strings:
+        clashing = sorted(set(strings) & {"host", "name", "user", "password"})
+        if clashing:
+            raise SettingsError(
+                f"[database] url and [database] {', '.join(clashing)} are both set; keep one"
+            )
+        settings = parse_database_url(strings["url"], "[database] url")
+    else:
+        for required in ("name", "user"):
+            if not strings.get(required):
+                raise SettingsError(
+                    f"[database] {required} is missing: set it, or set [database] url = "
+                    f'"{URL_FORM}"'
+                )
+        settings = DatabaseSettings(
+            name=strings["name"],
+            user=strings["user"],
+            host=strings.get("host") or "localhost",
+            password=strings.get("password"),
+        )
+    if "port" in table:
+        settings = replace(settings, port=_port(table["port"], "[database] port"))
+    if "sslmode" in strings:
+        settings = replace(settings, sslmode=_sslmode(strings["sslmode"], "[database] sslmode"))
+    if "page_size" in table:
+        settings = replace(
+            settings, page_size=_page_size(table["page_size"], "[database] page_size")
+        )
+    return settings
+
+
+def acl_setting(value: object, setting: str) -> AclSetting:
+    """Validate an ACL mode."""
+    modes = get_args(AclSetting)
+    if value not in modes:
+        raise SettingsError(f"{setting}: unknown ACL mode {value!r}; use one of {', '.join(modes)}")
+    return value  # type: ignore[return-value]
+
+
+def workers_setting(value: object, setting: str) -> int:
+    """Validate a worker count."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
+        raise SettingsError(f"{setting}: must be a whole number from 1 to {MAX_WORKERS}")
+    return value
+
+
+def endpoint_setting(value: str, setting: str) -> str:
+    """Validate an endpoint URL (scheme and host)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"{setting}: {value!r} is not an http(s) URL; write it as https://HOST[:PORT]"
+        )
+    return value
+
+
+def bucket_name_setting(value: str, setting: str) -> str:
+    """Validate a bucket name loosely (providers differ; S3 itself is stricter)."""
+    if not value or "/" in value or any(char.isspace() for char in value) or len(value) > 255:
+        raise SettingsError(f"{setting}: {value!r} is not a bucket name")
+    return value
+
+
+def parse_s3_url(url: str, setting: str) -> tuple[str, str]:
+    """``s3://BUCKET[/PREFIX]`` -> (bucket, key prefix as Mastodon's S3_KEY_PREFIX)."""
+    if not url.startswith("s3://"):
+        raise SettingsError(
+            f"{setting}: {url!r} should look like s3://BUCKET or s3://BUCKET/PREFIX"
+        )
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    return bucket_name_setting(bucket, setting), prefix
+
+
+def _copy_from_table(table: Mapping[str, Any]) -> CopySettings:
+    settings = CopySettings()
+    if "acl" in table:
+        settings = replace(settings, acl=acl_setting(table["acl"], "[copy] acl"))
+    if "workers" in table:
+        settings = replace(settings, workers=workers_setting(table["workers"], "[copy] workers"))
+    return settings
+
+
+def _bucket_from_table(section: str, table: Mapping[str, Any]) -> BucketSettings:
+    values = {key: _string(section, key, value) for key, value in table.items()}
+    if not values.get("bucket"):
+        raise SettingsError(f'[{section}] bucket is missing: set bucket = "BUCKET-NAME"')
+    bucket_name_setting(values["bucket"], f"[{section}] bucket")
+    if "endpoint_url" in values:
+        endpoint_setting(values["endpoint_url"], f"[{section}] endpoint_url")
+    style = values.get("addressing_style", "auto")
+    if style not in get_args(AddressingStyle):
+        raise SettingsError(
+            f"[{section}] addressing_style: {style!r} is not one of "
+            f"{', '.join(get_args(AddressingStyle))}"
+        )
+    if bool(values.get("access_key_id")) != bool(values.get("secret_access_key")):
+        raise SettingsError(f"[{section}] access_key_id and secret_access_key must be set together")
+    return BucketSettings(**values)  # type: ignore[arg-type]
+
+
+def load_config(path: Path) -> Settings:
+    """Read a TOML config file (see README, "Configuration") into Settings."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"--config: file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"--config: cannot read {str(path)!r}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"--config: {str(path)!r} is not valid TOML: {error}") from None
+    for section, value in document.items():
+        if section not in _SECTIONS:
+            raise SettingsError(
+                f"{path}: unknown section [{section}]; expected {', '.join(_SECTIONS)}"
+            )
+        if not isinstance(value, dict):
+            raise SettingsError(f"{path}: {section} must be a [{section}] table")
+        unknown = sorted(set(value) - _SECTIONS[section])
+        if unknown:
+            raise SettingsError(
+                f"{path}: unknown key(s) in [{section}]: {', '.join(unknown)}; "
+                f"known keys: {', '.join(sorted(_SECTIONS[section]))}"
+            )
+    return Settings(
+        database=_database_from_table(document["database"]) if "database" in document else None,
+        source=_bucket_from_table("source", document["source"]) if "source" in document else None,
+        destination=(
+            _bucket_from_table("destination", document["destination"])
+            if "destination" in document
+            else None
+        ),
+        copy=_copy_from_table(document["copy"]) if "copy" in document else CopySettings(),
+    )
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime, setting: str = "--since") -> datetime:
+    """A point in time as naive UTC (Mastodon's ``timestamp without time zone``).
+
+    Accepts ISO 8601 (``2026-11-01``, ``2026-11-01T12:00:00+01:00``; no offset means
+    UTC) or a duration before ``now`` (``90m``, ``36h``, ``7d``, ``2w``).
+    """
+    value = text.strip()
+    duration = _DURATION.match(value)
+    if duration:
+        amount, unit = duration.groups()
+        moment = now - timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise SettingsError(
+                f"{setting}: {text!r} is neither an ISO 8601 time (2026-11-01T12:00:00Z) "
+                "nor a duration (90m, 36h, 7d, 2w)"
+            ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
