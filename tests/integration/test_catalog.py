@@ -1,0 +1,220 @@
+"""The catalog against a real PostgreSQL cluster with Mastodon-shaped schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from mastodon_s3_sync.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.errors import DatabaseError
+from mastodon_s3_sync.layout import RecordType
+from mastodon_s3_sync.sandbox.schema import SchemaVersion
+from tests.conftest import MastodonDb
+
+pytestmark = pytest.mark.integration
+
+MakeDb = Callable[..., MastodonDb]
+H = "0123456789abcdef"
+
+
+def insert(db: MastodonDb, table: str, **columns: Any) -> None:
+    names = ", ".join(columns)
+    values = ", ".join(f":{name}" for name in columns)
+    db.conn.run(f"INSERT INTO {table} ({names}) VALUES ({values})", **columns)
+
+
+def insert_account(db: MastodonDb, account_id: int, **columns: Any) -> None:
+    now = datetime(2026, 1, 1)
+    insert(db, "accounts", id=account_id, created_at=now, updated_at=now, **columns)
+
+
+def insert_media(db: MastodonDb, media_id: int, **columns: Any) -> None:
+    now = datetime(2026, 1, 1)
+    defaults: dict[str, Any] = {
+        "file_file_name": f"{H}.png",
+        "file_content_type": "image/png",
+        "file_file_size": 100,
+        "file_updated_at": now,
+    }
+    defaults.update(columns)
+    insert(db, "media_attachments", id=media_id, created_at=now, updated_at=now, **defaults)
+
+
+def keys(catalog: Catalog, record_type: RecordType, filt: CatalogFilter | None = None) -> list[str]:
+    return [
+        ref.key for row in catalog.walk(record_type, filt or CatalogFilter()) for ref in row.objects
+    ]
+
+
+def test_paging_crosses_page_boundaries_without_gaps_or_repeats(mastodon_db: MakeDb) -> None:
+    # given 23 media rows with snowflake and sequential ids, pages of 5
+    db = mastodon_db()
+    ids = sorted([*range(1, 12), *(109348123456789000 + n for n in range(12))])
+    for media_id in ids:
+        insert_media(db, media_id)
+    # when
+    walked = [
+        row.record_id
+        for row in Catalog(db.conn, page_size=5).walk(RecordType.MEDIA_ATTACHMENTS, CatalogFilter())
+    ]
+    # then
+    assert walked == ids
+    assert keys(Catalog(db.conn, page_size=5), RecordType.MEDIA_ATTACHMENTS) == keys(
+        Catalog(db.conn, page_size=1000), RecordType.MEDIA_ATTACHMENTS
+    )
+
+
+def test_exact_page_multiple_and_empty_table(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    catalog = Catalog(db.conn, page_size=4)
+    assert list(catalog.walk(RecordType.ACCOUNTS, CatalogFilter())) == []
+    for account_id in range(1, 9):
+        insert_account(db, account_id, avatar_file_name=f"{H}.png")
+    assert [row.record_id for row in catalog.walk(RecordType.ACCOUNTS, CatalogFilter())] == list(
+        range(1, 9)
+    )
+
+
+def test_starts_below_the_instance_actor(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    insert_account(db, -99, avatar_file_name=f"{H}.png")
+    insert_account(db, 5, avatar_file_name=f"{H}.png")
+    walked = list(Catalog(db.conn, page_size=10).walk(RecordType.ACCOUNTS, CatalogFilter()))
+    assert [row.record_id for row in walked] == [-99, 5]
+    assert walked[0].objects[0].key == f"accounts/avatars/000/000/original/{H}.png"
+
+
+def test_rows_without_files_are_not_read(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    insert_media(db, 1, file_file_name=None, remote_url="https://r.example/x", type=3)
+    insert_media(db, 2, file_file_name="")
+    insert_media(db, 3)
+    walked = list(
+        Catalog(db.conn, page_size=10).walk(RecordType.MEDIA_ATTACHMENTS, CatalogFilter())
+    )
+    assert [row.record_id for row in walked] == [3]
+
+
+def test_after_id_and_limit(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    for media_id in range(1, 21):
+        insert_media(db, media_id)
+    catalog = Catalog(db.conn, page_size=3)
+    walked = catalog.walk(RecordType.MEDIA_ATTACHMENTS, CatalogFilter(after_id=7, limit=8))
+    assert [row.record_id for row in walked] == list(range(8, 16))
+    walked = catalog.walk(RecordType.MEDIA_ATTACHMENTS, CatalogFilter(after_id=18, limit=8))
+    assert [row.record_id for row in walked] == [19, 20]
+
+
+def test_since_selects_attachments_changed_since(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    insert_account(db, 1, avatar_file_name="old.png", avatar_updated_at=datetime(2025, 1, 1))
+    insert_account(
+        db,
+        2,
+        avatar_file_name="old.png",
+        avatar_updated_at=datetime(2025, 1, 1),
+        header_file_name="new.png",
+        header_updated_at=datetime(2026, 5, 1),
+    )
+    insert_account(db, 3, avatar_file_name="unknown.png", avatar_updated_at=None)
+    filt = CatalogFilter(since=datetime(2026, 1, 1))
+    assert keys(Catalog(db.conn, page_size=10), RecordType.ACCOUNTS, filt) == [
+        "accounts/headers/000/000/002/original/new.png",
+        "accounts/avatars/000/000/003/original/unknown.png",
+    ]
+
+
+def test_skip_remote_cache(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    insert_account(db, 1, avatar_file_name="l.png")
+    insert_account(db, 2, domain="remote.example", avatar_file_name="r.png")
+    insert_media(db, 1)
+    insert_media(db, 2, remote_url="https://r.example/x", file_storage_schema_version=1)
+    insert_media(db, 3, remote_url="  ")  # blank: local
+    insert(
+        db,
+        "preview_cards",
+        id=1,
+        image_file_name="c.jpg",
+        created_at=datetime(2026, 1, 1),
+        updated_at=datetime(2026, 1, 1),
+    )
+    catalog = Catalog(db.conn, page_size=10)
+    filt = CatalogFilter(skip_remote_cache=True)
+    assert [r.record_id for r in catalog.walk(RecordType.ACCOUNTS, filt)] == [1]
+    assert [r.record_id for r in catalog.walk(RecordType.MEDIA_ATTACHMENTS, filt)] == [1, 3]
+    assert list(catalog.walk(RecordType.PREVIEW_CARDS, filt)) == []
+    assert [r.record_id for r in catalog.walk(RecordType.PREVIEW_CARDS, CatalogFilter())] == [1]
+
+
+def _remote_media_with_thumbnail(db: MastodonDb, **thumbnail: Any) -> None:
+    insert_media(
+        db,
+        7,
+        remote_url="https://r.example/a.mp3",
+        file_file_name=f"{H}.mp3",
+        file_content_type="audio/mpeg",
+        file_storage_schema_version=1,
+        thumbnail_file_name="fedcba9876543210.jpeg",
+        **thumbnail,
+    )
+
+
+def test_current_schema_puts_new_remote_thumbnails_under_cache(mastodon_db: MakeDb) -> None:
+    db = mastodon_db(SchemaVersion.CURRENT)
+    _remote_media_with_thumbnail(db, thumbnail_storage_schema_version=1)
+    assert keys(Catalog(db.conn, page_size=10), RecordType.MEDIA_ATTACHMENTS) == [
+        f"cache/media_attachments/files/000/000/007/original/{H}.mp3",
+        "cache/media_attachments/thumbnails/000/000/007/original/fedcba9876543210.jpeg",
+    ]
+
+
+def test_pre_4_6_schema_reads_missing_thumbnail_version_as_null(mastodon_db: MakeDb) -> None:
+    db = mastodon_db(SchemaVersion.V4_5)
+    _remote_media_with_thumbnail(db)
+    assert keys(Catalog(db.conn, page_size=10), RecordType.MEDIA_ATTACHMENTS) == [
+        f"cache/media_attachments/files/000/000/007/original/{H}.mp3",
+        "media_attachments/thumbnails/000/000/007/original/fedcba9876543210.jpeg",
+    ]
+
+
+def test_mastodon_3_1_schema_has_no_cache_and_no_thumbnails(mastodon_db: MakeDb) -> None:
+    db = mastodon_db(SchemaVersion.V3_1)
+    insert_media(db, 7, remote_url="https://r.example/a.png")
+    insert_account(
+        db, 1, domain="r.example", avatar_file_name="a.gif", avatar_content_type="image/gif"
+    )
+    catalog = Catalog(db.conn, page_size=10)
+    assert keys(catalog, RecordType.MEDIA_ATTACHMENTS) == [
+        f"media_attachments/files/000/000/007/original/{H}.png",
+        f"media_attachments/files/000/000/007/small/{H}.png",
+    ]
+    assert keys(catalog, RecordType.ACCOUNTS) == [
+        "accounts/avatars/000/000/001/original/a.gif",
+        "accounts/avatars/000/000/001/static/a.png",
+    ]
+
+
+def test_a_database_without_mastodon_tables_is_refused(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    db.conn.run("DROP TABLE custom_emojis")
+    with pytest.raises(DatabaseError, match="no table custom_emojis"):
+        list(Catalog(db.conn, page_size=10).walk(RecordType.CUSTOM_EMOJIS, CatalogFilter()))
+
+
+def test_a_table_missing_required_columns_is_refused(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    db.conn.run("ALTER TABLE preview_cards DROP COLUMN image_file_name")
+    with pytest.raises(DatabaseError, match="no column image_file_name"):
+        list(Catalog(db.conn, page_size=10).walk(RecordType.PREVIEW_CARDS, CatalogFilter()))
+
+
+def test_expected_sizes_come_from_the_database(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    insert_media(db, 1, file_file_size=2_000_000_000)
+    [row] = Catalog(db.conn, page_size=10).walk(RecordType.MEDIA_ATTACHMENTS, CatalogFilter())
+    assert [ref.expected_size for ref in row.objects] == [2_000_000_000, None]
