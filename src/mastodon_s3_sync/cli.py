@@ -1,0 +1,370 @@
+"""Command line: parse flags and the config file into Settings, call the core, map errors.
+
+Exit status: 0 success, 1 failure during the work, 2 bad settings or usage,
+3 database unreachable or not Mastodon's, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO, get_args
+
+from tqdm import tqdm
+
+from . import __version__
+from .catalog import Catalog, CatalogFilter
+from .copier import AclMode, Copier, CopyOptions
+from .database import connect
+from .engine import Engine
+from .errors import SettingsError, SyncError
+from .layout import RecordType
+from .plan import Progress, ProgressFactory, format_summary, write_plan
+from .progress import RunDisplay
+from .report import OutcomeLog, format_totals, write_report
+from .s3 import Bucket, check_bucket, make_client, same_endpoint_and_credentials
+from .settings import (
+    DEFAULT_WORKERS,
+    MAX_PAGE_SIZE,
+    MAX_WORKERS,
+    URL_FORM,
+    AclSetting,
+    BucketSettings,
+    Settings,
+    endpoint_setting,
+    load_config,
+    parse_database_url,
+    parse_s3_url,
+    parse_since,
+)
+
+PROG = "mastodon-s3-sync"
+ALL_TYPES = "all"
+
+
+def _record_types(values: Sequence[str] | None) -> list[RecordType]:
+    names = [name.strip() for value in values or [ALL_TYPES] for name in value.split(",")]
+    known = [str(record_type) for record_type in RecordType]
+    for name in names:
+        if name != ALL_TYPES and name not in known:
+            raise SettingsError(f"--type: unknown type {name!r}; use {', '.join(known)} or all")
+    if ALL_TYPES in names:
+        return list(RecordType)
+    return [RecordType(name) for name in dict.fromkeys(names)]
+
+
+def _positive(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least 1")
+        return value
+
+    return parse
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--after-id must be a whole number (a row id)") from None
+
+
+def _add_database_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("database and selection")
+    group.add_argument("--config", type=Path, help="TOML config file ([database], [source], …)")
+    group.add_argument("--database-url", help=f"Mastodon's database: {URL_FORM}")
+    group.add_argument(
+        "--type",
+        dest="types",
+        action="extend",
+        nargs="+",
+        metavar="TYPE",
+        help="accounts, media_attachments, custom_emojis, preview_cards or all (default: all)",
+    )
+    group.add_argument("--after-id", type=_integer, metavar="ID", help="start after this row id")
+    group.add_argument(
+        "--limit", type=_positive("--limit"), metavar="ROWS", help="stop after N rows"
+    )
+    group.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only attachments changed since then: ISO time (UTC unless offset) or 90m/36h/7d",
+    )
+    group.add_argument(
+        "--skip-remote-cache",
+        action="store_true",
+        help="only local media (remote media and preview cards can be re-fetched by Mastodon)",
+    )
+    group.add_argument(
+        "--page-size",
+        type=_positive("--page-size"),
+        metavar="ROWS",
+        help=f"rows per database query (default 5000, at most {MAX_PAGE_SIZE})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Copy the media a Mastodon instance references between S3-compatible buckets.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plan = commands.add_parser(
+        "plan",
+        help="list every object key Mastodon stored (dry run)",
+        description="Print every canonical object key, one per line, to stdout, and a "
+        "per-type summary (rows, objects, known bytes) to stderr.",
+    )
+    _add_database_options(plan)
+    plan.add_argument(
+        "--key-prefix",
+        metavar="PREFIX",
+        help="Mastodon's S3_KEY_PREFIX on the source bucket (default: [source] key_prefix)",
+    )
+    plan.add_argument("--summary", action="store_true", help="print only the summary")
+    run = commands.add_parser(
+        "run",
+        help="copy every object from the source to the destination bucket",
+        description="Enumerate the objects from the database and copy them with a pool of "
+        "threads: bytes, headers and ACL intact; what is already there is skipped.",
+    )
+    _add_database_options(run)
+    _add_copy_options(run)
+    return parser
+
+
+def _add_copy_options(parser: argparse.ArgumentParser) -> None:
+    for side in ("source", "destination"):
+        group = parser.add_argument_group(f"{side} bucket (overrides [{side}] in --config)")
+        group.add_argument(
+            f"--{side}",
+            metavar="s3://BUCKET[/PREFIX]",
+            help="bucket, and Mastodon's S3_KEY_PREFIX if it has one",
+        )
+        group.add_argument(f"--{side}-endpoint-url", metavar="URL", help="S3 endpoint (non-AWS)")
+        group.add_argument(f"--{side}-region", metavar="REGION")
+        group.add_argument(f"--{side}-profile", metavar="NAME", help="AWS config profile")
+    group = parser.add_argument_group("copying")
+    group.add_argument(
+        "--acl",
+        choices=get_args(AclSetting),
+        help="destination ACL: copy each source object's (default), a fixed one, or none",
+    )
+    group.add_argument(
+        "--workers",
+        type=_positive("--workers"),
+        metavar="N",
+        help=f"copier threads (default {DEFAULT_WORKERS})",
+    )
+    group.add_argument(
+        "--force", action="store_true", help="copy even what the destination already holds"
+    )
+    group.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+
+
+def _bucket_from_args(
+    args: argparse.Namespace, side: str, configured: BucketSettings | None
+) -> BucketSettings:
+    settings = configured
+    url = getattr(args, side)
+    if url:
+        bucket, prefix = parse_s3_url(url, f"--{side}")
+        base = settings or BucketSettings(bucket=bucket)
+        settings = replace(base, bucket=bucket, key_prefix=prefix)
+    if settings is None:
+        raise SettingsError(
+            f"no {side} bucket: pass --{side} s3://BUCKET[/PREFIX] "
+            f"or set [{side}] bucket in the config file (--config)"
+        )
+    endpoint = getattr(args, f"{side}_endpoint_url")
+    if endpoint:
+        settings = replace(
+            settings, endpoint_url=endpoint_setting(endpoint, f"--{side}-endpoint-url")
+        )
+    for name in ("region", "profile"):
+        value = getattr(args, f"{side}_{name}")
+        if value:
+            settings = replace(settings, **{name: value})
+    return settings
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Config file first, then flags on top."""
+    settings = load_config(args.config) if args.config else Settings()
+    if args.database_url:
+        settings = replace(settings, database=parse_database_url(args.database_url))
+    database = settings.require_database()
+    if args.page_size:
+        if args.page_size > MAX_PAGE_SIZE:
+            raise SettingsError(f"--page-size: at most {MAX_PAGE_SIZE}")
+        database = replace(database, page_size=args.page_size)
+    return replace(settings, database=database)
+
+
+def _catalog_filter(args: argparse.Namespace) -> CatalogFilter:
+    since = parse_since(args.since, datetime.now(UTC)) if args.since else None
+    return CatalogFilter(
+        after_id=args.after_id,
+        limit=args.limit,
+        since=since,
+        skip_remote_cache=args.skip_remote_cache,
+    )
+
+
+def _progress_bars(stream: TextIO) -> ProgressFactory | None:
+    """Live bars on a terminal; nothing when stderr is a file or a pipe."""
+    if not stream.isatty():
+        return None
+
+    def start(record_type: RecordType, estimated: int) -> Progress:
+        return tqdm(  # type: ignore[no-any-return]
+            total=estimated or None, desc=str(record_type), unit=" rows", file=stream, leave=False
+        )
+
+    return start
+
+
+def _run_context(source: BucketSettings, destination: BucketSettings, acl: str) -> dict[str, Any]:
+    def side(settings: BucketSettings) -> dict[str, Any]:
+        return {
+            "bucket": settings.bucket,
+            "key_prefix": settings.key_prefix,
+            "endpoint_url": settings.endpoint_url,
+        }
+
+    return {"source": side(source), "destination": side(destination), "acl": acl}
+
+
+def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
+    """``run``: copy everything selected; exit 0 only when nothing failed."""
+    record_types = _record_types(args.types)
+    filt = _catalog_filter(args)
+    settings = settings_from_args(args)
+    database = settings.require_database()
+    source = _bucket_from_args(args, "source", settings.source)
+    destination = _bucket_from_args(args, "destination", settings.destination)
+    if (source.bucket, source.key_prefix, source.endpoint_url) == (
+        destination.bucket,
+        destination.key_prefix,
+        destination.endpoint_url,
+    ):
+        raise SettingsError("--source and --destination are the same bucket and key prefix")
+    acl = args.acl or settings.copy.acl
+    workers = args.workers or settings.copy.workers
+    if workers > MAX_WORKERS:
+        raise SettingsError(f"--workers: at most {MAX_WORKERS}")
+    source_bucket = Bucket(
+        make_client(source, workers + 2), source.bucket, source.key_prefix, "source"
+    )
+    destination_bucket = Bucket(
+        make_client(destination, workers + 2),
+        destination.bucket,
+        destination.key_prefix,
+        "destination",
+    )
+    check_bucket(source, "source")
+    check_bucket(destination, "destination")
+    stop = threading.Event()
+    options = CopyOptions(
+        acl=AclMode(acl),
+        force=args.force,
+        server_side=same_endpoint_and_credentials(source, destination),
+    )
+    copier = Copier(source_bucket, destination_bucket, options, stop)
+    log = OutcomeLog()
+    display = RunDisplay(stderr, log, live=stderr.isatty())
+    started, clock = datetime.now(UTC), time.monotonic()
+    conn = connect(database)
+    engine = None
+    failure: SyncError | None = None
+    try:
+        catalog = Catalog(conn, page_size=database.page_size, key_prefix=source.key_prefix)
+        for record_type in record_types:
+            catalog.table_columns(record_type)
+        engine = Engine(catalog, copier, display, workers=workers, stop=stop)
+        engine.run(record_types, filt)
+    except SyncError as error:
+        failure = error
+    finally:
+        display.close()
+        conn.close()
+    if engine is None:
+        log.close()
+        raise failure or SyncError("the run did not start")
+    totals = engine.totals
+    print(format_totals(totals, log, time.monotonic() - clock), file=stderr)
+    if args.report:
+        context = _run_context(source, destination, acl)
+        context["types"] = [str(record_type) for record_type in record_types]
+        if failure is not None:
+            context["error"] = str(failure)
+        write_report(args.report, totals, log, started, context)
+        print(f"report: {args.report}", file=stderr)
+    log.close()
+    if failure is not None:
+        raise failure
+    if totals.interrupted:
+        return 130
+    return 1 if totals.total().failed else 0
+
+
+def run_plan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``plan``: keys to stdout, summary to stderr."""
+    record_types = _record_types(args.types)
+    filt = _catalog_filter(args)
+    settings = settings_from_args(args)
+    database = settings.require_database()
+    key_prefix = args.key_prefix
+    if key_prefix is None:
+        key_prefix = settings.source.key_prefix if settings.source else ""
+    started = time.monotonic()
+    conn = connect(database)
+    try:
+        catalog = Catalog(conn, page_size=database.page_size, key_prefix=key_prefix)
+        for record_type in record_types:  # fail before printing anything
+            catalog.table_columns(record_type)
+        summaries = write_plan(
+            catalog,
+            record_types,
+            filt,
+            None if args.summary else stdout,
+            _progress_bars(stderr),
+        )
+    finally:
+        conn.close()
+    stdout.flush()
+    print(format_summary(summaries, time.monotonic() - started), file=stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mastodon-s3-sync`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return run_copy(args, sys.stderr)
+        return run_plan(args, sys.stdout, sys.stderr)
+    except SyncError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``plan | head``): not an error; silence the final flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -1,0 +1,408 @@
+"""Copying one object reference: skip, copy (streamed or server-side) or report missing.
+
+Every object ends as exactly one :class:`Outcome`. Bytes travel with their headers and
+their ACL class; what is written is checked (size, MD5) before it counts as copied.
+Memory per copy is bounded by one part (``part_size``) whatever the object size.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions
+import urllib3.exceptions
+
+from .layout import ObjectRef, apply_key_prefix, is_blank
+from .s3 import Bucket
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
+
+MIB = 1024 * 1024
+DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
+DEFAULT_PART_SIZE = 8 * MIB
+MAX_SINGLE_COPY = 5 * 1024 * MIB  # CopyObject's limit; larger objects are streamed
+STREAM_ATTEMPTS = 3
+"""Whole-object attempts when a body breaks off or fails its check (a fresh GET each)."""
+
+PUBLIC_READ = "public-read"
+PRIVATE = "private"
+_ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+_MD5_SHAPED_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+class Outcome(StrEnum):
+    """How one object ended."""
+
+    COPIED = "copied"
+    SKIPPED = "skipped"
+    MISSING = "missing"
+    FAILED = "failed"
+
+
+class AclMode(StrEnum):
+    """Which ACL the destination object gets."""
+
+    COPY = "copy"  # the source object's class: public-read or private
+    PUBLIC_READ = "public-read"
+    PRIVATE = "private"
+    NONE = "none"  # no ACL header (Cloudflare R2, buckets with ACLs disabled)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """The outcome for one reference, where it was found and what moved."""
+
+    ref: ObjectRef
+    outcome: Outcome
+    source_key: str | None = None
+    destination_key: str | None = None
+    bytes_copied: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How to copy; ``server_side`` only when both sides share endpoint and credentials."""
+
+    acl: AclMode = AclMode.COPY
+    force: bool = False
+    server_side: bool = False
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
+    part_size: int = DEFAULT_PART_SIZE
+
+
+class CopyError(Exception):
+    """The object could not be copied; the message is the reason reported."""
+
+
+class _Retryable(CopyError):
+    """A broken or corrupt transfer: worth a fresh attempt."""
+
+
+class Interrupted(CopyError):
+    """The run is stopping; the partial upload was aborted."""
+
+
+@dataclass
+class _Found:
+    key: str
+    size: int
+    etag: str
+    response: GetObjectOutputTypeDef | None = field(default=None, repr=False)
+
+
+def _error_code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _is_not_found(error: botocore.exceptions.ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return _error_code(error) in _NOT_FOUND or status == 404
+
+
+def _describe(error: botocore.exceptions.ClientError) -> str:
+    details = error.response.get("Error", {})
+    return f"{details.get('Code', 'error')}: {details.get('Message', '')}".rstrip(": ")
+
+
+def _plain_etag(etag: str) -> str:
+    return etag.strip('"').lower()
+
+
+_STREAM_ERRORS = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+    ConnectionError,
+)
+
+
+class Copier:
+    """Copies object references from ``source`` to ``destination``. Thread-safe."""
+
+    def __init__(
+        self,
+        source: Bucket,
+        destination: Bucket,
+        options: CopyOptions,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.options = options
+        self._stop = stop or threading.Event()
+        self._source_prefix = apply_key_prefix(source.key_prefix, "")
+
+    def destination_key(self, source_key: str) -> str:
+        """The same layout path under the destination's key prefix."""
+        if self.source.key_prefix == self.destination.key_prefix:
+            return source_key
+        relative = source_key
+        if not is_blank(self.source.key_prefix) and source_key.startswith(self._source_prefix):
+            relative = source_key[len(self._source_prefix) :]
+        return apply_key_prefix(self.destination.key_prefix, relative)
+
+    def copy_or_fail(self, ref: ObjectRef) -> CopyResult:
+        """Like :meth:`copy`, but a failure is returned as a FAILED result with its reason."""
+        try:
+            return self.copy(ref)
+        except CopyError as error:
+            return CopyResult(ref, Outcome.FAILED, reason=str(error))
+        except botocore.exceptions.ClientError as error:
+            return CopyResult(ref, Outcome.FAILED, reason=_describe(error))
+        except (botocore.exceptions.BotoCoreError, *_STREAM_ERRORS) as error:
+            return CopyResult(ref, Outcome.FAILED, reason=f"{type(error).__name__}: {error}")
+
+    def copy(self, ref: ObjectRef) -> CopyResult:
+        """Skip, copy or report missing; raises on failure (so a queue can retry)."""
+        for attempt in range(1, STREAM_ATTEMPTS + 1):
+            try:
+                return self._copy_once(ref)
+            except _Retryable as error:
+                if attempt == STREAM_ATTEMPTS:
+                    raise CopyError(f"{error} (after {attempt} attempts)") from None
+            except _STREAM_ERRORS as error:
+                if attempt == STREAM_ATTEMPTS:
+                    raise CopyError(
+                        f"transfer broke off: {type(error).__name__}: {error} "
+                        f"(after {attempt} attempts)"
+                    ) from None
+            time.sleep(random.uniform(0.1, 0.5) * attempt)  # noqa: S311 (jitter, not crypto)
+        raise AssertionError("unreachable")
+
+    def _copy_once(self, ref: ObjectRef) -> CopyResult:
+        candidates = (ref.key, *ref.alternates)
+        if not self.options.force:
+            present = self._head_size(self.destination, self.destination_key(ref.key))
+            if present is not None:
+                found = self._find(candidates, with_body=False)
+                if found is None or (found.key == ref.key and found.size == present):
+                    return self._skipped(ref, found, present)
+        found = self._find(candidates, with_body=not self.options.server_side)
+        if found is None:
+            return CopyResult(ref, Outcome.MISSING, reason="not at the source under any key")
+        server_side = self.options.server_side and found.size <= MAX_SINGLE_COPY
+        if self.options.server_side and not server_side:
+            found = self._find((found.key,), with_body=True)
+            if found is None:
+                return CopyResult(ref, Outcome.MISSING, reason="deleted at the source meanwhile")
+        destination_key = self.destination_key(found.key)
+        if not self.options.force and found.key != ref.key:
+            present = self._head_size(self.destination, destination_key)
+            if present == found.size:
+                self._close(found)
+                return self._skipped(ref, found, present)
+        try:
+            acl = self._acl(found.key)
+            if server_side:
+                self._server_side_copy(found, destination_key, acl)
+            else:
+                self._stream_copy(found, destination_key, acl)
+        finally:
+            self._close(found)
+        return CopyResult(ref, Outcome.COPIED, found.key, destination_key, found.size)
+
+    def _skipped(self, ref: ObjectRef, found: _Found | None, size: int) -> CopyResult:
+        reason = "" if found is not None else "absent at the source, present at the destination"
+        key = found.key if found is not None else ref.key
+        return CopyResult(ref, Outcome.SKIPPED, key, self.destination_key(key), 0, reason)
+
+    @staticmethod
+    def _close(found: _Found) -> None:
+        if found.response is not None:
+            found.response["Body"].close()
+
+    def _head_size(self, bucket: Bucket, key: str) -> int | None:
+        try:
+            return bucket.client.head_object(Bucket=bucket.name, Key=key)["ContentLength"]
+        except botocore.exceptions.ClientError as error:
+            if _is_not_found(error):
+                return None
+            raise CopyError(f"HEAD {bucket.side} {key}: {_describe(error)}") from None
+
+    def _find(self, candidates: tuple[str, ...], *, with_body: bool) -> _Found | None:
+        client, name = self.source.client, self.source.name
+        for key in candidates:
+            try:
+                if with_body:
+                    response = client.get_object(Bucket=name, Key=key)
+                    return _Found(key, response["ContentLength"], response["ETag"], response)
+                head = client.head_object(Bucket=name, Key=key)
+                return _Found(key, head["ContentLength"], head["ETag"])
+            except botocore.exceptions.ClientError as error:
+                if not _is_not_found(error):
+                    raise CopyError(f"reading source {key}: {_describe(error)}") from None
+        return None
+
+    def _acl(self, source_key: str) -> str | None:
+        mode = self.options.acl
+        if mode == AclMode.NONE:
+            return None
+        if mode != AclMode.COPY:
+            return str(mode)
+        try:
+            grants = self.source.client.get_object_acl(Bucket=self.source.name, Key=source_key)
+        except botocore.exceptions.ClientError as error:
+            raise CopyError(
+                f"reading the ACL of {source_key}: {_describe(error)} "
+                "(a provider without ACLs needs --acl public-read, private or none)"
+            ) from None
+        for grant in grants.get("Grants", []):
+            grantee = grant.get("Grantee", {})
+            if grantee.get("URI") == _ALL_USERS and grant.get("Permission") in (
+                "READ",
+                "FULL_CONTROL",
+            ):
+                return PUBLIC_READ
+        return PRIVATE
+
+    def _headers(self, found: _Found, acl: str | None) -> dict[str, Any]:
+        response = found.response
+        assert response is not None
+        headers: dict[str, Any] = {
+            name: response[name]
+            for name in (
+                "ContentType",
+                "CacheControl",
+                "ContentDisposition",
+                "ContentEncoding",
+                "ContentLanguage",
+            )
+            if response.get(name)
+        }
+        expires = response.get("Expires")
+        if isinstance(expires, datetime):
+            headers["Expires"] = expires
+        if response.get("Metadata"):
+            headers["Metadata"] = response["Metadata"]
+        if acl is not None:
+            headers["ACL"] = acl
+        return headers
+
+    def _stream_copy(self, found: _Found, destination_key: str, acl: str | None) -> None:
+        headers = self._headers(found, acl)
+        if found.size <= self.options.multipart_threshold:
+            body = self._read(found, found.size + 1)
+            digest = hashlib.md5(body)  # noqa: S324 (S3's integrity check, not security)
+            self._check_source(found, len(body), digest.hexdigest())
+            response = self.destination.client.put_object(
+                Bucket=self.destination.name,
+                Key=destination_key,
+                Body=body,
+                ContentMD5=base64.b64encode(digest.digest()).decode(),
+                **headers,
+            )
+            self._check_etag(destination_key, response.get("ETag", ""), {digest.hexdigest()})
+        else:
+            self._multipart_copy(found, destination_key, headers)
+
+    @staticmethod
+    def _read(found: _Found, amount: int) -> bytes:
+        assert found.response is not None
+        chunks, remaining = [], amount
+        while remaining > 0:
+            chunk = found.response["Body"].read(min(remaining, DEFAULT_PART_SIZE))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _check_source(found: _Found, received: int, md5_hex: str) -> None:
+        if received != found.size:
+            raise _Retryable(f"source {found.key}: read {received} of {found.size} bytes")
+        etag = _plain_etag(found.etag)
+        if _MD5_ETAG.match(etag) and etag != md5_hex:
+            raise _Retryable(f"source {found.key}: body MD5 {md5_hex} differs from ETag {etag}")
+
+    def _check_etag(self, key: str, etag: str, expected: set[str]) -> None:
+        """Fail (and remove the object) when an MD5-shaped ETag matches no expected digest."""
+        written = _plain_etag(etag)
+        if _MD5_SHAPED_ETAG.match(written) and written not in expected:
+            self.destination.client.delete_object(Bucket=self.destination.name, Key=key)
+            raise _Retryable(
+                f"destination {key}: ETag {written} after writing {' or '.join(sorted(expected))}"
+            )
+
+    def _parts(self, found: _Found) -> Iterator[bytes]:
+        while True:
+            if self._stop.is_set():
+                raise Interrupted("stopped before the object was complete")
+            part = self._read(found, self.options.part_size)
+            if not part:
+                return
+            yield part
+
+    def _multipart_copy(self, found: _Found, key: str, headers: dict[str, Any]) -> None:
+        client, name = self.destination.client, self.destination.name
+        upload_id = client.create_multipart_upload(Bucket=name, Key=key, **headers)["UploadId"]
+        try:
+            parts: list[CompletedPartTypeDef] = []
+            digests: list[bytes] = []
+            received, whole = 0, hashlib.md5()  # noqa: S324
+            for number, part in enumerate(self._parts(found), start=1):
+                digest = hashlib.md5(part)  # noqa: S324
+                whole.update(part)
+                received += len(part)
+                response = client.upload_part(
+                    Bucket=name,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                    ContentMD5=base64.b64encode(digest.digest()).decode(),
+                )
+                parts.append({"PartNumber": number, "ETag": response["ETag"]})
+                digests.append(digest.digest())
+            self._check_source(found, received, whole.hexdigest())
+            completed = client.complete_multipart_upload(
+                Bucket=name, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+        composite = hashlib.md5(b"".join(digests)).hexdigest()  # noqa: S324
+        # Servers differ on multipart ETags: AWS and moto give "<md5 of part md5s>-N".
+        self._check_etag(
+            key, completed.get("ETag", ""), {f"{composite}-{len(parts)}", whole.hexdigest()}
+        )
+
+    def _server_side_copy(self, found: _Found, key: str, acl: str | None) -> None:
+        extra: dict[str, Any] = {"ACL": acl} if acl is not None else {}
+        response = self.destination.client.copy_object(
+            Bucket=self.destination.name,
+            Key=key,
+            CopySource={"Bucket": self.source.name, "Key": found.key},
+            MetadataDirective="COPY",
+            **extra,
+        )
+        etag = _plain_etag(found.etag)
+        if _MD5_ETAG.match(etag):
+            self._check_etag(key, response.get("CopyObjectResult", {}).get("ETag", ""), {etag})
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        # If the abort fails too, the original error is the one to report.
+        with contextlib.suppress(
+            botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+        ):
+            self.destination.client.abort_multipart_upload(
+                Bucket=self.destination.name, Key=key, UploadId=upload_id
+            )

@@ -1,0 +1,169 @@
+"""The one-machine engine: the catalog feeds a bounded queue, a pool of threads copies.
+
+Memory stays bounded: at most ``queue_size`` references wait, each worker holds at most
+one part of one object. Interrupting stops the enumeration, lets each worker finish or
+abort (multipart) its current object, and still produces the report.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .catalog import Catalog, CatalogFilter
+from .copier import Copier, CopyResult
+from .layout import ObjectRef, RecordType
+from .settings import DEFAULT_WORKERS
+
+_WAIT_SECONDS = 0.2  # how often a blocked thread looks at the stop flag
+_ENUMERATION_REPORT_ROWS = 500  # how often the observer hears how far enumeration got
+
+
+class Observer(Protocol):
+    """Receives the run's events; called from several threads, one call at a time."""
+
+    def type_started(self, record_type: RecordType, rows: int) -> None: ...
+
+    def enumerated(self, record_type: RecordType, rows: int, objects: int, done: bool) -> None: ...
+
+    def result(self, result: CopyResult) -> None: ...
+
+
+@dataclass
+class Tally:
+    """Outcome counts of one type (or of the whole run)."""
+
+    copied: int = 0
+    skipped: int = 0
+    missing: int = 0
+    failed: int = 0
+    bytes_copied: int = 0
+
+    def add(self, result: CopyResult) -> None:
+        """Count one result."""
+        setattr(self, result.outcome.value, getattr(self, result.outcome.value) + 1)
+        self.bytes_copied += result.bytes_copied
+
+    @property
+    def done(self) -> int:
+        """Objects with an outcome."""
+        return self.copied + self.skipped + self.missing + self.failed
+
+
+@dataclass
+class RunTotals:
+    """What the engine did: a tally per type, and whether it was interrupted."""
+
+    by_type: dict[RecordType, Tally] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def total(self) -> Tally:
+        """All types together."""
+        whole = Tally()
+        for tally in self.by_type.values():
+            for name in ("copied", "skipped", "missing", "failed", "bytes_copied"):
+                setattr(whole, name, getattr(whole, name) + getattr(tally, name))
+        return whole
+
+
+class Engine:
+    """Runs the copy of the selected types with ``workers`` threads."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        copier: Copier,
+        observer: Observer,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self._copier = copier
+        self._observer = observer
+        self._workers = workers
+        self._stop = stop or threading.Event()
+        self._queue: queue.Queue[ObjectRef | None] = queue.Queue(maxsize=workers * 8)
+        self._lock = threading.Lock()
+        self.totals = RunTotals()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ref = self._queue.get(timeout=_WAIT_SECONDS)
+            except queue.Empty:
+                continue
+            if ref is None:
+                return
+            result = self._copier.copy_or_fail(ref)
+            with self._lock:
+                self.totals.by_type[ref.record_type].add(result)
+                self._observer.result(result)
+
+    def _put(self, item: ObjectRef | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_WAIT_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _enumerate(self, record_types: Iterable[RecordType], filt: CatalogFilter) -> None:
+        for record_type in record_types:
+            rows = self._catalog.count_rows(record_type, filt)
+            with self._lock:
+                self.totals.by_type[record_type] = Tally()
+                self._observer.type_started(record_type, rows)
+            rows = objects = 0
+            for row in self._catalog.walk(record_type, filt):
+                if self._stop.is_set():
+                    return
+                for ref in row.objects:
+                    self._put(ref)
+                objects += len(row.objects)
+                rows += 1
+                if rows % _ENUMERATION_REPORT_ROWS == 0:
+                    with self._lock:
+                        self._observer.enumerated(record_type, rows, objects, done=False)
+            with self._lock:
+                self._observer.enumerated(record_type, rows, objects, done=True)
+
+    def _interrupt(self) -> None:
+        """Stop taking work; workers finish (or abort) the object they hold."""
+        self._stop.set()
+        self.totals.interrupted = True
+
+    def run(self, record_types: Iterable[RecordType], filt: CatalogFilter) -> RunTotals:
+        """Enumerate in this thread, copy in the pool; returns the totals."""
+        threads = [
+            threading.Thread(target=self._work, name=f"copier-{n}", daemon=True)
+            for n in range(self._workers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._enumerate(record_types, filt)
+            for _ in threads:
+                self._put(None)
+        except KeyboardInterrupt:
+            self._interrupt()
+        except BaseException:
+            self._stop.set()
+            self._join(threads)
+            raise
+        self._join(threads)
+        if self._stop.is_set():
+            self.totals.interrupted = True
+        return self.totals
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for the workers; a Ctrl-C while waiting turns into a clean stop."""
+        for thread in threads:
+            while thread.is_alive():
+                try:
+                    thread.join(timeout=_WAIT_SECONDS)
+                except KeyboardInterrupt:
+                    self._interrupt()

@@ -1,0 +1,116 @@
+"""S3 clients for any S3-compatible provider, and a preflight check of each side.
+
+Clients are built once per process (per Lambda container) and passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from .errors import SettingsError
+from .settings import BucketSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+RETRY_ATTEMPTS = 10
+"""botocore attempts per request (throttling, 5xx, dropped connections) with backoff."""
+PREFLIGHT_ATTEMPTS = 2
+"""Attempts for the settings check: a wrong endpoint should be reported in seconds."""
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A bucket on one side, with the client that reaches it."""
+
+    client: S3Client
+    name: str
+    key_prefix: str
+    side: str  # "source" or "destination", for messages
+
+
+def make_client(
+    settings: BucketSettings, max_connections: int, attempts: int = RETRY_ATTEMPTS
+) -> S3Client:
+    """A thread-safe client with retries and the checksum settings non-AWS servers need."""
+    try:
+        session = boto3.session.Session(
+            profile_name=settings.profile,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            region_name=settings.region,
+        )
+    except botocore.exceptions.ProfileNotFound:
+        raise SettingsError(
+            f"profile {settings.profile!r} is not in the AWS config files; "
+            "check the profile setting of this side"
+        ) from None
+    config = Config(
+        retries={"mode": "standard", "max_attempts": attempts},
+        max_pool_connections=max_connections,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        tcp_keepalive=True,
+        s3={"addressing_style": settings.addressing_style},
+        # Since boto3 1.36 uploads carry CRC32 trailers by default, which several
+        # S3-compatible servers reject; we send Content-MD5 ourselves instead.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    try:
+        return session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+    except ValueError as error:  # e.g. a malformed endpoint URL or region
+        raise SettingsError(f"{error}; check endpoint_url and region of this side") from None
+
+
+def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSettings) -> bool:
+    """Whether a server-side CopyObject can move bytes without passing through us."""
+    return (
+        source.endpoint_url == destination.endpoint_url
+        and source.region == destination.region
+        and source.profile == destination.profile
+        and source.access_key_id == destination.access_key_id
+        and source.secret_access_key == destination.secret_access_key
+    )
+
+
+def check_bucket(settings: BucketSettings, side: str) -> None:
+    """HeadBucket with few retries, and errors that name the setting to fix."""
+    where = settings.endpoint_url or "AWS S3"
+    bucket = Bucket(make_client(settings, 1, PREFLIGHT_ATTEMPTS), settings.bucket, "", side)
+    try:
+        bucket.client.head_bucket(Bucket=bucket.name)
+    except botocore.exceptions.ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("404", "NoSuchBucket") or status == 404:
+            raise SettingsError(
+                f"{bucket.side} bucket {bucket.name!r} does not exist at {where}; "
+                f"check [{bucket.side}] bucket (or --{bucket.side}) and endpoint_url"
+            ) from None
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise SettingsError(
+                f"{bucket.side} credentials were refused by {where} for bucket {bucket.name!r} "
+                f"({code or status}); check [{bucket.side}] access_key_id/secret_access_key "
+                f"or profile (--{bucket.side}-profile)"
+            ) from None
+        raise SettingsError(
+            f"{bucket.side} bucket {bucket.name!r} at {where} answered {code or status}"
+        ) from None
+    except botocore.exceptions.NoCredentialsError:
+        raise SettingsError(
+            f"no credentials for the {bucket.side}: set [{bucket.side}] access_key_id and "
+            f"secret_access_key, a profile (--{bucket.side}-profile), or AWS_ACCESS_KEY_ID"
+        ) from None
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError):
+        raise SettingsError(
+            f"cannot reach the {bucket.side} endpoint {where}; check [{bucket.side}] "
+            f"endpoint_url (or --{bucket.side}-endpoint-url)"
+        ) from None

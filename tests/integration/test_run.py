@@ -1,0 +1,388 @@
+"""``mastodon-s3-sync run`` and the copier against real S3 servers on localhost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from mastodon_s3_sync.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.copier import AclMode, Copier, CopyOptions, Outcome
+from mastodon_s3_sync.layout import ObjectRef, RecordType
+from mastodon_s3_sync.s3 import Bucket
+from mastodon_s3_sync.sandbox.media import SeedManifest, create_bucket, seed_bucket
+from mastodon_s3_sync.sandbox.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.sandbox.schema import SchemaVersion
+from mastodon_s3_sync.sandbox.seed import seed_database
+from tests.conftest import MastodonDb
+from tests.integration.conftest import BucketNames
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+pytestmark = pytest.mark.integration
+
+MakeDb = Callable[..., MastodonDb]
+MIB = 1024 * 1024
+COUNTS = {"accounts": 40, "media_attachments": 80, "custom_emojis": 12, "preview_cards": 30}
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+@dataclass
+class Migration:
+    """A database, a seeded source bucket and an empty destination bucket."""
+
+    db: MastodonDb
+    source: LocalS3Server
+    destination: LocalS3Server
+    source_bucket: str
+    destination_bucket: str
+    refs: list[ObjectRef]
+    manifest: SeedManifest
+
+    def config(self, tmp_path: Path, *, destination_secret: str | None = None) -> Path:
+        path = tmp_path / "sync.toml"
+        sides = []
+        for side, server, bucket in (
+            ("source", self.source, self.source_bucket),
+            ("destination", self.destination, self.destination_bucket),
+        ):
+            secret = server.secret_access_key
+            if side == "destination" and destination_secret is not None:
+                secret = destination_secret
+            sides.append(
+                f'[{side}]\nbucket = "{bucket}"\nendpoint_url = "{server.endpoint_url}"\n'
+                f'region = "us-east-1"\naccess_key_id = "{server.access_key_id}"\n'
+                f'secret_access_key = "{secret}"\naddressing_style = "path"\n'
+            )
+        path.write_text(f'[database]\nurl = "{self.db.url}"\n\n' + "\n".join(sides))
+        return path
+
+
+def all_refs(db: MastodonDb) -> list[ObjectRef]:
+    catalog = Catalog(db.conn, page_size=50)
+    return [
+        ref
+        for record_type in RecordType
+        for row in catalog.walk(record_type, CatalogFilter())
+        for ref in row.objects
+    ]
+
+
+def prepare(
+    mastodon_db: MakeDb,
+    servers: tuple[LocalS3Server, LocalS3Server],
+    names: BucketNames,
+    *,
+    acl_supported: bool = True,
+) -> Migration:
+    db = mastodon_db()
+    seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=5)
+    refs = all_refs(db)
+    source, destination = servers
+    source_bucket, destination_bucket = names(), names()
+    create_bucket(source.client(), source_bucket)
+    create_bucket(destination.client(), destination_bucket)
+    private = {ref.record_id for ref in refs[::7]}  # e.g. a suspended account's media
+    manifest = seed_bucket(
+        source.client(),
+        source_bucket,
+        refs,
+        private_record_ids=private,
+        missing_every=17,
+        legacy_every=13,
+        acl_supported=acl_supported,
+    )
+    return Migration(db, source, destination, source_bucket, destination_bucket, refs, manifest)
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def acl_class(client: S3Client, bucket: str, key: str) -> str:
+    grants = client.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+    public = any(g.get("Grantee", {}).get("URI") == ALL_USERS for g in grants)
+    return "public-read" if public else "private"
+
+
+def assert_destination_matches(migration: Migration, *, check_acl: bool) -> None:
+    client = migration.destination.client()
+    for key, seeded in migration.manifest.objects.items():
+        got = client.get_object(Bucket=migration.destination_bucket, Key=key)
+        body = got["Body"].read()
+        assert hashlib.md5(body).hexdigest() == seeded.md5, key  # noqa: S324
+        assert got["ContentType"] == seeded.content_type, key
+        assert got.get("CacheControl") == seeded.cache_control, key
+        if check_acl:
+            assert acl_class(client, migration.destination_bucket, key) == seeded.acl, key
+
+
+def test_run_between_two_providers_keeps_bytes_headers_and_acl(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given a seeded source with private objects, legacy placements and missing files
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    assert migration.manifest.missing
+    assert migration.manifest.legacy
+    assert any(o.acl == "private" for o in migration.manifest.objects.values())
+    assert any(
+        o.content_type == "image/jpeg" and o.key.endswith(".gif")
+        for o in migration.manifest.objects.values()
+    ), "the dataset should hold a preview card whose key lies about its content"
+    config, report = migration.config(tmp_path), tmp_path / "report.json"
+    # when
+    first = run("--config", str(config), "--report", str(report))
+    # then
+    assert first.returncode == 0, first.stderr
+    outcome = json.loads(report.read_text())
+    assert outcome["copied"] == len(migration.manifest.objects)
+    assert outcome["failed"] == 0
+    assert outcome["bytes_copied"] == migration.manifest.total_bytes
+    assert sorted(entry["key"] for entry in outcome["missing_keys"]) == sorted(
+        ref.key for ref in migration.manifest.missing
+    )
+    assert all(isinstance(entry["record_id"], str) for entry in outcome["missing_keys"])
+    assert_destination_matches(migration, check_acl=True)
+    # and a second run copies nothing
+    second = run("--config", str(config), "--report", str(report))
+    assert second.returncode == 0, second.stderr
+    again = json.loads(report.read_text())
+    assert (again["copied"], again["bytes_copied"], again["failed"]) == (0, 0, 0)
+    assert again["skipped"] == len(migration.manifest.objects)
+
+
+def test_run_against_credential_checking_servers(
+    mastodon_db: MakeDb,
+    rclone_servers: tuple[RcloneS3Server, RcloneS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    migration = prepare(mastodon_db, rclone_servers, fresh_bucket_name, acl_supported=False)
+    config = migration.config(tmp_path)
+    result = run("--config", str(config), "--acl", "none", "--workers", "8")
+    assert result.returncode == 0, result.stderr
+    assert_destination_matches(migration, check_acl=False)
+    # wrong credentials on one side: a clear error before any copy
+    bad = run("--config", str(migration.config(tmp_path, destination_secret="wrong")))
+    assert bad.returncode == 2
+    assert "destination credentials were refused" in bad.stderr
+    assert "wrong" not in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_acl_copy_needs_get_object_acl_and_says_so(
+    mastodon_db: MakeDb,
+    rclone_servers: tuple[RcloneS3Server, RcloneS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    migration = prepare(mastodon_db, rclone_servers, fresh_bucket_name, acl_supported=False)
+    result = run("--config", str(migration.config(tmp_path)), "--type", "custom_emojis")
+    assert result.returncode == 1
+    assert "a provider without ACLs needs --acl public-read, private or none" in result.stderr
+
+
+@pytest.mark.parametrize("mode", [AclMode.PUBLIC_READ, AclMode.PRIVATE, AclMode.NONE])
+def test_fixed_acl_modes(
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    mode: AclMode,
+) -> None:
+    source, destination = moto_servers
+    source_bucket, destination_bucket = fresh_bucket_name(), fresh_bucket_name()
+    create_bucket(source.client(), source_bucket)
+    create_bucket(destination.client(), destination_bucket)
+    refs = [
+        ObjectRef(RecordType.ACCOUNTS, n, "avatar", "original", f"accounts/avatars/{n}.png")
+        for n in range(1, 5)
+    ]
+    manifest = seed_bucket(source.client(), source_bucket, refs, private_record_ids={1, 2})
+    copier = Copier(
+        Bucket(source.client(), source_bucket, "", "source"),
+        Bucket(destination.client(), destination_bucket, "", "destination"),
+        CopyOptions(acl=mode),
+    )
+    assert {copier.copy(ref).outcome for ref in refs} == {Outcome.COPIED}
+    client = destination.client()
+    classes = {acl_class(client, destination_bucket, key) for key in manifest.objects}
+    # moto, like S3, makes an object private when no ACL is sent
+    assert classes == {"public-read" if mode == AclMode.PUBLIC_READ else "private"}
+
+
+def test_multipart_copy_of_a_large_object_leaves_no_upload_behind(
+    moto_servers: tuple[MotoS3Server, MotoS3Server], fresh_bucket_name: BucketNames
+) -> None:
+    source, destination = moto_servers
+    source_bucket, destination_bucket = fresh_bucket_name(), fresh_bucket_name()
+    create_bucket(source.client(), source_bucket)
+    create_bucket(destination.client(), destination_bucket)
+    ref = ObjectRef(
+        RecordType.MEDIA_ATTACHMENTS, 9, "file", "original", "media/big.mp4", (), 21 * MIB
+    )
+    manifest = seed_bucket(
+        source.client(), source_bucket, [ref], large_sizes=True, multipart_threshold=15 * MIB
+    )
+    copier = Copier(
+        Bucket(source.client(), source_bucket, "", "source"),
+        Bucket(destination.client(), destination_bucket, "", "destination"),
+        CopyOptions(acl=AclMode.COPY),
+    )
+    result = copier.copy(ref)
+    assert (result.outcome, result.bytes_copied) == (Outcome.COPIED, 21 * MIB)
+    client = destination.client()
+    got = client.get_object(Bucket=destination_bucket, Key="media/big.mp4")
+    assert hashlib.md5(got["Body"].read()).hexdigest() == manifest.objects["media/big.mp4"].md5  # noqa: S324
+    assert got["ETag"].strip('"').endswith("-3")  # three 8 MiB parts: 8 + 8 + 5
+    assert got["ContentType"] == "video/mp4"
+    assert not client.list_multipart_uploads(Bucket=destination_bucket).get("Uploads")
+
+
+def test_server_side_copy_within_one_provider(
+    moto_servers: tuple[MotoS3Server, MotoS3Server], fresh_bucket_name: BucketNames
+) -> None:
+    server = moto_servers[0]
+    source_bucket, destination_bucket = fresh_bucket_name(), fresh_bucket_name()
+    create_bucket(server.client(), source_bucket)
+    create_bucket(server.client(), destination_bucket)
+    refs = [
+        ObjectRef(RecordType.PREVIEW_CARDS, n, "image", "original", f"preview_cards/{n}.gif")
+        for n in range(1, 4)
+    ]
+    manifest = seed_bucket(server.client(), source_bucket, refs, private_record_ids={2})
+    copier = Copier(
+        Bucket(server.client(), source_bucket, "", "source"),
+        Bucket(server.client(), destination_bucket, "", "destination"),
+        CopyOptions(server_side=True),
+    )
+    assert [copier.copy(ref).outcome for ref in refs] == [Outcome.COPIED] * 3
+    client = server.client()
+    for key, seeded in manifest.objects.items():
+        got = client.get_object(Bucket=destination_bucket, Key=key)
+        assert hashlib.md5(got["Body"].read()).hexdigest() == seeded.md5  # noqa: S324
+        assert (got["ContentType"], got["CacheControl"]) == ("image/jpeg", seeded.cache_control)
+        assert acl_class(client, destination_bucket, key) == seeded.acl
+
+
+def test_bad_buckets_and_endpoints_are_clear_errors(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+) -> None:
+    db = mastodon_db()
+    source, destination = moto_servers
+    existing = fresh_bucket_name()
+    create_bucket(source.client(), existing)
+    common = ["--database-url", db.url, "--source", f"s3://{existing}"]
+    common += ["--source-endpoint-url", source.endpoint_url, "--source-region", "us-east-1"]
+    # credentials from the standard AWS environment, for both sides
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    unknown = run(
+        *common,
+        "--destination",
+        "s3://no-such-bucket-here",
+        "--destination-endpoint-url",
+        destination.endpoint_url,
+        env=env,
+    )
+    assert unknown.returncode == 2
+    assert "destination bucket 'no-such-bucket-here' does not exist" in unknown.stderr
+    closed = run(
+        *common,
+        "--destination",
+        f"s3://{existing}-x",
+        "--destination-endpoint-url",
+        "http://127.0.0.1:9",
+        env=env,
+    )
+    assert closed.returncode == 2
+    assert "cannot reach the destination endpoint http://127.0.0.1:9" in closed.stderr
+    missing = run("--database-url", db.url, "--source", f"s3://{existing}")
+    assert missing.returncode == 2
+    assert "no destination bucket" in missing.stderr
+    for result in (unknown, closed, missing):
+        assert "Traceback" not in result.stderr
+
+
+def test_interrupting_leaves_no_partial_object_and_a_rerun_completes(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given twelve 24 MiB videos (multipart, so an interrupt catches uploads mid-way)
+    db = mastodon_db()
+    for media_id in range(1, 13):
+        db.conn.run(
+            "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
+            "file_file_size, created_at, updated_at) VALUES (:id, 2, :name, 'video/mp4', "
+            ":size, :now, :now)",
+            id=media_id,
+            name=f"{media_id:016x}.mp4",
+            size=24 * MIB,
+            now=datetime(2026, 1, 1),
+        )
+    refs = [ref for ref in all_refs(db) if ref.style == "original"]
+    source, destination = moto_servers
+    migration = Migration(
+        db, source, destination, fresh_bucket_name(), fresh_bucket_name(), refs, SeedManifest()
+    )
+    create_bucket(source.client(), migration.source_bucket)
+    create_bucket(destination.client(), migration.destination_bucket)
+    migration.manifest = seed_bucket(
+        source.client(),
+        migration.source_bucket,
+        refs,
+        large_sizes=True,
+        multipart_threshold=15 * MIB,
+    )
+    config, report = migration.config(tmp_path), tmp_path / "report.json"
+    command = [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)]
+    command += ["--workers", "3", "--report", str(report)]
+    # when interrupted while copying
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = destination.client()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not client.list_multipart_uploads(
+        Bucket=migration.destination_bucket
+    ).get("Uploads"):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    # then: a clean stop, no upload left open, whatever is there is whole
+    assert child.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert json.loads(report.read_text())["interrupted"] is True
+    assert not client.list_multipart_uploads(Bucket=migration.destination_bucket).get("Uploads")
+    listed = client.list_objects_v2(Bucket=migration.destination_bucket).get("Contents", [])
+    assert len(listed) < len(refs)
+    for item in listed:
+        assert item["Size"] == 24 * MIB
+    # and a re-run finishes the job
+    rerun = run("--config", str(config), "--report", str(report))
+    assert rerun.returncode == 0, rerun.stderr
+    final: dict[str, Any] = json.loads(report.read_text())
+    assert final["copied"] + final["skipped"] == len(refs)
+    assert final["skipped"] == len(listed)
+    assert_destination_matches(migration, check_acl=True)

@@ -1,0 +1,277 @@
+"""The exact requests the copier sends (botocore Stubber: no network, no server)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from mastodon_s3_sync.copier import AclMode, Copier, CopyOptions, Outcome
+from mastodon_s3_sync.layout import ObjectRef, RecordType
+from mastodon_s3_sync.s3 import Bucket
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+KEY = "cache/media_attachments/files/109/348/123/456/789/012/original/0123456789abcdef.gif"
+LEGACY = KEY.removeprefix("cache/")
+BODY = b"JPEG bytes behind a .gif key"
+MD5 = hashlib.md5(BODY).hexdigest()  # noqa: S324
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+REF = ObjectRef(RecordType.PREVIEW_CARDS, 1, "image", "original", KEY, (LEGACY,), len(BODY))
+
+
+def client() -> S3Client:
+    return boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+
+
+@pytest.fixture
+def stubs() -> Iterator[tuple[Stubber, Stubber, S3Client, S3Client]]:
+    source, destination = client(), client()
+    with Stubber(source) as source_stub, Stubber(destination) as destination_stub:
+        yield source_stub, destination_stub, source, destination
+        source_stub.assert_no_pending_responses()
+        destination_stub.assert_no_pending_responses()
+
+
+def copier(
+    source: S3Client,
+    destination: S3Client,
+    *,
+    source_prefix: str = "",
+    destination_prefix: str = "",
+    **options: Any,
+) -> Copier:
+    return Copier(
+        Bucket(source, "old", source_prefix, "source"),
+        Bucket(destination, "new", destination_prefix, "destination"),
+        CopyOptions(**options),
+    )
+
+
+def not_found(stub: Stubber, method: str, key: str, bucket: str) -> None:
+    stub.add_client_error(
+        method,
+        service_error_code="404" if method == "head_object" else "NoSuchKey",
+        http_status_code=404,
+        expected_params={"Bucket": bucket, "Key": key},
+    )
+
+
+def get_response(body: bytes = BODY, etag: str = MD5) -> dict[str, Any]:
+    return {
+        "Body": StreamingBody(io.BytesIO(body), len(body)),
+        "ContentLength": len(body),
+        "ETag": f'"{etag}"',
+        "ContentType": "image/jpeg",
+        "CacheControl": "public, max-age=315576000, immutable",
+        "ContentDisposition": "inline",
+        "ContentLanguage": "en",
+        "Expires": datetime(2036, 1, 1, tzinfo=UTC),
+        "Metadata": {"origin": "mastodon"},
+    }
+
+
+def acl_response(public: bool) -> dict[str, Any]:
+    grants: list[dict[str, Any]] = [
+        {"Grantee": {"Type": "CanonicalUser", "ID": "owner"}, "Permission": "FULL_CONTROL"}
+    ]
+    if public:
+        grants.append({"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"})
+    return {"Owner": {"ID": "owner"}, "Grants": grants}
+
+
+def expected_put(key: str, acl: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "Bucket": "new",
+        "Key": key,
+        "Body": BODY,
+        "ContentMD5": base64.b64encode(hashlib.md5(BODY).digest()).decode(),  # noqa: S324
+        "ContentType": "image/jpeg",
+        "CacheControl": "public, max-age=315576000, immutable",
+        "ContentDisposition": "inline",
+        "ContentLanguage": "en",
+        "Expires": datetime(2036, 1, 1, tzinfo=UTC),
+        "Metadata": {"origin": "mastodon"},
+    }
+    if acl is not None:
+        params["ACL"] = acl
+    return params
+
+
+@pytest.mark.parametrize(
+    ("mode", "public", "sent_acl"),
+    [
+        (AclMode.COPY, True, "public-read"),
+        (AclMode.COPY, False, "private"),
+        (AclMode.PUBLIC_READ, None, "public-read"),
+        (AclMode.PRIVATE, None, "private"),
+        (AclMode.NONE, None, None),
+    ],
+)
+def test_copy_sends_source_headers_and_the_acl_of_the_mode(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    mode: AclMode,
+    public: bool | None,
+    sent_acl: str | None,
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    # given the destination lacks the object and the source has it
+    not_found(destination_stub, "head_object", KEY, "new")
+    source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": KEY})
+    if public is not None:  # only the copy mode reads the source ACL
+        source_stub.add_response(
+            "get_object_acl", acl_response(public), {"Bucket": "old", "Key": KEY}
+        )
+    destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, sent_acl))
+    # when
+    result = copier(source, destination, acl=mode).copy(REF)
+    # then
+    assert (result.outcome, result.bytes_copied, result.destination_key) == (
+        Outcome.COPIED,
+        len(BODY),
+        KEY,
+    )
+
+
+def test_same_size_at_the_destination_is_skipped_with_two_heads(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    destination_stub.add_response(
+        "head_object", {"ContentLength": 28}, {"Bucket": "new", "Key": KEY}
+    )
+    source_stub.add_response(
+        "head_object", {"ContentLength": 28, "ETag": f'"{MD5}"'}, {"Bucket": "old", "Key": KEY}
+    )
+    assert copier(source, destination).copy(REF).outcome == Outcome.SKIPPED
+
+
+def test_missing_under_every_candidate_key(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    not_found(destination_stub, "head_object", KEY, "new")
+    not_found(source_stub, "get_object", KEY, "old")
+    not_found(source_stub, "get_object", LEGACY, "old")
+    result = copier(source, destination).copy(REF)
+    assert result.outcome == Outcome.MISSING
+    assert result.reason
+
+
+def test_found_at_an_alternate_is_copied_to_that_key_under_the_destination_prefix(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    ref = ObjectRef(RecordType.PREVIEW_CARDS, 1, "image", "original", f"m/{KEY}", (f"m/{LEGACY}",))
+    not_found(destination_stub, "head_object", f"n/{KEY}", "new")
+    not_found(source_stub, "get_object", f"m/{KEY}", "old")
+    source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": f"m/{LEGACY}"})
+    not_found(destination_stub, "head_object", f"n/{LEGACY}", "new")
+    destination_stub.add_response(
+        "put_object", {"ETag": f'"{MD5}"'}, expected_put(f"n/{LEGACY}", None)
+    )
+    result = copier(
+        source, destination, source_prefix="m", destination_prefix="n", acl=AclMode.NONE
+    ).copy(ref)
+    assert (result.outcome, result.source_key, result.destination_key) == (
+        Outcome.COPIED,
+        f"m/{LEGACY}",
+        f"n/{LEGACY}",
+    )
+
+
+def test_force_skips_the_destination_check(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": KEY})
+    destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, None))
+    result = copier(source, destination, acl=AclMode.NONE, force=True).copy(REF)
+    assert result.outcome == Outcome.COPIED
+
+
+def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    monkeypatch.setattr("mastodon_s3_sync.copier.time.sleep", lambda _seconds: None)
+    for _ in range(3):
+        not_found(destination_stub, "head_object", KEY, "new")
+        source_stub.add_response(
+            "get_object", get_response(etag="0" * 32), {"Bucket": "old", "Key": KEY}
+        )
+    result = copier(source, destination, acl=AclMode.NONE).copy_or_fail(REF)
+    assert result.outcome == Outcome.FAILED
+    assert "differs from ETag" in result.reason
+    assert "3 attempts" in result.reason
+
+
+def test_server_side_copy_keeps_metadata_and_sets_the_acl(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    not_found(destination_stub, "head_object", KEY, "new")
+    source_stub.add_response(
+        "head_object", {"ContentLength": 28, "ETag": f'"{MD5}"'}, {"Bucket": "old", "Key": KEY}
+    )
+    source_stub.add_response("get_object_acl", acl_response(False), {"Bucket": "old", "Key": KEY})
+    destination_stub.add_response(
+        "copy_object",
+        {"CopyObjectResult": {"ETag": f'"{MD5}"'}},
+        {
+            "Bucket": "new",
+            "Key": KEY,
+            "CopySource": {"Bucket": "old", "Key": KEY},
+            "MetadataDirective": "COPY",
+            "ACL": "private",
+        },
+    )
+    result = copier(source, destination, server_side=True).copy(REF)
+    assert result.outcome == Outcome.COPIED
+
+
+def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+) -> None:
+    source_stub, destination_stub, source, destination = stubs
+    body = bytes(range(256)) * 40  # 10,240 bytes: three parts of 4,096 at most
+    not_found(destination_stub, "head_object", KEY, "new")
+    source_stub.add_response(
+        "get_object",
+        get_response(body, hashlib.md5(body).hexdigest()),  # noqa: S324
+        {"Bucket": "old", "Key": KEY},
+    )
+    headers = expected_put(KEY, None)
+    del headers["Body"], headers["ContentMD5"]
+    destination_stub.add_response("create_multipart_upload", {"UploadId": "u1"}, headers)
+    destination_stub.add_response(
+        "upload_part",
+        {"ETag": '"p1"'},
+        {
+            "Bucket": "new",
+            "Key": KEY,
+            "UploadId": "u1",
+            "PartNumber": 1,
+            "Body": body[:4096],
+            "ContentMD5": base64.b64encode(hashlib.md5(body[:4096]).digest()).decode(),  # noqa: S324
+        },
+    )
+    destination_stub.add_client_error("upload_part", "InternalError", http_status_code=500)
+    destination_stub.add_response(
+        "abort_multipart_upload", {}, {"Bucket": "new", "Key": KEY, "UploadId": "u1"}
+    )
+    options: dict[str, Any] = {"acl": AclMode.NONE, "multipart_threshold": 4096, "part_size": 4096}
+    result = copier(source, destination, **options).copy_or_fail(REF)
+    assert result.outcome == Outcome.FAILED
+    assert "InternalError" in result.reason
