@@ -1,12 +1,13 @@
 # One target per habit. `make test` is what CI runs (.ci/run): it sets everything up
 # on a fresh machine (virtualenv, dependencies) and runs lint, types and the tests.
-# The tests start and stop their own servers (PostgreSQL today) on loopback.
+# The tests start and stop their own servers (PostgreSQL, moto_server, rclone serve s3)
+# on loopback.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup lint type test bench clean
+.PHONY: setup demo lint type test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/mastodon-s3-sync demo
 
 lint: setup
 	$(PY) -m ruff check src tests benchmarks
@@ -31,6 +35,7 @@ test: lint type
 
 bench: setup
 	$(PY) benchmarks/plan_enumeration.py
+	$(PY) benchmarks/copy_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -7,8 +7,10 @@ Exit status: 0 success, 1 failure during the work, 2 bad settings or usage,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -143,6 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_database_options(run)
     _add_copy_options(run)
+    demo = commands.add_parser(
+        "demo",
+        help="a whole migration on this machine: local PostgreSQL and S3 servers, no AWS",
+        description="Start a throwaway PostgreSQL with a generated Mastodon and two local S3 "
+        "servers (old and new provider), fill the old bucket as Mastodon would have, run the "
+        "real copy between them, and stop everything.",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="leave it running and print connection details"
+    )
+    demo.add_argument(
+        "--report",
+        type=Path,
+        default=Path("mastodon-s3-sync-demo-report.json"),
+        metavar="FILE",
+        help="where the run's JSON report goes (default: %(default)s)",
+    )
     return parser
 
 
@@ -321,6 +340,39 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     return 1 if totals.total().failed else 0
 
 
+def run_demo(args: argparse.Namespace, stderr: TextIO) -> int:
+    """``demo``: the real ``run`` between two local providers, then what it shows."""
+    from .demo import sandbox  # the sandbox needs the demo extra (moto); import it late
+
+    with tempfile.TemporaryDirectory(prefix="mastodon-s3-sync-demo-") as work:
+        print("starting PostgreSQL and two S3 servers, generating a Mastodon…", file=stderr)
+        with sandbox(Path(work)) as box:
+            seeded = box.manifest
+            print(
+                f"{', '.join(f'{count:,} {table}' for table, count in box.rows.items())}; "
+                f"source bucket: {len(seeded.objects):,} objects "
+                f"({seeded.total_bytes / 1024**2:,.1f} MiB), {len(seeded.missing)} files gone, "
+                f"{len(seeded.legacy)} at their legacy placement",
+                file=stderr,
+            )
+            run_args = build_parser().parse_args(
+                ["run", "--config", str(box.config), "--report", str(args.report)]
+            )
+            status = run_copy(run_args, stderr)
+            private, kept = box.private_objects_still_private()
+            print(
+                f"private objects (a suspended account's media): {private} at the source, "
+                f"{kept} of them private at the destination",
+                file=stderr,
+            )
+            if args.keep:
+                print(f"{box.describe()}\nrunning; Ctrl-C stops everything", file=stderr)
+                with contextlib.suppress(KeyboardInterrupt):
+                    threading.Event().wait()
+        print("stopped the sandbox", file=stderr)
+    return status if kept == private else 1
+
+
 def run_plan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``plan``: keys to stdout, summary to stderr."""
     record_types = _record_types(args.types)
@@ -356,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run_copy(args, sys.stderr)
+        if args.command == "demo":
+            return run_demo(args, sys.stderr)
         return run_plan(args, sys.stdout, sys.stderr)
     except SyncError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -19,7 +19,7 @@ from .layout import ObjectRef, RecordType
 from .settings import DEFAULT_WORKERS
 
 _WAIT_SECONDS = 0.2  # how often a blocked thread looks at the stop flag
-_ENUMERATION_REPORT_ROWS = 500  # how often the observer hears how far enumeration got
+_ENUMERATION_REPORT_ROWS = 100  # how often the observer hears how far enumeration got
 
 
 class Observer(Protocol):

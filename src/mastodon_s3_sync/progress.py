@@ -84,7 +84,7 @@ class RunDisplay:
         for record_type, state in self._types.items():
             tally, elapsed = state.tally, max(now - state.started, 1e-9)
             rate = tally.done / elapsed
-            total = state.estimated_objects
+            total = max(state.estimated_objects, tally.done)
             approx = "" if state.enumeration_done else "~"
             eta = f", ETA {_duration((total - tally.done) / rate)}" if rate and total else ""
             print(
@@ -97,13 +97,10 @@ class RunDisplay:
             )
 
     def close(self) -> None:
-        """Close the bars, or print the last plain lines."""
-        if self._live:
-            for state in self._types.values():
-                if state.bar is not None:
-                    state.bar.close()
-        else:
-            self._print_lines()
+        """Close the bars (the closing table follows)."""
+        for state in self._types.values():
+            if state.bar is not None:
+                state.bar.close()
 
 
 def _duration(seconds: float) -> str:
