@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from mastodon_s3_sync.sandbox.postgres import LocalPostgres
 from mastodon_s3_sync.sandbox.schema import SchemaVersion, create_schema
 from mastodon_s3_sync.sandbox.seed import generate_rows, insert_rows
+from measure import timed
 
 RESULTS = Path(__file__).parent / "results" / "plan_enumeration.md"
 
@@ -28,18 +28,9 @@ RESULTS = Path(__file__).parent / "results" / "plan_enumeration.md"
 def measure(url: str) -> tuple[float, float, str]:
     """Run ``plan --summary`` once: (seconds, peak RSS in MiB, its summary line)."""
     command = [sys.executable, "-m", "mastodon_s3_sync", "plan", "--summary"]
-    command += ["--type", "media_attachments", "--database-url", url]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    assert child.stderr is not None
-    summary = child.stderr.read()
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"plan failed: {summary}")
-    line = next(x for x in summary.splitlines() if x.startswith("media_attachments"))
-    return seconds, usage.ru_maxrss / 1024, line
+    run = timed([*command, "--type", "media_attachments", "--database-url", url])
+    line = next(x for x in run.stderr.splitlines() if x.startswith("media_attachments"))
+    return run.seconds, run.peak_rss_mib, line
 
 
 def main() -> None:

@@ -194,7 +194,7 @@ class Copier:
             if present is not None:
                 found = self._find(candidates, with_body=False)
                 if found is None or (found.key == ref.key and found.size == present):
-                    return self._skipped(ref, found, present)
+                    return self._skipped(ref, found)
         found = self._find(candidates, with_body=not self.options.server_side)
         if found is None:
             return CopyResult(ref, Outcome.MISSING, reason="not at the source under any key")
@@ -208,7 +208,7 @@ class Copier:
             present = self._head_size(self.destination, destination_key)
             if present == found.size:
                 self._close(found)
-                return self._skipped(ref, found, present)
+                return self._skipped(ref, found)
         try:
             acl = self._acl(found.key)
             if server_side:
@@ -219,7 +219,7 @@ class Copier:
             self._close(found)
         return CopyResult(ref, Outcome.COPIED, found.key, destination_key, found.size)
 
-    def _skipped(self, ref: ObjectRef, found: _Found | None, size: int) -> CopyResult:
+    def _skipped(self, ref: ObjectRef, found: _Found | None) -> CopyResult:
         reason = "" if found is not None else "absent at the source, present at the destination"
         key = found.key if found is not None else ref.key
         return CopyResult(ref, Outcome.SKIPPED, key, self.destination_key(key), 0, reason)
