@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .catalog import Catalog, CatalogFilter
-from .copier import AclMode, Copier, CopyOptions
+from .copier import MIB, AclMode, Copier, CopyOptions
 from .database import connect
 from .engine import Engine
 from .errors import SettingsError, SyncError
@@ -267,6 +268,26 @@ def _run_context(source: BucketSettings, destination: BucketSettings, acl: str) 
     return {"source": side(source), "destination": side(destination), "acl": acl}
 
 
+@contextlib.contextmanager
+def _ctrl_c_stops(stop: threading.Event, stderr: TextIO) -> Iterator[None]:
+    """The first Ctrl-C asks for a clean stop; the second one quits at once."""
+
+    def first(_signal: int, _frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(
+            "\nstopping: finishing the objects in flight (Ctrl-C again quits now)",
+            file=stderr,
+            flush=True,
+        )
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     """``run``: copy everything selected; exit 0 only when nothing failed."""
     record_types = _record_types(args.types)
@@ -301,6 +322,8 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
         acl=AclMode(acl),
         force=args.force,
         server_side=same_endpoint_and_credentials(source, destination),
+        multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
+        part_size=settings.copy.part_size_mib * MIB,
     )
     copier = Copier(source_bucket, destination_bucket, options, stop)
     log = OutcomeLog()
@@ -314,7 +337,8 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
         for record_type in record_types:
             catalog.table_columns(record_type)
         engine = Engine(catalog, copier, display, workers=workers, stop=stop)
-        engine.run(record_types, filt)
+        with _ctrl_c_stops(stop, stderr):
+            engine.run(record_types, filt)
     except SyncError as error:
         failure = error
     finally:

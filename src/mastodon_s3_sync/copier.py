@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import botocore.exceptions
 import urllib3.exceptions
@@ -30,8 +30,13 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
 
 MIB = 1024 * 1024
-DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
-DEFAULT_PART_SIZE = 8 * MIB
+DEFAULT_MULTIPART_THRESHOLD = 64 * MIB
+"""Larger objects go multipart. Mastodon's own uploads are single PUTs up to 15 MB and
+videos rarely exceed 100 MB: one PUT each is fewer requests than parts."""
+DEFAULT_PART_SIZE = 16 * MIB
+DEFAULT_MEMORY_BUDGET = 128 * MIB
+"""Object bytes held in memory at once by all workers together, whatever their number."""
+READ_CHUNK = 1 * MIB
 MAX_SINGLE_COPY = 5 * 1024 * MIB  # CopyObject's limit; larger objects are streamed
 STREAM_ATTEMPTS = 3
 """Whole-object attempts when a body breaks off or fails its check (a fresh GET each)."""
@@ -83,6 +88,30 @@ class CopyOptions:
     server_side: bool = False
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     part_size: int = DEFAULT_PART_SIZE
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+
+
+class ByteBudget:
+    """Lets workers hold at most ``limit`` bytes of object data at once, together."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        """Wait until ``amount`` bytes fit in the budget, and keep them while inside."""
+        amount = min(amount, self._limit)
+        with self._changed:
+            self._changed.wait_for(lambda: self._used + amount <= self._limit)
+            self._used += amount
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= amount
+                self._changed.notify_all()
 
 
 class CopyError(Exception):
@@ -123,6 +152,11 @@ def _plain_etag(etag: str) -> str:
     return etag.strip('"').lower()
 
 
+def _as_body(buffer: bytearray) -> bytes:
+    """botocore sends any bytes-like body; the stubs only name ``bytes``."""
+    return cast(bytes, buffer)
+
+
 _STREAM_ERRORS = (
     botocore.exceptions.ResponseStreamingError,
     botocore.exceptions.IncompleteReadError,
@@ -149,6 +183,7 @@ class Copier:
         self.options = options
         self._stop = stop or threading.Event()
         self._source_prefix = apply_key_prefix(source.key_prefix, "")
+        self._budget = ByteBudget(options.memory_budget)
 
     def destination_key(self, source_key: str) -> str:
         """The same layout path under the destination's key prefix."""
@@ -298,32 +333,41 @@ class Copier:
 
     def _stream_copy(self, found: _Found, destination_key: str, acl: str | None) -> None:
         headers = self._headers(found, acl)
-        if found.size <= self.options.multipart_threshold:
-            body = self._read(found, found.size + 1)
+        if found.size > self.options.multipart_threshold:
+            with self._budget.hold(self.options.part_size):
+                self._multipart_copy(found, destination_key, headers)
+            return
+        with self._budget.hold(found.size):
+            body = self._read(found, found.size)
+            if found.response is not None and found.response["Body"].read(1):
+                raise _Retryable(f"source {found.key}: body longer than {found.size} bytes")
             digest = hashlib.md5(body)  # noqa: S324 (S3's integrity check, not security)
             self._check_source(found, len(body), digest.hexdigest())
             response = self.destination.client.put_object(
                 Bucket=self.destination.name,
                 Key=destination_key,
-                Body=body,
+                Body=_as_body(body),
                 ContentMD5=base64.b64encode(digest.digest()).decode(),
                 **headers,
             )
             self._check_etag(destination_key, response.get("ETag", ""), {digest.hexdigest()})
-        else:
-            self._multipart_copy(found, destination_key, headers)
 
     @staticmethod
-    def _read(found: _Found, amount: int) -> bytes:
+    def _read(found: _Found, amount: int) -> bytearray:
+        """Up to ``amount`` bytes of the body into one buffer (no second copy of it)."""
         assert found.response is not None
-        chunks, remaining = [], amount
-        while remaining > 0:
-            chunk = found.response["Body"].read(min(remaining, DEFAULT_PART_SIZE))
+        body = found.response["Body"]
+        buffer = bytearray(amount)
+        view, filled = memoryview(buffer), 0
+        while filled < amount:
+            chunk = body.read(min(READ_CHUNK, amount - filled))
             if not chunk:
                 break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        view.release()
+        del buffer[filled:]
+        return buffer
 
     @staticmethod
     def _check_source(found: _Found, received: int, md5_hex: str) -> None:
@@ -342,7 +386,7 @@ class Copier:
                 f"destination {key}: ETag {written} after writing {' or '.join(sorted(expected))}"
             )
 
-    def _parts(self, found: _Found) -> Iterator[bytes]:
+    def _parts(self, found: _Found) -> Iterator[bytearray]:
         while True:
             if self._stop.is_set():
                 raise Interrupted("stopped before the object was complete")
@@ -367,7 +411,7 @@ class Copier:
                     Key=key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=part,
+                    Body=_as_body(part),
                     ContentMD5=base64.b64encode(digest.digest()).decode(),
                 )
                 parts.append({"PartNumber": number, "ETag": response["ETag"]})

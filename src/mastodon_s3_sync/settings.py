@@ -65,12 +65,17 @@ class BucketSettings:
     addressing_style: AddressingStyle = "auto"
 
 
+MIN_PART_MIB, MAX_PART_MIB = 5, 5 * 1024  # S3's limits for all parts but the last
+
+
 @dataclass(frozen=True)
 class CopySettings:
-    """How objects are written: the destination ACL and the number of copier threads."""
+    """How objects are written: ACL, copier threads, and when to go multipart."""
 
     acl: AclSetting = "copy"
     workers: int = DEFAULT_WORKERS
+    multipart_threshold_mib: int = 64
+    part_size_mib: int = 16
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ _BUCKET_KEYS = frozenset(
         "addressing_style",
     }
 )
-_COPY_KEYS = frozenset({"acl", "workers"})
+_COPY_KEYS = frozenset({"acl", "workers", "multipart_threshold_mib", "part_size_mib"})
 _SECTIONS = {
     "database": _DATABASE_KEYS,
     "source": _BUCKET_KEYS,
@@ -272,7 +277,22 @@ def _copy_from_table(table: Mapping[str, Any]) -> CopySettings:
         settings = replace(settings, acl=acl_setting(table["acl"], "[copy] acl"))
     if "workers" in table:
         settings = replace(settings, workers=workers_setting(table["workers"], "[copy] workers"))
+    if "multipart_threshold_mib" in table:
+        threshold = _mib(table["multipart_threshold_mib"], "[copy] multipart_threshold_mib")
+        settings = replace(settings, multipart_threshold_mib=threshold)
+    if "part_size_mib" in table:
+        settings = replace(
+            settings, part_size_mib=_mib(table["part_size_mib"], "[copy] part_size_mib")
+        )
     return settings
+
+
+def _mib(value: object, setting: str) -> int:
+    if not isinstance(value, int) or not MIN_PART_MIB <= value <= MAX_PART_MIB:
+        raise SettingsError(
+            f"{setting}: must be a whole number of MiB from {MIN_PART_MIB} to {MAX_PART_MIB}"
+        )
+    return value
 
 
 def _bucket_from_table(section: str, table: Mapping[str, Any]) -> BucketSettings:

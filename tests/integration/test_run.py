@@ -51,7 +51,9 @@ class Migration:
     refs: list[ObjectRef]
     manifest: SeedManifest
 
-    def config(self, tmp_path: Path, *, destination_secret: str | None = None) -> Path:
+    def config(
+        self, tmp_path: Path, *, destination_secret: str | None = None, copy: str = ""
+    ) -> Path:
         path = tmp_path / "sync.toml"
         sides = []
         for side, server, bucket in (
@@ -66,7 +68,7 @@ class Migration:
                 f'region = "us-east-1"\naccess_key_id = "{server.access_key_id}"\n'
                 f'secret_access_key = "{secret}"\naddressing_style = "path"\n'
             )
-        path.write_text(f'[database]\nurl = "{self.db.url}"\n\n' + "\n".join(sides))
+        path.write_text(f'[database]\nurl = "{self.db.url}"\n\n' + "\n".join(sides) + copy)
         return path
 
 
@@ -247,7 +249,7 @@ def test_multipart_copy_of_a_large_object_leaves_no_upload_behind(
     copier = Copier(
         Bucket(source.client(), source_bucket, "", "source"),
         Bucket(destination.client(), destination_bucket, "", "destination"),
-        CopyOptions(acl=AclMode.COPY),
+        CopyOptions(acl=AclMode.COPY, multipart_threshold=8 * MIB, part_size=8 * MIB),
     )
     result = copier.copy(ref)
     assert (result.outcome, result.bytes_copied) == (Outcome.COPIED, 21 * MIB)
@@ -357,7 +359,8 @@ def test_interrupting_leaves_no_partial_object_and_a_rerun_completes(
         large_sizes=True,
         multipart_threshold=15 * MIB,
     )
-    config, report = migration.config(tmp_path), tmp_path / "report.json"
+    multipart = "\n[copy]\nmultipart_threshold_mib = 8\npart_size_mib = 8\n"
+    config, report = migration.config(tmp_path, copy=multipart), tmp_path / "report.json"
     command = [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)]
     command += ["--workers", "3", "--report", str(report)]
     # when interrupted while copying

@@ -123,6 +123,7 @@ workers = 32
         ("[destination]\nbucket = 1", "[destination] bucket: expected a string"),
         ("[copy]\nacl = 'public'", "[copy] acl"),
         ("[copy]\nworkers = 0", "[copy] workers"),
+        ("[copy]\npart_size_mib = 4", "[copy] part_size_mib"),
         ("database = 1", "must be a [database] table"),
         ("[database\n", "not valid TOML"),
     ],
