@@ -1,7 +1,7 @@
 # One target per habit. `make test` is what CI runs (.ci/run): it sets everything up
 # on a fresh machine (virtualenv, dependencies) and runs lint, types and the tests.
-# The tests start and stop their own servers (PostgreSQL, moto_server, rclone serve s3)
-# on loopback.
+# The tests start and stop their own servers (PostgreSQL, moto_server, rclone serve s3,
+# sshd) on loopback.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,6 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The SSH bastion tests run a real sshd (Debian's openssh-server).
+	@if [ ! -x /usr/sbin/sshd ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null; \
+		else echo "install openssh-server (sudo apt-get install openssh-server) for the tests"; exit 1; fi; fi
 	@# No PostgreSQL binaries on this machine? The tests then use the pgserver wheel.
 	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 		$(PY) -m pip install --quiet pgserver; fi
@@ -24,8 +28,8 @@ demo: setup
 	$(VENV)/bin/mastodon-s3-sync demo
 
 lint: setup
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src functions tests benchmarks
+	$(PY) -m ruff format --check src functions tests benchmarks
 
 type: setup
 	$(PY) -m mypy

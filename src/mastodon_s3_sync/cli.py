@@ -15,24 +15,27 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO, get_args
+from typing import TYPE_CHECKING, Any, TextIO, get_args
 
 from tqdm import tqdm
 
 from . import __version__
 from .catalog import Catalog, CatalogFilter
-from .copier import MIB, AclMode, Copier, CopyOptions
-from .database import connect
+from .copier import MIB, AclMode, Copier, CopyOptions, CopyResult, Outcome
+from .database import open_database
 from .engine import Engine
 from .errors import SettingsError, SyncError
+from .fanout import Cursor, SqsSink, enumerate_to_queue, make_sqs_client, run_worker, tally
 from .layout import RecordType
 from .plan import Progress, ProgressFactory, format_summary, write_plan
 from .progress import RunDisplay
 from .report import OutcomeLog, format_totals, write_report
 from .s3 import Bucket, check_bucket, make_client, same_endpoint_and_credentials
+from .serverless import new_run_id
 from .settings import (
     DEFAULT_WORKERS,
     MAX_PAGE_SIZE,
@@ -47,6 +50,9 @@ from .settings import (
     parse_s3_url,
     parse_since,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 PROG = "mastodon-s3-sync"
 ALL_TYPES = "all"
@@ -146,6 +152,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_database_options(run)
     _add_copy_options(run)
+    enumerate_ = commands.add_parser(
+        "enumerate",
+        help="send every object reference to an SQS queue, for copiers elsewhere",
+        description="Run where the database is reachable (the Mastodon host, a bastion): "
+        "page the database and send the object references to the copy queue.",
+    )
+    _add_database_options(enumerate_)
+    _add_queue_options(enumerate_)
+    enumerate_.add_argument("--run-id", metavar="ID", help="label of this run (default: new)")
+    enumerate_.add_argument("--dry-run", action="store_true", help="count, send nothing")
+    worker = commands.add_parser(
+        "worker",
+        help="copy what arrives on the SQS queue (a self-hosted copier)",
+        description="Receive messages, copy their objects, delete what succeeded; failed "
+        "messages come back after their visibility timeout and reach the DLQ in the end.",
+    )
+    _add_queue_options(worker)
+    worker.add_argument("--config", type=Path, help="TOML config file ([source], [destination])")
+    _add_copy_options(worker)
+    worker.add_argument(
+        "--until-empty", action="store_true", help="stop when the queue has no message left"
+    )
     demo = commands.add_parser(
         "demo",
         help="a whole migration on this machine: local PostgreSQL and S3 servers, no AWS",
@@ -193,6 +221,21 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="copy even what the destination already holds"
     )
     group.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+
+
+def _add_queue_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("queue")
+    group.add_argument("--queue-url", required=True, metavar="URL", help="the copy queue")
+    group.add_argument("--sqs-endpoint-url", metavar="URL", help="SQS endpoint (non-AWS, tests)")
+    group.add_argument("--region", metavar="REGION", help="the queue's AWS region")
+    group.add_argument("--profile", metavar="NAME", help="AWS config profile for SQS")
+
+
+def _sqs_client(args: argparse.Namespace) -> SQSClient:
+    endpoint = args.sqs_endpoint_url
+    if endpoint:
+        endpoint_setting(endpoint, "--sqs-endpoint-url")
+    return make_sqs_client(endpoint, args.region, args.profile)
 
 
 def _bucket_from_args(
@@ -329,21 +372,20 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     log = OutcomeLog()
     display = RunDisplay(stderr, log, live=stderr.isatty())
     started, clock = datetime.now(UTC), time.monotonic()
-    conn = connect(database)
     engine = None
     failure: SyncError | None = None
     try:
-        catalog = Catalog(conn, page_size=database.page_size, key_prefix=source.key_prefix)
-        for record_type in record_types:
-            catalog.table_columns(record_type)
-        engine = Engine(catalog, copier, display, workers=workers, stop=stop)
-        with _ctrl_c_stops(stop, stderr):
-            engine.run(record_types, filt)
+        with open_database(database, settings.bastion) as conn:
+            catalog = Catalog(conn, page_size=database.page_size, key_prefix=source.key_prefix)
+            for record_type in record_types:
+                catalog.table_columns(record_type)
+            engine = Engine(catalog, copier, display, workers=workers, stop=stop)
+            with _ctrl_c_stops(stop, stderr):
+                engine.run(record_types, filt)
     except SyncError as error:
         failure = error
     finally:
         display.close()
-        conn.close()
     if engine is None:
         log.close()
         raise failure or SyncError("the run did not start")
@@ -362,6 +404,113 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     if totals.interrupted:
         return 130
     return 1 if totals.total().failed else 0
+
+
+def run_enumerate(args: argparse.Namespace, stderr: TextIO) -> int:
+    """``enumerate``: the database side of the fan-out."""
+    record_types = _record_types(args.types)
+    filt = _catalog_filter(args)
+    settings = settings_from_args(args)
+    database = settings.require_database()
+    key_prefix = settings.source.key_prefix if settings.source else ""
+    run_id = args.run_id or new_run_id(datetime.now(UTC))
+    sink = None if args.dry_run else SqsSink(_sqs_client(args), args.queue_url)
+    cursor = Cursor(tuple(record_types), filt.after_id, filt.limit, filt.limit)
+    started = time.monotonic()
+    try:
+        with open_database(database, settings.bastion) as conn:
+            catalog = Catalog(conn, page_size=database.page_size, key_prefix=key_prefix)
+            for record_type in record_types:
+                catalog.table_columns(record_type)
+            result = enumerate_to_queue(catalog, sink, cursor, filt, run_id)
+    finally:
+        if sink is not None:
+            sink.close()
+    seconds = time.monotonic() - started
+    for record_type, count in result.counts.items():
+        print(
+            f"{record_type!s}: {count.rows:,} rows, {count.objects:,} objects in "
+            f"{count.messages:,} messages ({count.expected_bytes / 1024**3:,.1f} GiB known)",
+            file=stderr,
+        )
+    objects = sum(count.objects for count in result.counts.values())
+    verb = "counted" if args.dry_run else "sent"
+    print(
+        f"run {run_id}: {objects:,} objects {verb} in {seconds:.1f} s "
+        f"({objects / seconds if seconds else 0:,.0f} objects/s)",
+        file=stderr,
+    )
+    return 0
+
+
+def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
+    """``worker``: the copier side of the fan-out, on any machine."""
+    settings = load_config(args.config) if args.config else Settings()
+    source = _bucket_from_args(args, "source", settings.source)
+    destination = _bucket_from_args(args, "destination", settings.destination)
+    workers = args.workers or settings.copy.workers
+    check_bucket(source, "source")
+    check_bucket(destination, "destination")
+    stop = threading.Event()
+    copier = Copier(
+        Bucket(make_client(source, workers + 2), source.bucket, source.key_prefix, "source"),
+        Bucket(
+            make_client(destination, workers + 2),
+            destination.bucket,
+            destination.key_prefix,
+            "destination",
+        ),
+        CopyOptions(
+            acl=AclMode(args.acl or settings.copy.acl),
+            force=args.force,
+            server_side=same_endpoint_and_credentials(source, destination),
+            multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
+            part_size=settings.copy.part_size_mib * MIB,
+        ),
+        stop,
+    )
+    log = OutcomeLog()
+
+    def heard(message_id: str, results: Sequence[CopyResult], error: str) -> None:
+        for result in results:
+            log.record(result)
+        counts = tally(results)
+        print(
+            f"message {message_id}: "
+            + ", ".join(f"{outcome.value} {counts[outcome]}" for outcome in Outcome)
+            + (f"; will be retried: {error}" if error else ""),
+            file=stderr,
+            flush=True,
+        )
+
+    started = time.monotonic()
+    with (
+        ThreadPoolExecutor(workers, thread_name_prefix="copier") as pool,
+        _ctrl_c_stops(stop, stderr),
+    ):
+        done = run_worker(
+            _sqs_client(args),
+            args.queue_url,
+            copier,
+            pool,
+            until_empty=args.until_empty,
+            stop=stop,
+            on_message=heard,
+        )
+    print(format_totals(done.totals, log, time.monotonic() - started), file=stderr)
+    print(
+        f"messages: {done.messages_done:,} done, {done.messages_failed:,} failed (left for "
+        f"retry), {done.messages_undecodable:,} undecodable",
+        file=stderr,
+    )
+    if args.report:
+        write_report(
+            args.report, done.totals, log, datetime.now(UTC), {"queue_url": args.queue_url}
+        )
+    log.close()
+    if done.totals.interrupted:
+        return 130
+    return 1 if done.messages_failed or done.messages_undecodable else 0
 
 
 def run_demo(args: argparse.Namespace, stderr: TextIO) -> int:
@@ -407,8 +556,7 @@ def run_plan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if key_prefix is None:
         key_prefix = settings.source.key_prefix if settings.source else ""
     started = time.monotonic()
-    conn = connect(database)
-    try:
+    with open_database(database, settings.bastion) as conn:
         catalog = Catalog(conn, page_size=database.page_size, key_prefix=key_prefix)
         for record_type in record_types:  # fail before printing anything
             catalog.table_columns(record_type)
@@ -419,8 +567,6 @@ def run_plan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             None if args.summary else stdout,
             _progress_bars(stderr),
         )
-    finally:
-        conn.close()
     stdout.flush()
     print(format_summary(summaries, time.monotonic() - started), file=stderr)
     return 0
@@ -434,6 +580,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_copy(args, sys.stderr)
         if args.command == "demo":
             return run_demo(args, sys.stderr)
+        if args.command == "enumerate":
+            return run_enumerate(args, sys.stderr)
+        if args.command == "worker":
+            return run_worker_command(args, sys.stderr)
         return run_plan(args, sys.stdout, sys.stderr)
     except SyncError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

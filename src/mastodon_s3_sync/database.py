@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 import pg8000.exceptions
 import pg8000.native
 
 from .errors import DatabaseError
-from .settings import DatabaseSettings
+from .settings import DatabaseSettings, SshSettings
 
 SOCKET_TIMEOUT_SECONDS = 300
 """Longest wait on one database read: a dead server fails the run instead of hanging it."""
@@ -73,3 +76,19 @@ def connect(settings: DatabaseSettings) -> pg8000.native.Connection:
             "(or --database-url), that the server runs and accepts this machine, "
             "and [database] sslmode"
         ) from None
+
+
+@contextlib.contextmanager
+def open_database(
+    settings: DatabaseSettings, bastion: SshSettings | None = None
+) -> Iterator[pg8000.native.Connection]:
+    """A connection, directly or through an SSH bastion; closed (and the tunnel too) on exit."""
+    with contextlib.ExitStack() as stack:
+        if bastion is not None:
+            from .tunnel import open_tunnel  # paramiko: only where a bastion is used
+
+            host, port = stack.enter_context(open_tunnel(bastion, settings.host, settings.port))
+            settings = replace(settings, host=host, port=port)
+        conn = connect(settings)
+        stack.callback(conn.close)
+        yield conn

@@ -69,6 +69,24 @@ MIN_PART_MIB, MAX_PART_MIB = 5, 5 * 1024  # S3's limits for all parts but the la
 
 
 @dataclass(frozen=True)
+class SshSettings:
+    """How to log in to the SSH bastion in front of the database."""
+
+    host: str
+    user: str
+    private_key: str = field(repr=False)
+    port: int = 22
+    host_key: str | None = None
+    """The bastion's public host key, ``ssh-ed25519 AAAA…`` (a known_hosts line works too)."""
+    insecure_skip_host_key: bool = False
+    """Accept any host key: anyone between here and the bastion could read the database."""
+
+    def describe(self) -> str:
+        """``user@host:port``, safe to print."""
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class CopySettings:
     """How objects are written: ACL, copier threads, and when to go multipart."""
 
@@ -86,6 +104,7 @@ class Settings:
     source: BucketSettings | None = None
     destination: BucketSettings | None = None
     copy: CopySettings = field(default_factory=CopySettings)
+    bastion: SshSettings | None = None
 
     def require_database(self) -> DatabaseSettings:
         """The database settings, or a SettingsError saying how to give them."""
@@ -112,12 +131,14 @@ _BUCKET_KEYS = frozenset(
         "addressing_style",
     }
 )
+_BASTION_KEYS = frozenset({"host", "port", "user", "private_key_file", "host_key"})
 _COPY_KEYS = frozenset({"acl", "workers", "multipart_threshold_mib", "part_size_mib"})
 _SECTIONS = {
     "database": _DATABASE_KEYS,
     "source": _BUCKET_KEYS,
     "destination": _BUCKET_KEYS,
     "copy": _COPY_KEYS,
+    "bastion": _BASTION_KEYS,
 }
 
 
@@ -125,7 +146,8 @@ def _mask(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
-def _sslmode(value: object, setting: str) -> SslMode:
+def sslmode_setting(value: object, setting: str) -> SslMode:
+    """Validate a TLS mode for the database."""
     modes = get_args(SslMode)
     if value not in modes:
         raise SettingsError(f"{setting}: unknown sslmode {value!r}; use one of {', '.join(modes)}")
@@ -182,7 +204,7 @@ def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSet
         host=host,
         port=port or DEFAULT_PORT,
         password=unquote(parts.password) if parts.password is not None else None,
-        sslmode=_sslmode(query.get("sslmode", "disable"), f"{setting} sslmode"),
+        sslmode=sslmode_setting(query.get("sslmode", "disable"), f"{setting} sslmode"),
     )
 
 
@@ -221,7 +243,9 @@ def _database_from_table(table: Mapping[str, Any]) -> DatabaseSettings:
     if "port" in table:
         settings = replace(settings, port=_port(table["port"], "[database] port"))
     if "sslmode" in strings:
-        settings = replace(settings, sslmode=_sslmode(strings["sslmode"], "[database] sslmode"))
+        settings = replace(
+            settings, sslmode=sslmode_setting(strings["sslmode"], "[database] sslmode")
+        )
     if "page_size" in table:
         settings = replace(
             settings, page_size=_page_size(table["page_size"], "[database] page_size")
@@ -295,6 +319,30 @@ def _mib(value: object, setting: str) -> int:
     return value
 
 
+def _bastion_from_table(table: Mapping[str, Any], base: Path) -> SshSettings:
+    values = {key: _string("bastion", key, value) for key, value in table.items() if key != "port"}
+    for required in ("host", "user", "private_key_file", "host_key"):
+        if not values.get(required):
+            raise SettingsError(
+                f"[bastion] {required} is missing (host_key is the bastion's public host key "
+                "line, e.g. from ssh-keyscan, so the tunnel cannot be intercepted)"
+            )
+    key_path = base / Path(values["private_key_file"]).expanduser()
+    try:
+        private_key = key_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(
+            f"[bastion] private_key_file: cannot read {str(key_path)!r}: {error}"
+        ) from None
+    return SshSettings(
+        host=values["host"],
+        user=values["user"],
+        private_key=private_key,
+        port=_port(table["port"], "[bastion] port") if "port" in table else 22,
+        host_key=values["host_key"],
+    )
+
+
 def _bucket_from_table(section: str, table: Mapping[str, Any]) -> BucketSettings:
     values = {key: _string(section, key, value) for key, value in table.items()}
     if not values.get("bucket"):
@@ -345,6 +393,9 @@ def load_config(path: Path) -> Settings:
             else None
         ),
         copy=_copy_from_table(document["copy"]) if "copy" in document else CopySettings(),
+        bastion=(
+            _bastion_from_table(document["bastion"], path.parent) if "bastion" in document else None
+        ),
     )
 
 

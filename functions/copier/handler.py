@@ -1,0 +1,127 @@
+"""Lambda entry point: copy the objects of each SQS message; report failed messages.
+
+A message fails (and is retried, then dead-lettered) when any of its objects failed or
+was not started before the invocation's time guard; its finished objects are skipped
+on retry. Undecodable messages fail too, logged with their id and reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mastodon_s3_sync import lambda_metrics
+from mastodon_s3_sync.copier import Copier, CopyResult, Outcome
+from mastodon_s3_sync.fanout import MessageFailed, copy_message
+from mastodon_s3_sync.messages import CopyMessage, MessageError, decode
+from mastodon_s3_sync.s3 import Bucket, make_client, same_endpoint_and_credentials
+from mastodon_s3_sync.serverless import (
+    bucket_settings,
+    copier_threads,
+    copy_options,
+    time_guard_seconds,
+)
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def read_secret(arn: str) -> dict[str, Any]:
+    """A JSON secret from Secrets Manager, cached by Powertools."""
+    secret: dict[str, Any] = parameters.get_secret(arn, transform="json")
+    return secret
+
+
+@cache
+def runtime() -> tuple[Copier, ThreadPoolExecutor]:
+    """The copier and its threads, built once per container from the environment."""
+    threads = copier_threads(os.environ)
+    source = bucket_settings(os.environ, "source", read_secret)
+    destination = bucket_settings(os.environ, "destination", read_secret)
+    copier = Copier(
+        Bucket(make_client(source, threads + 2), source.bucket, source.key_prefix, "source"),
+        Bucket(
+            make_client(destination, threads + 2),
+            destination.bucket,
+            destination.key_prefix,
+            "destination",
+        ),
+        copy_options(os.environ, same_endpoint_and_credentials(source, destination)),
+    )
+    return copier, ThreadPoolExecutor(threads, thread_name_prefix="copier")
+
+
+def report(message: CopyMessage, results: Sequence[CopyResult]) -> None:
+    """Metrics per outcome, and one log line per missing or failed key."""
+    counts = {outcome: 0 for outcome in Outcome}
+    copied_bytes = 0
+    for result in results:
+        counts[result.outcome] += 1
+        copied_bytes += result.bytes_copied
+        if result.outcome in (Outcome.MISSING, Outcome.FAILED):
+            logger.warning(
+                f"object {result.outcome.value}",
+                key=result.ref.key,
+                outcome=result.outcome.value,
+                reason=result.reason,
+            )
+    lambda_metrics.emit(
+        message.record_type,
+        {
+            "ObjectsCopied": (counts[Outcome.COPIED], MetricUnit.Count),
+            "ObjectsSkipped": (counts[Outcome.SKIPPED], MetricUnit.Count),
+            "ObjectsMissing": (counts[Outcome.MISSING], MetricUnit.Count),
+            "ObjectsFailed": (counts[Outcome.FAILED], MetricUnit.Count),
+            "BytesCopied": (copied_bytes, MetricUnit.Bytes),
+        },
+    )
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    """Copy one message's objects; raise to mark the message failed."""
+    try:
+        message = decode(record.body)
+    except MessageError as error:
+        logger.error("undecodable message", message_id=record.message_id, reason=str(error))
+        raise
+    logger.append_keys(
+        run_id=message.run_id, type=str(message.record_type), message_id=record.message_id
+    )
+    copier, pool = runtime()
+    guard = time_guard_seconds(os.environ)
+    try:
+        results = copy_message(
+            copier,
+            message,
+            pool,
+            lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+            guard,
+        )
+    except MessageFailed as failure:
+        report(message, failure.results)
+        logger.error("message failed", reason=str(failure))
+        raise
+    report(message, results)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """SQS batch in, ``batchItemFailures`` out."""
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,123 @@
+"""``enumerate`` + ``worker`` over a real SQS queue (moto_server) give what ``run`` gives."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+
+from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
+from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
+from mastodon_s3_sync.sandbox.schema import SchemaVersion
+from mastodon_s3_sync.sandbox.seed import seed_database
+from tests.conftest import MastodonDb
+from tests.integration.conftest import BucketNames
+from tests.integration.test_run import all_refs
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+pytestmark = pytest.mark.integration
+
+MakeDb = Callable[..., MastodonDb]
+ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **ENV},
+    )
+
+
+def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {
+        item["Key"]: (item["Size"], item["ETag"])
+        for page in pages
+        for item in page.get("Contents", [])
+    }
+
+
+def config(
+    path: Path, url: str, source: MotoS3Server, destination: MotoS3Server, buckets: tuple[str, str]
+) -> Path:
+    sides = []
+    for side, server, bucket in (
+        ("source", source, buckets[0]),
+        ("destination", destination, buckets[1]),
+    ):
+        sides.append(
+            f'[{side}]\nbucket = "{bucket}"\nendpoint_url = "{server.endpoint_url}"\n'
+            'region = "us-east-1"\naddressing_style = "path"\n'
+        )
+    path.write_text(f'[database]\nurl = "{url}"\n\n' + "\n".join(sides))
+    return path
+
+
+def test_enumerate_then_worker_until_empty_equals_run(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given a seeded source, two empty destinations and an empty queue
+    db = mastodon_db()
+    seed_database(
+        db.conn,
+        SchemaVersion.CURRENT,
+        {"accounts": 30, "media_attachments": 60, "custom_emojis": 10, "preview_cards": 20},
+        seed=11,
+    )
+    source, destination = moto_servers
+    source_bucket, via_queue, via_run = (
+        fresh_bucket_name(),
+        fresh_bucket_name(),
+        fresh_bucket_name(),
+    )
+    create_bucket(source.client(), source_bucket)
+    for bucket in (via_queue, via_run):
+        create_bucket(destination.client(), bucket)
+    refs = all_refs(db)
+    seed_bucket(source.client(), source_bucket, refs, missing_every=19, legacy_every=23)
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=source.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    queue_url = sqs.create_queue(QueueName=fresh_bucket_name())["QueueUrl"]
+    queue = ["--queue-url", queue_url, "--sqs-endpoint-url", source.endpoint_url]
+    queue += ["--region", "us-east-1"]
+    # when: enumerate where the database is, then a worker elsewhere
+    enumerated = cli("enumerate", "--database-url", db.url, *queue)
+    assert enumerated.returncode == 0, enumerated.stderr
+    assert f"{len(refs):,} objects sent" in enumerated.stderr
+    worker_config = config(
+        tmp_path / "worker.toml", db.url, source, destination, (source_bucket, via_queue)
+    )
+    worked = cli("worker", "--config", str(worker_config), *queue, "--until-empty")
+    assert worked.returncode == 0, worked.stderr
+    assert "0 failed" in worked.stderr
+    # and the same with run
+    run_config = config(
+        tmp_path / "run.toml", db.url, source, destination, (source_bucket, via_run)
+    )
+    ran = cli("run", "--config", str(run_config))
+    assert ran.returncode == 0, ran.stderr
+    # then
+    client = destination.client()
+    copied = listing(client, via_queue)
+    assert copied == listing(client, via_run)
+    assert len(copied) > 100
