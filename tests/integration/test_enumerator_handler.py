@@ -1,0 +1,194 @@
+"""The enumerator Lambda handler against a real PostgreSQL and a real SQS (moto_server)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+
+import functions.enumerator.handler as handler_module
+from mastodon_s3_sync.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.layout import RecordType
+from mastodon_s3_sync.messages import decode
+from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
+from mastodon_s3_sync.sandbox.schema import SchemaVersion
+from mastodon_s3_sync.sandbox.seed import seed_database
+from tests.conftest import MastodonDb
+from tests.events.factory import FakeLambdaContext
+from tests.integration.conftest import BucketNames
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+pytestmark = pytest.mark.integration
+
+MakeDb = Callable[..., MastodonDb]
+COUNTS = {"accounts": 60, "media_attachments": 150, "custom_emojis": 15, "preview_cards": 40}
+
+
+@dataclass
+class RecordingLambda:
+    """Stands in for the Lambda service: records asynchronous invocations."""
+
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+
+    def invoke(self, **request: Any) -> dict[str, Any]:
+        self.invocations.append(request)
+        return {"StatusCode": 202}
+
+
+class CountdownContext(FakeLambdaContext):
+    """An invocation whose time runs out after a given number of clock readings."""
+
+    def __init__(self, readings: int) -> None:
+        super().__init__(invoked_function_arn="arn:aws:lambda:us-east-1:1:function:enumerator")
+        self.readings = readings
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.readings -= 1
+        return 900_000 if self.readings > 0 else 1_000
+
+
+@dataclass
+class Setup:
+    db: MastodonDb
+    sqs: SQSClient
+    queue_url: str
+    lambda_service: RecordingLambda
+
+
+@pytest.fixture
+def setup(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Setup:
+    db = mastodon_db()
+    seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=21)
+    endpoint = moto_servers[0].endpoint_url
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    queue_url = sqs.create_queue(QueueName=fresh_bucket_name())["QueueUrl"]
+    for name, value in {
+        "MSS_DATABASE_URL": db.url,
+        "MSS_QUEUE_URL": queue_url,
+        "MSS_PAGE_SIZE": "40",
+        "POWERTOOLS_METRICS_NAMESPACE": "MastodonS3SyncTest",
+        "POWERTOOLS_SERVICE_NAME": "enumerator",
+    }.items():
+        monkeypatch.setenv(name, value)
+    lambda_service = RecordingLambda()
+    monkeypatch.setattr(handler_module, "clients", lambda: (sqs, lambda_service))
+    return Setup(db, sqs, queue_url, lambda_service)
+
+
+def drain(sqs: SQSClient, queue_url: str) -> list[str]:
+    bodies: list[str] = []
+    while True:
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not received:
+            return bodies
+        bodies += [item["Body"] for item in received]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": item["ReceiptHandle"]}
+                for n, item in enumerate(received)
+            ],
+        )
+
+
+def expected_keys(db: MastodonDb) -> Counter[str]:
+    catalog = Catalog(db.conn, page_size=100)
+    return Counter(
+        ref.key
+        for record_type in RecordType
+        for row in catalog.walk(record_type, CatalogFilter())
+        for ref in row.objects
+    )
+
+
+def test_every_object_arrives_exactly_once(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    response = handler_module.handler({"type": "all"}, FakeLambdaContext().as_lambda_context())
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    enumerated = [m for m in metrics if "ObjectsEnumerated" in m]
+    assert {m["Type"] for m in enumerated} == {str(t) for t in RecordType}
+    assert response["ok"] is True, response
+    assert response["continued"] is False
+    messages = [decode(body) for body in drain(setup.sqs, setup.queue_url)]
+    sent = Counter(ref.key for message in messages for ref in message.objects)
+    assert sent == expected_keys(setup.db)
+    counts = response["counts"]
+    assert sum(c["objects"] for c in counts.values()) == sum(sent.values())
+    assert sum(c["messages"] for c in counts.values()) == len(messages)
+
+
+def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
+    event: dict[str, Any] = {"type": ["accounts", "media_attachments"], "run_id": "long"}
+    responses = []
+    for _ in range(100):
+        context = CountdownContext(readings=45).as_lambda_context()
+        responses.append(handler_module.handler(event, context))
+        if not responses[-1]["continued"]:
+            break
+        invocation = setup.lambda_service.invocations[-1]
+        assert invocation["InvocationType"] == "Event"
+        assert invocation["FunctionName"].endswith(":function:enumerator")
+        event = json.loads(invocation["Payload"])
+    assert len(responses) > 3
+    assert responses[-1]["stopped_at"] is None
+    messages = [decode(body) for body in drain(setup.sqs, setup.queue_url)]
+    assert {message.run_id for message in messages} == {"long"}
+    sent = Counter(ref.key for message in messages for ref in message.objects)
+    wanted = Counter(
+        key
+        for key in expected_keys(setup.db).elements()
+        if key.split("/")[0 if not key.startswith("cache/") else 1]
+        in ("accounts", "media_attachments")
+    )
+    assert sent == wanted
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({}, "type is required"),
+        ({"type": "statuses"}, "unknown type 'statuses'"),
+        ({"type": "all", "limit": 0}, "limit must be at least 1"),
+        ({"type": "all", "limit": "ten"}, "limit must be a whole number"),
+        ({"type": "all", "after_id": 1.5}, "after_id must be a whole number"),
+        ({"type": "all", "since": "yesterday"}, "since"),
+        ({"type": "all", "dry_run": "yes"}, "dry_run must be true or false"),
+        ({"type": "all", "tpye": "x"}, "unknown field(s) tpye"),
+        (["all"], "must be a JSON object"),
+    ],
+)
+def test_bad_events_are_refused_and_nothing_is_sent(setup: Setup, event: Any, reason: str) -> None:
+    response = handler_module.handler(event, FakeLambdaContext().as_lambda_context())
+    assert response["ok"] is False
+    assert reason in response["error"]
+    assert drain(setup.sqs, setup.queue_url) == []
+
+
+def test_dry_run_counts_and_sends_nothing(setup: Setup) -> None:
+    response = handler_module.handler(
+        {"type": "custom_emojis", "dry_run": True}, FakeLambdaContext().as_lambda_context()
+    )
+    assert response["ok"] is True
+    assert response["counts"]["custom_emojis"]["objects"] > 0
+    assert drain(setup.sqs, setup.queue_url) == []
