@@ -210,38 +210,44 @@ def _changed_since(row: Row, attachment: Attachment, since: datetime | None) -> 
     return updated_at is None or updated_at >= since
 
 
+@dataclass(frozen=True, slots=True)
+class _RowPlaces:
+    """What every attachment of one row shares: id, locality, partitions, key prefixes."""
+
+    record_id: int
+    remote: bool
+    partitions: tuple[str, ...]
+    prefixes: tuple[str, ...]
+
+
+def _row_places(model: Model, row: Row, key_prefix: str) -> _RowPlaces:
+    record_id = int(row["id"])
+    partitions = dict.fromkeys((id_partition(record_id), legacy_id_partition(record_id)))
+    prefixes = ("",) if is_blank(key_prefix) else (apply_key_prefix(key_prefix, ""), "")
+    return _RowPlaces(record_id, not model.is_local(row), tuple(partitions), prefixes)
+
+
 def _attachment_objects(
-    model: Model, attachment: Attachment, row: Row, key_prefix: str
+    model: Model, attachment: Attachment, row: Row, places: _RowPlaces
 ) -> Iterator[ObjectRef]:
     file_name: str = row[f"{attachment.name}_file_name"]
-    record_id = int(row["id"])
-    in_cache = _schema_version(row, attachment.schema_version_column) >= 1 and not model.is_local(
-        row
-    )
-    partitions = [id_partition(record_id)]
-    if legacy_id_partition(record_id) != partitions[0]:
-        partitions.append(legacy_id_partition(record_id))
-    prefixes = [key_prefix, ""] if not is_blank(key_prefix) else [""]
-    placements = [in_cache, not in_cache]
+    in_cache = places.remote and _schema_version(row, attachment.schema_version_column) >= 1
+    placements = ("cache/", "") if in_cache else ("", "cache/")
     size = row.get(f"{attachment.name}_file_size")
     for style in attachment.styles(row):
         names = [style_file_name(file_name, style)]
         if style.name == "small" and row.get(f"{attachment.name}_content_type") == _AVIF:
             names.append(style_file_name(file_name, Style("small", "jpeg")))
         candidates = [
-            apply_key_prefix(
-                prefix,
-                f"{'cache/' if cached else ''}{model.record_type}/{attachment.plural}/"
-                f"{partition}/{style.name}/{name}",
-            )
-            for partition in partitions
-            for prefix in prefixes
+            f"{prefix}{cache}{model.record_type}/{attachment.plural}/{partition}/{style.name}/{name}"
+            for partition in places.partitions
+            for prefix in places.prefixes
             for name in names
-            for cached in placements
+            for cache in placements
         ]
         yield ObjectRef(
             record_type=model.record_type,
-            record_id=record_id,
+            record_id=places.record_id,
             attachment=attachment.name,
             style=style.name,
             key=candidates[0],
@@ -264,11 +270,13 @@ def objects_for_row(
     """
     model = MODELS[record_type]
     refs: list[ObjectRef] = []
+    places: _RowPlaces | None = None
     for attachment in model.attachments:
         if is_blank(row.get(f"{attachment.name}_file_name")):
             continue
         if _changed_since(row, attachment, since):
-            refs.extend(_attachment_objects(model, attachment, row, key_prefix))
+            places = places or _row_places(model, row, key_prefix)
+            refs.extend(_attachment_objects(model, attachment, row, places))
     return refs
 
 
