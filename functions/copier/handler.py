@@ -26,10 +26,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mastodon_s3_sync import lambda_metrics
-from mastodon_s3_sync.copier import Copier, CopyResult, Outcome
+from mastodon_s3_sync.copier import Copier, CopyResult, Outcome, build_copier
 from mastodon_s3_sync.fanout import MessageFailed, copy_message
 from mastodon_s3_sync.messages import CopyMessage, MessageError, decode
-from mastodon_s3_sync.s3 import Bucket, make_client, same_endpoint_and_credentials
 from mastodon_s3_sync.serverless import (
     bucket_settings,
     copier_threads,
@@ -38,7 +37,8 @@ from mastodon_s3_sync.serverless import (
 )
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every message failed still answers batchItemFailures (no function error).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def read_secret(arn: str) -> dict[str, Any]:
@@ -53,16 +53,7 @@ def runtime() -> tuple[Copier, ThreadPoolExecutor]:
     threads = copier_threads(os.environ)
     source = bucket_settings(os.environ, "source", read_secret)
     destination = bucket_settings(os.environ, "destination", read_secret)
-    copier = Copier(
-        Bucket(make_client(source, threads + 2), source.bucket, source.key_prefix, "source"),
-        Bucket(
-            make_client(destination, threads + 2),
-            destination.bucket,
-            destination.key_prefix,
-            "destination",
-        ),
-        copy_options(os.environ, same_endpoint_and_credentials(source, destination)),
-    )
+    copier = build_copier(source, destination, copy_options(os.environ), threads)
     return copier, ThreadPoolExecutor(threads, thread_name_prefix="copier")
 
 
@@ -99,24 +90,24 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     except MessageError as error:
         logger.error("undecodable message", message_id=record.message_id, reason=str(error))
         raise
-    logger.append_keys(
-        run_id=message.run_id, type=str(message.record_type), message_id=record.message_id
-    )
     copier, pool = runtime()
     guard = time_guard_seconds(os.environ)
-    try:
-        results = copy_message(
-            copier,
-            message,
-            pool,
-            lambda: lambda_context.get_remaining_time_in_millis() / 1000,
-            guard,
-        )
-    except MessageFailed as failure:
-        report(message, failure.results)
-        logger.error("message failed", reason=str(failure))
-        raise
-    report(message, results)
+    with logger.append_context_keys(
+        run_id=message.run_id, type=str(message.record_type), message_id=record.message_id
+    ):
+        try:
+            results = copy_message(
+                copier,
+                message,
+                pool,
+                lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+                guard,
+            )
+        except MessageFailed as failure:
+            report(message, failure.results)
+            logger.error("message failed", reason=str(failure))
+            raise
+        report(message, results)
 
 
 @logger.inject_lambda_context

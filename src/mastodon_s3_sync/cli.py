@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .catalog import Catalog, CatalogFilter
-from .copier import MIB, AclMode, Copier, CopyOptions, CopyResult, Outcome
+from .copier import MIB, AclMode, CopyOptions, CopyResult, Outcome, build_copier
 from .database import open_database
 from .engine import Engine
 from .errors import SettingsError, SyncError
@@ -34,7 +34,7 @@ from .layout import RecordType
 from .plan import Progress, ProgressFactory, format_summary, write_plan
 from .progress import RunDisplay
 from .report import OutcomeLog, format_totals, write_report
-from .s3 import Bucket, check_bucket, make_client, same_endpoint_and_credentials
+from .s3 import check_bucket
 from .serverless import new_run_id
 from .settings import (
     DEFAULT_WORKERS,
@@ -349,26 +349,16 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     workers = args.workers or settings.copy.workers
     if workers > MAX_WORKERS:
         raise SettingsError(f"--workers: at most {MAX_WORKERS}")
-    source_bucket = Bucket(
-        make_client(source, workers + 2), source.bucket, source.key_prefix, "source"
-    )
-    destination_bucket = Bucket(
-        make_client(destination, workers + 2),
-        destination.bucket,
-        destination.key_prefix,
-        "destination",
-    )
     check_bucket(source, "source")
     check_bucket(destination, "destination")
     stop = threading.Event()
     options = CopyOptions(
         acl=AclMode(acl),
         force=args.force,
-        server_side=same_endpoint_and_credentials(source, destination),
         multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
         part_size=settings.copy.part_size_mib * MIB,
     )
-    copier = Copier(source_bucket, destination_bucket, options, stop)
+    copier = build_copier(source, destination, options, workers, stop)
     log = OutcomeLog()
     display = RunDisplay(stderr, log, live=stderr.isatty())
     started, clock = datetime.now(UTC), time.monotonic()
@@ -452,23 +442,13 @@ def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
     check_bucket(source, "source")
     check_bucket(destination, "destination")
     stop = threading.Event()
-    copier = Copier(
-        Bucket(make_client(source, workers + 2), source.bucket, source.key_prefix, "source"),
-        Bucket(
-            make_client(destination, workers + 2),
-            destination.bucket,
-            destination.key_prefix,
-            "destination",
-        ),
-        CopyOptions(
-            acl=AclMode(args.acl or settings.copy.acl),
-            force=args.force,
-            server_side=same_endpoint_and_credentials(source, destination),
-            multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
-            part_size=settings.copy.part_size_mib * MIB,
-        ),
-        stop,
+    options = CopyOptions(
+        acl=AclMode(args.acl or settings.copy.acl),
+        force=args.force,
+        multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
+        part_size=settings.copy.part_size_mib * MIB,
     )
+    copier = build_copier(source, destination, options, workers, stop)
     log = OutcomeLog()
 
     def heard(message_id: str, results: Sequence[CopyResult], error: str) -> None:

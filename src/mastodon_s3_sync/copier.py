@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
@@ -24,7 +24,8 @@ import botocore.exceptions
 import urllib3.exceptions
 
 from .layout import ObjectRef, apply_key_prefix, is_blank
-from .s3 import Bucket
+from .s3 import Bucket, make_client, same_endpoint_and_credentials
+from .settings import BucketSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
@@ -450,3 +451,27 @@ class Copier:
             self.destination.client.abort_multipart_upload(
                 Bucket=self.destination.name, Key=key, UploadId=upload_id
             )
+
+
+def build_copier(
+    source: BucketSettings,
+    destination: BucketSettings,
+    options: CopyOptions,
+    threads: int,
+    stop: threading.Event | None = None,
+) -> Copier:
+    """A copier with clients for ``threads`` workers; server-side when the sides allow it.
+
+    A source GET stays open while the object's ACL is read: two connections per thread.
+    """
+    return Copier(
+        Bucket(make_client(source, 2 * threads + 2), source.bucket, source.key_prefix, "source"),
+        Bucket(
+            make_client(destination, threads + 2),
+            destination.bucket,
+            destination.key_prefix,
+            "destination",
+        ),
+        replace(options, server_side=same_endpoint_and_credentials(source, destination)),
+        stop,
+    )

@@ -258,11 +258,9 @@ def bucket_settings(
     )
 
 
-def copy_options(environ: Mapping[str, str], server_side: bool) -> CopyOptions:
+def copy_options(environ: Mapping[str, str]) -> CopyOptions:
     """ACL mode from ``MSS_ACL`` (default copy)."""
-    return CopyOptions(
-        acl=AclMode(acl_setting(environ.get(ACL) or "copy", ACL)), server_side=server_side
-    )
+    return CopyOptions(acl=AclMode(acl_setting(environ.get(ACL) or "copy", ACL)))
 
 
 def copier_threads(environ: Mapping[str, str]) -> int:
