@@ -20,6 +20,8 @@ from .layout import RecordType
 from .settings import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_WORKERS,
+    MAX_PAGE_SIZE,
+    MAX_WORKERS,
     BucketSettings,
     DatabaseSettings,
     SshSettings,
@@ -28,7 +30,6 @@ from .settings import (
     parse_database_url,
     parse_since,
     sslmode_setting,
-    workers_setting,
 )
 
 # Environment variables of the functions (set by the CDK stack).
@@ -181,7 +182,7 @@ def _required(environ: Mapping[str, str], name: str) -> str:
 
 def database_settings(environ: Mapping[str, str], read_secret: SecretReader) -> DatabaseSettings:
     """From ``MSS_DATABASE_SECRET_ARN`` (RDS-style JSON) or ``MSS_DATABASE_URL``."""
-    page_size = int(environ.get(PAGE_SIZE) or DEFAULT_PAGE_SIZE)
+    page_size = _number(environ, PAGE_SIZE, DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     sslmode = environ.get(DATABASE_SSLMODE) or "disable"
     if environ.get(DATABASE_URL):
         url = parse_database_url(environ[DATABASE_URL], DATABASE_URL)
@@ -265,10 +266,20 @@ def copy_options(environ: Mapping[str, str]) -> CopyOptions:
 
 def copier_threads(environ: Mapping[str, str]) -> int:
     """Threads per copier invocation, ``MSS_COPIER_THREADS`` (default 16)."""
-    raw = environ.get(COPIER_THREADS) or str(DEFAULT_WORKERS)
-    return workers_setting(int(raw) if raw.isdigit() else raw, COPIER_THREADS)
+    return _number(environ, COPIER_THREADS, DEFAULT_WORKERS, 1, MAX_WORKERS)
 
 
 def time_guard_seconds(environ: Mapping[str, str]) -> float:
     """``MSS_TIME_GUARD_SECONDS`` (default 60)."""
-    return float(environ.get(TIME_GUARD_SECONDS) or DEFAULT_TIME_GUARD_SECONDS)
+    return float(_number(environ, TIME_GUARD_SECONDS, int(DEFAULT_TIME_GUARD_SECONDS), 0, 900))
+
+
+def _number(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(
+            f"environment variable {name}: {raw!r} is not a number from {low} to {high}"
+        )
+    return int(raw)

@@ -12,7 +12,6 @@ import boto3
 import pytest
 
 import functions.enumerator.handler as handler_module
-from mastodon_s3_sync.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.layout import RecordType
 from mastodon_s3_sync.messages import decode
 from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
@@ -21,6 +20,7 @@ from mastodon_s3_sync.sandbox.seed import seed_database
 from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext
 from tests.integration.conftest import BucketNames
+from tests.integration.test_enumeration import expected_keys
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -109,16 +109,6 @@ def drain(sqs: SQSClient, queue_url: str) -> list[str]:
                 for n, item in enumerate(received)
             ],
         )
-
-
-def expected_keys(db: MastodonDb) -> Counter[str]:
-    catalog = Catalog(db.conn, page_size=100)
-    return Counter(
-        ref.key
-        for record_type in RecordType
-        for row in catalog.walk(record_type, CatalogFilter())
-        for ref in row.objects
-    )
 
 
 def test_every_object_arrives_exactly_once(
