@@ -9,7 +9,6 @@ a production server checks them. PostgreSQL 13 or later is required.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
 import os
@@ -18,18 +17,24 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
 import pg8000.native
+
+from mastodon_s3_sync.sandbox.process import (
+    AUTO_PORT_ATTEMPTS,
+    LOOPBACK_HOST,
+    LoopbackService,
+    free_loopback_port,
+    log_tail,
+)
 
 __all__ = [
     "LocalPostgres",
@@ -38,15 +43,12 @@ __all__ = [
     "find_postgres_binaries",
 ]
 
-LOOPBACK_HOST = "127.0.0.1"
 SUPERUSER = "mastodon"
 #: The OS account that runs the server when this process is root (PostgreSQL refuses root).
 SERVER_OS_USER_WHEN_ROOT = "postgres"
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 30
 INITDB_TIMEOUT_S = 120
-# A free port found by binding to port 0 can be taken before the server binds it.
-_AUTO_PORT_ATTEMPTS = 3
 _LOG_TAIL_LINES = 40
 _MAX_IDENTIFIER_BYTES = 63
 _DEBIAN_BINDIR_GLOB = "/usr/lib/postgresql/*/bin"
@@ -151,12 +153,6 @@ def _server_os_user() -> _OsUser | None:
     return _OsUser(name=entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid)
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK_HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _child_env() -> dict[str, str]:
     # PG* variables (PGDATA, PGPORT, PGOPTIONS, ...) would silently change what pg_ctl does.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -164,15 +160,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
-
-
-class LocalPostgres:
+class LocalPostgres(LoopbackService):
     """A PostgreSQL cluster in a scratch directory, reachable only on 127.0.0.1.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. The superuser is
@@ -181,43 +169,20 @@ class LocalPostgres:
     picked.
     """
 
+    error = LocalPostgresError
+
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
+        super().__init__(port)
         self._requested_base_dir = base_dir
-        self._requested_port = port
         self._password = secrets.token_urlsafe(24)
         self._base_dir: Path | None = None
         self._owns_base_dir = False
-        self._port: int | None = None
         self._binaries: PostgresBinaries | None = None
         self._os_user: _OsUser | None = None
         self._running = False
-        self._owner_pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"LocalPostgres(host={self.host!r}, port={self._port!r}, running={self._running})"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        """The address the server listens on (loopback only)."""
-        return LOOPBACK_HOST
-
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        if self._port is None:
-            raise LocalPostgresError("the cluster has not been started")
-        return self._port
 
     @property
     def user(self) -> str:
@@ -276,7 +241,6 @@ class LocalPostgres:
         """Initialise the cluster and start the server; a no-op when already running."""
         if self._running:
             return self
-        self._owner_pid = os.getpid()
         self._binaries = find_postgres_binaries()
         self._os_user = _server_os_user()
         try:
@@ -288,15 +252,11 @@ class LocalPostgres:
             self._stop_server()
             self._remove_directories()
             raise
-        atexit.register(self.stop)
+        self._stop_at_exit()
         return self
 
-    def stop(self) -> None:
-        """Stop the server and delete temporary files; safe to call more than once."""
-        if os.getpid() != self._owner_pid:
-            # A forked child runs atexit hooks too; the server belongs to the parent.
-            return
-        atexit.unregister(self.stop)
+    def _shut_down(self) -> None:
+        """Stop the server with pg_ctl and delete the directories this cluster created."""
         if self._running:
             self._stop_server()
             self._running = False
@@ -304,9 +264,12 @@ class LocalPostgres:
 
     # -- internals -------------------------------------------------------------------
 
+    def _not_started(self) -> LocalPostgresError:
+        return LocalPostgresError("the cluster has not been started")
+
     def _require_base_dir(self) -> Path:
         if self._base_dir is None:
-            raise LocalPostgresError("the cluster has not been started")
+            raise self._not_started()
         return self._base_dir
 
     @property
@@ -418,9 +381,9 @@ class LocalPostgres:
 
     def _start_server(self) -> None:
         assert self._binaries is not None
-        attempts = 1 if self._requested_port is not None else _AUTO_PORT_ATTEMPTS
+        attempts = 1 if self._requested_port is not None else AUTO_PORT_ATTEMPTS
         for _ in range(attempts):
-            port = self._requested_port or _free_loopback_port()
+            port = self._requested_port or free_loopback_port()
             result = self._run(
                 [
                     self._binaries.pg_ctl,
@@ -445,7 +408,7 @@ class LocalPostgres:
         raise LocalPostgresError(
             f"PostgreSQL did not start on {LOOPBACK_HOST}:{port} "
             f"(pg_ctl exit code {result.returncode}): {(result.stderr or result.stdout).strip()}"
-            f"\n--- end of the server log ---\n{_tail(self.log_path)}"
+            f"\n--- end of the server log ---\n{log_tail(self.log_path, _LOG_TAIL_LINES)}"
         )
 
     def _stop_server(self) -> None:
