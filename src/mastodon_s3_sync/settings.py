@@ -133,6 +133,8 @@ _BUCKET_KEYS = frozenset(
 )
 _BASTION_KEYS = frozenset({"host", "port", "user", "private_key_file", "host_key"})
 _COPY_KEYS = frozenset({"acl", "workers", "multipart_threshold_mib", "part_size_mib"})
+STACK_SECTION = "stack"
+"""The serverless deployment's settings, read by the CDK app in infra/, ignored here."""
 _SECTIONS = {
     "database": _DATABASE_KEYS,
     "source": _BUCKET_KEYS,
@@ -372,12 +374,15 @@ def load_config(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"--config: {str(path)!r} is not valid TOML: {error}") from None
     for section, value in document.items():
-        if section not in _SECTIONS:
+        if section not in (*_SECTIONS, STACK_SECTION):
             raise SettingsError(
-                f"{path}: unknown section [{section}]; expected {', '.join(_SECTIONS)}"
+                f"{path}: unknown section [{section}]; expected "
+                f"{', '.join((*_SECTIONS, STACK_SECTION))}"
             )
         if not isinstance(value, dict):
             raise SettingsError(f"{path}: {section} must be a [{section}] table")
+        if section == STACK_SECTION:
+            continue  # read and checked by the CDK app (infra/)
         unknown = sorted(set(value) - _SECTIONS[section])
         if unknown:
             raise SettingsError(
