@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mastodon_s3_sync import lambda_metrics
 from mastodon_s3_sync.copier import Copier, CopyResult, Outcome, build_copier
 from mastodon_s3_sync.fanout import MessageFailed, copy_message
+from mastodon_s3_sync.memory import return_large_buffers_to_the_os
 from mastodon_s3_sync.messages import CopyMessage, MessageError, decode
 from mastodon_s3_sync.serverless import (
     bucket_settings,
@@ -50,6 +51,7 @@ def read_secret(arn: str) -> dict[str, Any]:
 @cache
 def runtime() -> tuple[Copier, ThreadPoolExecutor]:
     """The copier and its threads, built once per container from the environment."""
+    return_large_buffers_to_the_os()
     threads = copier_threads(os.environ)
     source = bucket_settings(os.environ, "source", read_secret)
     destination = bucket_settings(os.environ, "destination", read_secret)

@@ -31,6 +31,7 @@ from .engine import Engine
 from .errors import SettingsError, SyncError
 from .fanout import Cursor, SqsSink, enumerate_to_queue, make_sqs_client, run_worker, tally
 from .layout import RecordType
+from .memory import return_large_buffers_to_the_os
 from .plan import Progress, ProgressFactory, format_summary, write_plan
 from .progress import RunDisplay
 from .report import OutcomeLog, format_totals, write_report
@@ -555,6 +556,7 @@ def run_plan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mastodon-s3-sync`` command."""
     args = build_parser().parse_args(argv)
+    return_large_buffers_to_the_os()
     try:
         if args.command == "run":
             return run_copy(args, sys.stderr)
