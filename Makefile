@@ -28,8 +28,8 @@ demo: setup
 	$(VENV)/bin/mastodon-s3-sync demo
 
 lint: setup
-	$(PY) -m ruff check src functions tests benchmarks
-	$(PY) -m ruff format --check src functions tests benchmarks
+	$(PY) -m ruff check src functions infra tests benchmarks
+	$(PY) -m ruff format --check src functions infra tests benchmarks
 
 type: setup
 	$(PY) -m mypy
@@ -42,4 +42,4 @@ bench: setup
 	$(PY) benchmarks/copy_throughput.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .cdk-assets cdk.out
