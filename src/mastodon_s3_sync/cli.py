@@ -301,6 +301,12 @@ def _progress_bars(stream: TextIO) -> ProgressFactory | None:
     return start
 
 
+def _workers(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers and args.workers > MAX_WORKERS:
+        raise SettingsError(f"--workers: at most {MAX_WORKERS}")
+    return int(args.workers or settings.copy.workers)
+
+
 def _run_context(source: BucketSettings, destination: BucketSettings, acl: str) -> dict[str, Any]:
     def side(settings: BucketSettings) -> dict[str, Any]:
         return {
@@ -347,9 +353,7 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     ):
         raise SettingsError("--source and --destination are the same bucket and key prefix")
     acl = args.acl or settings.copy.acl
-    workers = args.workers or settings.copy.workers
-    if workers > MAX_WORKERS:
-        raise SettingsError(f"--workers: at most {MAX_WORKERS}")
+    workers = _workers(args, settings)
     check_bucket(source, "source")
     check_bucket(destination, "destination")
     stop = threading.Event()
@@ -439,7 +443,7 @@ def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
     settings = load_config(args.config) if args.config else Settings()
     source = _bucket_from_args(args, "source", settings.source)
     destination = _bucket_from_args(args, "destination", settings.destination)
-    workers = args.workers or settings.copy.workers
+    workers = _workers(args, settings)
     check_bucket(source, "source")
     check_bucket(destination, "destination")
     stop = threading.Event()

@@ -61,7 +61,6 @@ class SqsSink:
         self._pending: list[Future[None]] = []
         self._batch: list[str] = []
         self._batch_bytes = 0
-        self.messages_sent = 0
 
     def send(self, body: str) -> None:
         """Queue one body for sending."""
