@@ -33,6 +33,7 @@ from mastodon_s3_sync.sandbox.media import create_bucket
 from mastodon_s3_sync.sandbox.postgres import LocalPostgres
 from mastodon_s3_sync.sandbox.s3servers import RcloneS3Server, find_program
 from mastodon_s3_sync.sandbox.schema import SchemaVersion, create_schema
+from mastodon_s3_sync.settings import config_toml
 from measure import Measurement, timed
 
 if TYPE_CHECKING:
@@ -154,14 +155,9 @@ def rclone_env(source: RcloneS3Server, destination: RcloneS3Server) -> dict[str,
 def write_config(
     path: Path, url: str, source: RcloneS3Server, destination: RcloneS3Server, target: str
 ) -> None:
-    sides = []
-    for side, server, bucket in (("source", source, "src"), ("destination", destination, target)):
-        sides.append(
-            f'[{side}]\nbucket = "{bucket}"\nendpoint_url = "{server.endpoint_url}"\n'
-            f'region = "us-east-1"\naccess_key_id = "{server.access_key_id}"\n'
-            f'secret_access_key = "{server.secret_access_key}"\naddressing_style = "path"\n'
-        )
-    path.write_text(f'[database]\nurl = "{url}"\n\n' + "\n".join(sides))
+    path.write_text(
+        config_toml(url, source.bucket_settings("src"), destination.bucket_settings(target))
+    )
 
 
 def upload_large(client: S3Client, bucket: str, key: str, size: int) -> None:

@@ -23,6 +23,7 @@ from .sandbox.postgres import LocalPostgres
 from .sandbox.s3servers import LocalS3Server, MotoS3Server
 from .sandbox.schema import SchemaVersion, create_schema
 from .sandbox.seed import seed_database
+from .settings import config_toml
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -105,25 +106,6 @@ def _refs(conn: pg8000.native.Connection) -> list[ObjectRef]:
     ]
 
 
-def _config_text(url: str, source: LocalS3Server, destination: LocalS3Server) -> str:
-    lines = ["# Written by mastodon-s3-sync demo", "[database]", f'url = "{url}"', ""]
-    for side, server, bucket in (
-        ("source", source, SOURCE_BUCKET),
-        ("destination", destination, DESTINATION_BUCKET),
-    ):
-        lines += [
-            f"[{side}]",
-            f'bucket = "{bucket}"',
-            f'endpoint_url = "{server.endpoint_url}"',
-            'region = "us-east-1"',
-            f'access_key_id = "{server.access_key_id}"',
-            f'secret_access_key = "{server.secret_access_key}"',
-            'addressing_style = "path"',
-            "",
-        ]
-    return "\n".join(lines)
-
-
 @contextlib.contextmanager
 def sandbox(work_dir: Path) -> Iterator[Sandbox]:
     """Start and fill everything; stop it all on exit."""
@@ -149,5 +131,11 @@ def sandbox(work_dir: Path) -> Iterator[Sandbox]:
             legacy_every=LEGACY_EVERY,
         )
         config = work_dir / "mastodon-s3-sync.toml"
-        config.write_text(_config_text(postgres.url(DATABASE), source, destination))
+        config.write_text(
+            config_toml(
+                postgres.url(DATABASE),
+                source.bucket_settings(SOURCE_BUCKET),
+                destination.bucket_settings(DESTINATION_BUCKET),
+            )
+        )
         yield Sandbox(postgres, source, destination, config, rows, manifest)

@@ -6,10 +6,11 @@ names the setting (``[section] key`` in the file, or the flag) and says how to f
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -402,6 +403,26 @@ def load_config(path: Path) -> Settings:
             _bastion_from_table(document["bastion"], path.parent) if "bastion" in document else None
         ),
     )
+
+
+def config_toml(
+    database_url: str,
+    source: BucketSettings,
+    destination: BucketSettings,
+    copy: CopySettings | None = None,
+) -> str:
+    """A config file that :func:`load_config` reads back as these settings (demo, tests)."""
+    lines = ["[database]", f"url = {json.dumps(database_url)}"]
+    for side, bucket in (("source", source), ("destination", destination)):
+        lines += ["", f"[{side}]"]
+        lines += [
+            f"{name} = {json.dumps(value)}"
+            for name, value in asdict(bucket).items()
+            if value not in (None, "")
+        ]
+    if copy is not None:
+        lines += ["", "[copy]", *(f"{k} = {json.dumps(v)}" for k, v in asdict(copy).items())]
+    return "\n".join(lines) + "\n"
 
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")

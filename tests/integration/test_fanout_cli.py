@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
 from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
 from mastodon_s3_sync.sandbox.schema import SchemaVersion
 from mastodon_s3_sync.sandbox.seed import seed_database
+from mastodon_s3_sync.settings import config_toml
 from tests.conftest import MastodonDb
 from tests.integration.conftest import BucketNames
 from tests.integration.test_run import all_refs
@@ -52,16 +54,12 @@ def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
 def config(
     path: Path, url: str, source: MotoS3Server, destination: MotoS3Server, buckets: tuple[str, str]
 ) -> Path:
-    sides = []
-    for side, server, bucket in (
-        ("source", source, buckets[0]),
-        ("destination", destination, buckets[1]),
-    ):
-        sides.append(
-            f'[{side}]\nbucket = "{bucket}"\nendpoint_url = "{server.endpoint_url}"\n'
-            'region = "us-east-1"\naddressing_style = "path"\n'
-        )
-    path.write_text(f'[database]\nurl = "{url}"\n\n' + "\n".join(sides))
+    # no keys in the file: credentials come from the standard AWS environment (ENV)
+    source_side, destination_side = (
+        replace(server.bucket_settings(bucket), access_key_id=None, secret_access_key=None)
+        for server, bucket in ((source, buckets[0]), (destination, buckets[1]))
+    )
+    path.write_text(config_toml(url, source_side, destination_side))
     return path
 
 

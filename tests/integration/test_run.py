@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from mastodon_s3_sync.sandbox.media import SeedManifest, create_bucket, seed_buc
 from mastodon_s3_sync.sandbox.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.sandbox.schema import SchemaVersion
 from mastodon_s3_sync.sandbox.seed import seed_database
+from mastodon_s3_sync.settings import CopySettings, config_toml
 from tests.conftest import MastodonDb
 from tests.integration.conftest import BucketNames
 
@@ -52,23 +53,18 @@ class Migration:
     manifest: SeedManifest
 
     def config(
-        self, tmp_path: Path, *, destination_secret: str | None = None, copy: str = ""
+        self,
+        tmp_path: Path,
+        *,
+        destination_secret: str | None = None,
+        copy: CopySettings | None = None,
     ) -> Path:
+        destination = self.destination.bucket_settings(self.destination_bucket)
+        if destination_secret is not None:
+            destination = replace(destination, secret_access_key=destination_secret)
         path = tmp_path / "sync.toml"
-        sides = []
-        for side, server, bucket in (
-            ("source", self.source, self.source_bucket),
-            ("destination", self.destination, self.destination_bucket),
-        ):
-            secret = server.secret_access_key
-            if side == "destination" and destination_secret is not None:
-                secret = destination_secret
-            sides.append(
-                f'[{side}]\nbucket = "{bucket}"\nendpoint_url = "{server.endpoint_url}"\n'
-                f'region = "us-east-1"\naccess_key_id = "{server.access_key_id}"\n'
-                f'secret_access_key = "{secret}"\naddressing_style = "path"\n'
-            )
-        path.write_text(f'[database]\nurl = "{self.db.url}"\n\n' + "\n".join(sides) + copy)
+        source = self.source.bucket_settings(self.source_bucket)
+        path.write_text(config_toml(self.db.url, source, destination, copy))
         return path
 
 
@@ -359,7 +355,7 @@ def test_interrupting_leaves_no_partial_object_and_a_rerun_completes(
         large_sizes=True,
         multipart_threshold=15 * MIB,
     )
-    multipart = "\n[copy]\nmultipart_threshold_mib = 8\npart_size_mib = 8\n"
+    multipart = CopySettings(multipart_threshold_mib=8, part_size_mib=8)
     config, report = migration.config(tmp_path, copy=multipart), tmp_path / "report.json"
     command = [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)]
     command += ["--workers", "3", "--report", str(report)]

@@ -9,7 +9,10 @@ import pytest
 
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.settings import (
+    BucketSettings,
+    CopySettings,
     DatabaseSettings,
+    config_toml,
     load_config,
     parse_database_url,
     parse_s3_url,
@@ -170,3 +173,21 @@ def test_since(text: str, expected: datetime) -> None:
 def test_since_refuses_nonsense() -> None:
     with pytest.raises(SettingsError, match="--since"):
         parse_since("yesterday", NOW)
+
+
+def test_config_toml_reads_back_as_the_same_settings(tmp_path: Path) -> None:
+    source = BucketSettings(
+        bucket="old",
+        key_prefix='odd "prefix"/é',
+        endpoint_url="http://127.0.0.1:9000",
+        region="us-east-1",
+        access_key_id="AK",
+        secret_access_key="S\\K",
+        addressing_style="path",
+    )
+    destination = BucketSettings(bucket="new")
+    copy = CopySettings(acl="none", workers=4, multipart_threshold_mib=8, part_size_mib=8)
+    url = "postgresql://mastodon:pw@127.0.0.1:5432/mastodon"
+    settings = load_config(write(tmp_path, config_toml(url, source, destination, copy)))
+    assert (settings.source, settings.destination, settings.copy) == (source, destination, copy)
+    assert settings.database == parse_database_url(url)
