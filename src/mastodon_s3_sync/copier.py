@@ -24,6 +24,7 @@ import botocore.exceptions
 import urllib3.exceptions
 
 from .layout import ObjectRef, apply_key_prefix, is_blank
+from .listing import ABSENT, UNKNOWN, BucketListing, Listed, Sighting
 from .s3 import Bucket, make_client, same_endpoint_and_credentials
 from .settings import BucketSettings
 
@@ -169,6 +170,46 @@ _STREAM_ERRORS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Sightings:
+    """What listings showed of a reference before its copy (see :class:`Survey`):
+    its destination key, and each source candidate (canonical key first)."""
+
+    destination: Sighting = UNKNOWN
+    source: tuple[Sighting, ...] = ()
+
+    def of_candidate(self, index: int) -> Sighting:
+        return self.source[index] if index < len(self.source) else UNKNOWN
+
+
+NOT_SURVEYED = Sightings()
+
+
+class Survey:
+    """Listings of both buckets for one ordered pass (a run, or one queue message).
+
+    Replaces the HEAD requests of the skip check: ask in enumeration order, from one thread.
+    """
+
+    def __init__(self, copier: Copier) -> None:
+        self._copier = copier
+        self.source = BucketListing(copier.source.client, copier.source.name)
+        self.destination = BucketListing(copier.destination.client, copier.destination.name)
+
+    def sight(self, ref: ObjectRef) -> Sightings:
+        """Sightings of ``ref``; alternates are looked up only when the canonical key is not
+        listed at the source."""
+        destination = self.destination.sight(self._copier.destination_key(ref.key))
+        source = [self.source.sight(ref.key)]
+        if not isinstance(source[0], Listed):
+            source.extend(self.source.sight(key) for key in ref.alternates)
+        return Sightings(destination, tuple(source))
+
+    @property
+    def list_requests(self) -> int:
+        return self.source.list_requests + self.destination.list_requests
+
+
 class Copier:
     """Copies object references from ``source`` to ``destination``. Thread-safe."""
 
@@ -195,10 +236,14 @@ class Copier:
             relative = source_key[len(self._source_prefix) :]
         return apply_key_prefix(self.destination.key_prefix, relative)
 
-    def copy_or_fail(self, ref: ObjectRef) -> CopyResult:
+    def survey(self) -> Survey:
+        """Listings for the skip checks of one ordered pass."""
+        return Survey(self)
+
+    def copy_or_fail(self, ref: ObjectRef, seen: Sightings = NOT_SURVEYED) -> CopyResult:
         """Like :meth:`copy`, but a failure is returned as a FAILED result with its reason."""
         try:
-            return self.copy(ref)
+            return self.copy(ref, seen)
         except CopyError as error:
             return CopyResult(ref, Outcome.FAILED, reason=str(error))
         except botocore.exceptions.ClientError as error:
@@ -206,11 +251,14 @@ class Copier:
         except (botocore.exceptions.BotoCoreError, *_STREAM_ERRORS) as error:
             return CopyResult(ref, Outcome.FAILED, reason=f"{type(error).__name__}: {error}")
 
-    def copy(self, ref: ObjectRef) -> CopyResult:
-        """Skip, copy or report missing; raises on failure (so a queue can retry)."""
+    def copy(self, ref: ObjectRef, seen: Sightings = NOT_SURVEYED) -> CopyResult:
+        """Skip, copy or report missing; raises on failure (so a queue can retry).
+
+        ``seen`` spares the requests that listings already answered; a retry asks again.
+        """
         for attempt in range(1, STREAM_ATTEMPTS + 1):
             try:
-                return self._copy_once(ref)
+                return self._copy_once(ref, seen if attempt == 1 else NOT_SURVEYED)
             except _Retryable as error:
                 if attempt == STREAM_ATTEMPTS:
                     raise CopyError(f"{error} (after {attempt} attempts)") from None
@@ -223,20 +271,20 @@ class Copier:
             time.sleep(random.uniform(0.1, 0.5) * attempt)  # noqa: S311 (jitter, not crypto)
         raise AssertionError("unreachable")
 
-    def _copy_once(self, ref: ObjectRef) -> CopyResult:
+    def _copy_once(self, ref: ObjectRef, seen: Sightings) -> CopyResult:
         candidates = (ref.key, *ref.alternates)
         if not self.options.force:
-            present = self._head_size(self.destination, self.destination_key(ref.key))
+            present = self._destination_size(self.destination_key(ref.key), seen.destination)
             if present is not None:
-                found = self._find(candidates, with_body=False)
+                found = self._find(candidates, seen, with_body=False)
                 if found is None or (found.key == ref.key and found.size == present):
                     return self._skipped(ref, found)
-        found = self._find(candidates, with_body=not self.options.server_side)
+        found = self._find(candidates, seen, with_body=not self.options.server_side)
         if found is None:
             return CopyResult(ref, Outcome.MISSING, reason="not at the source under any key")
         server_side = self.options.server_side and found.size <= MAX_SINGLE_COPY
         if self.options.server_side and not server_side:
-            found = self._find((found.key,), with_body=True)
+            found = self._find((found.key,), NOT_SURVEYED, with_body=True)
             if found is None:
                 return CopyResult(ref, Outcome.MISSING, reason="deleted at the source meanwhile")
         destination_key = self.destination_key(found.key)
@@ -265,6 +313,13 @@ class Copier:
         if found.response is not None:
             found.response["Body"].close()
 
+    def _destination_size(self, key: str, seen: Sighting) -> int | None:
+        if isinstance(seen, Listed):
+            return seen.size
+        if seen is ABSENT:
+            return None
+        return self._head_size(self.destination, key)
+
     def _head_size(self, bucket: Bucket, key: str) -> int | None:
         try:
             return bucket.client.head_object(Bucket=bucket.name, Key=key)["ContentLength"]
@@ -273,9 +328,16 @@ class Copier:
                 return None
             raise CopyError(f"HEAD {bucket.side} {key}: {_describe(error)}") from None
 
-    def _find(self, candidates: tuple[str, ...], *, with_body: bool) -> _Found | None:
+    def _find(
+        self, candidates: tuple[str, ...], seen: Sightings, *, with_body: bool
+    ) -> _Found | None:
         client, name = self.source.client, self.source.name
-        for key in candidates:
+        for index, key in enumerate(candidates):
+            sighting = seen.of_candidate(index)
+            if sighting is ABSENT:
+                continue
+            if isinstance(sighting, Listed) and not with_body:
+                return _Found(key, sighting.size, sighting.etag)
             try:
                 if with_body:
                     response = client.get_object(Bucket=name, Key=key)

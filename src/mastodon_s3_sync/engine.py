@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .catalog import Catalog, CatalogFilter
-from .copier import Copier, CopyResult
+from .copier import Copier, CopyResult, Sightings
 from .layout import ObjectRef, RecordType
 from .settings import DEFAULT_WORKERS
 
@@ -86,24 +86,29 @@ class Engine:
         self._observer = observer
         self._workers = workers
         self._stop = stop or threading.Event()
-        self._queue: queue.Queue[ObjectRef | None] = queue.Queue(maxsize=workers * 8)
+        self._queue: queue.Queue[tuple[ObjectRef, Sightings] | None] = queue.Queue(
+            maxsize=workers * 8
+        )
         self._lock = threading.Lock()
         self.totals = RunTotals()
+        self.survey = copier.survey()
+        """The listings behind the skip checks (their request count is reported)."""
 
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                ref = self._queue.get(timeout=_WAIT_SECONDS)
+                item = self._queue.get(timeout=_WAIT_SECONDS)
             except queue.Empty:
                 continue
-            if ref is None:
+            if item is None:
                 return
-            result = self._copier.copy_or_fail(ref)
+            ref, seen = item
+            result = self._copier.copy_or_fail(ref, seen)
             with self._lock:
                 self.totals.by_type[ref.record_type].add(result)
                 self._observer.result(result)
 
-    def _put(self, item: ObjectRef | None) -> None:
+    def _put(self, item: tuple[ObjectRef, Sightings] | None) -> None:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=_WAIT_SECONDS)
@@ -112,6 +117,7 @@ class Engine:
                 continue
 
     def _enumerate(self, record_types: Iterable[RecordType], filt: CatalogFilter) -> None:
+        survey = self.survey
         for record_type in record_types:
             rows = self._catalog.count_rows(record_type, filt)
             with self._lock:
@@ -122,7 +128,7 @@ class Engine:
                 if self._stop.is_set():
                     return
                 for ref in row.objects:
-                    self._put(ref)
+                    self._put((ref, survey.sight(ref)))
                 objects += len(row.objects)
                 rows += 1
                 if rows % _ENUMERATION_REPORT_ROWS == 0:

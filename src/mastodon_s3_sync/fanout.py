@@ -214,10 +214,13 @@ def copy_message(
     exceeds ``guard_seconds``. Raises :class:`MessageFailed` unless every object ended
     copied, skipped or missing (a retry then skips what was done)."""
 
+    survey = copier.survey()  # a message's objects are in id order: a few list requests
+    sightings = [survey.sight(ref) for ref in message.objects]
+
     def one(ref_index: int) -> CopyResult | None:
         if time_left() <= guard_seconds:
             return None
-        return copier.copy_or_fail(message.objects[ref_index])
+        return copier.copy_or_fail(message.objects[ref_index], sightings[ref_index])
 
     outcomes = list(pool.map(one, range(len(message.objects))))
     results = [result for result in outcomes if result is not None]
