@@ -32,6 +32,7 @@ from .errors import SettingsError, SyncError
 from .fanout import Cursor, SqsSink, enumerate_to_queue, make_sqs_client, run_worker, tally
 from .layout import RecordType
 from .memory import return_large_buffers_to_the_os
+from .ops_cli import add_commands, run_ops_command
 from .plan import Progress, ProgressFactory, format_summary, write_plan
 from .progress import RunDisplay
 from .report import OutcomeLog, format_totals, write_report
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="where the run's JSON report goes (default: %(default)s)",
     )
+    add_commands(commands)
     return parser
 
 
@@ -562,6 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return_large_buffers_to_the_os()
     try:
+        if (status := run_ops_command(args, sys.stdout, sys.stderr)) is not None:
+            return status
         if args.command == "run":
             return run_copy(args, sys.stderr)
         if args.command == "demo":
