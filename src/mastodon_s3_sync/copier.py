@@ -29,6 +29,7 @@ from .s3 import Bucket, make_client, same_endpoint_and_credentials
 from .settings import BucketSettings
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
 
 MIB = 1024 * 1024
@@ -134,6 +135,18 @@ class _Found:
     size: int
     etag: str
     response: GetObjectOutputTypeDef | None = field(default=None, repr=False)
+
+
+def acl_class(client: S3Client, bucket: str, key: str) -> str:
+    """``public-read`` when everyone may read the object, else ``private``."""
+    grants = client.get_object_acl(Bucket=bucket, Key=key).get("Grants", [])
+    for grant in grants:
+        if grant.get("Grantee", {}).get("URI") == _ALL_USERS and grant.get("Permission") in (
+            "READ",
+            "FULL_CONTROL",
+        ):
+            return PUBLIC_READ
+    return PRIVATE
 
 
 def _error_code(error: botocore.exceptions.ClientError) -> str:
@@ -356,20 +369,12 @@ class Copier:
         if mode != AclMode.COPY:
             return str(mode)
         try:
-            grants = self.source.client.get_object_acl(Bucket=self.source.name, Key=source_key)
+            return acl_class(self.source.client, self.source.name, source_key)
         except botocore.exceptions.ClientError as error:
             raise CopyError(
                 f"reading the ACL of {source_key}: {_describe(error)} "
                 "(a provider without ACLs needs --acl public-read, private or none)"
             ) from None
-        for grant in grants.get("Grants", []):
-            grantee = grant.get("Grantee", {})
-            if grantee.get("URI") == _ALL_USERS and grant.get("Permission") in (
-                "READ",
-                "FULL_CONTROL",
-            ):
-                return PUBLIC_READ
-        return PRIVATE
 
     def _headers(self, found: _Found, acl: str | None) -> dict[str, Any]:
         response = found.response

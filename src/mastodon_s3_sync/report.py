@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .copier import CopyResult, Outcome
 from .engine import RunTotals
@@ -21,47 +21,76 @@ SHOWN_KEYS = 10
 """Missing/failed keys printed in the final summary; the report file has all of them."""
 
 
+class JsonLines:
+    """A spool of JSON entries on disk, and the first few kept in memory for a summary."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Spool one entry."""
+        self._file.write(json.dumps(entry) + "\n")
+        self.count += 1
+
+    def entries(self) -> Iterator[str]:
+        """The spooled entries, as JSON strings."""
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            yield line.rstrip("\n")
+        self._file.seek(0, 2)
+
+    def close(self) -> None:
+        """Remove the spool file."""
+        self._file.close()
+
+
 class OutcomeLog:
     """Collects missing and failed keys (spooled to disk) for the report and summary."""
 
     def __init__(self) -> None:
-        self._spool: dict[Outcome, TextIO] = {
-            outcome: tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
-            for outcome in (Outcome.MISSING, Outcome.FAILED)
-        }
+        self.spools = {outcome: JsonLines() for outcome in (Outcome.MISSING, Outcome.FAILED)}
         self.first: dict[Outcome, list[CopyResult]] = {Outcome.MISSING: [], Outcome.FAILED: []}
 
     def record(self, result: CopyResult) -> None:
         """Keep the result if it is missing or failed."""
-        spool = self._spool.get(result.outcome)
+        spool = self.spools.get(result.outcome)
         if spool is None:
             return
         ref = result.ref
-        entry = {
-            "key": ref.key,
-            "type": str(ref.record_type),
-            "record_id": str(ref.record_id),  # snowflakes exceed 2^53: strings, not numbers
-            "attachment": ref.attachment,
-            "style": ref.style,
-            "reason": result.reason,
-        }
-        spool.write(json.dumps(entry) + "\n")
+        spool.add(
+            {
+                "key": ref.key,
+                "type": str(ref.record_type),
+                "record_id": str(ref.record_id),  # snowflakes exceed 2^53: not numbers
+                "attachment": ref.attachment,
+                "style": ref.style,
+                "reason": result.reason,
+            }
+        )
         if len(self.first[result.outcome]) < SHOWN_KEYS:
             self.first[result.outcome].append(result)
 
-    def entries(self, outcome: Outcome) -> Iterator[str]:
-        """The spooled entries of one outcome, as JSON strings."""
-        spool = self._spool[outcome]
-        spool.flush()
-        spool.seek(0)
-        for line in spool:
-            yield line.rstrip("\n")
-        spool.seek(0, 2)
-
     def close(self) -> None:
         """Remove the spool files."""
-        for spool in self._spool.values():
+        for spool in self.spools.values():
             spool.close()
+
+
+def write_json_report(path: Path, header: dict[str, Any], lists: dict[str, JsonLines]) -> None:
+    """Write ``header`` plus each spooled list as one JSON object, atomically (a temporary
+    file renamed into place), streaming the lists from disk."""
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", encoding="utf-8") as out:
+        out.write(json.dumps(header, indent=2)[:-2])  # leave the object open
+        for name, spool in lists.items():
+            out.write(f',\n  "{name}": [')
+            for index, entry in enumerate(spool.entries()):
+                out.write(("," if index else "") + f"\n    {entry}")
+            out.write("\n  ]")
+        out.write("\n}\n")
+    partial.replace(path)
 
 
 def write_report(
@@ -71,7 +100,7 @@ def write_report(
     started: datetime,
     context: dict[str, Any],
 ) -> None:
-    """Write the JSON report atomically (a temporary file renamed into place)."""
+    """The run's JSON report: counts per type, then every missing and failed key."""
     whole = totals.total()
     header: dict[str, Any] = {
         "version": REPORT_VERSION,
@@ -86,16 +115,14 @@ def write_report(
         "bytes_copied": whole.bytes_copied,
         "by_type": {str(t): vars(tally) for t, tally in totals.by_type.items()},
     }
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", encoding="utf-8") as out:
-        out.write(json.dumps(header, indent=2)[:-2])  # leave the object open
-        for name, outcome in (("missing_keys", Outcome.MISSING), ("failed_keys", Outcome.FAILED)):
-            out.write(f',\n  "{name}": [')
-            for index, entry in enumerate(log.entries(outcome)):
-                out.write(("," if index else "") + f"\n    {entry}")
-            out.write("\n  ]")
-        out.write("\n}\n")
-    partial.replace(path)
+    write_json_report(
+        path,
+        header,
+        {
+            "missing_keys": log.spools[Outcome.MISSING],
+            "failed_keys": log.spools[Outcome.FAILED],
+        },
+    )
 
 
 def format_totals(totals: RunTotals, log: OutcomeLog, seconds: float) -> str:

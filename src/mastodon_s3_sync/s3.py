@@ -5,6 +5,8 @@ Clients are built once per process (per Lambda container) and passed in.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,28 @@ class Bucket:
     name: str
     key_prefix: str
     side: str  # "source" or "destination", for messages
+
+
+class RequestCounter:
+    """Counts the HTTP requests that clients send, retries included, by operation."""
+
+    def __init__(self) -> None:
+        self.by_operation: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def attach(self, client: S3Client) -> None:
+        """Count every request ``client`` sends from now on."""
+        client.meta.events.register("before-send.s3", self._count)
+
+    def _count(self, event_name: str, **_: object) -> None:
+        # Returning None lets the request go out (a value would stand in for the response).
+        with self._lock:
+            self.by_operation[event_name.rsplit(".", 1)[-1]] += 1
+
+    @property
+    def total(self) -> int:
+        """All requests counted so far."""
+        return sum(self.by_operation.values())
 
 
 def make_client(

@@ -1,0 +1,283 @@
+"""``verify``: prove the destination holds every object the database references, as the
+source has it.
+
+Presence and size come from ordered listings of both buckets (see :mod:`.listing`): about
+two list requests per 1,000 objects. Headers and ACL class are not in listings; they are
+compared with a HEAD and a GetObjectAcl on each side for a random sample of the objects
+(every object with ``sample=None``). A key no listing could answer is asked for directly.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions
+
+from .copier import AclMode, Copier, Sightings, acl_class
+from .layout import ObjectRef
+from .listing import ABSENT, UNKNOWN, Listed, Sighting
+from .report import SHOWN_KEYS, JsonLines
+from .s3 import Bucket, RequestCounter
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_SAMPLE = 1000
+COMPARED_HEADERS = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "Metadata",
+)
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+class Problem(StrEnum):
+    """A way the destination can differ from the source."""
+
+    MISSING = "missing"
+    SIZE = "size"
+    HEADER = "header"
+    ACL = "acl"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A referenced object found at the source, and its key at the destination."""
+
+    ref: ObjectRef
+    source_key: str
+    destination_key: str
+
+
+@dataclass
+class VerifyTotals:
+    """What ``verify`` found."""
+
+    objects: int = 0
+    matching: int = 0
+    """At the destination with the source's size."""
+    absent_at_source: int = 0
+    """Referenced, but at the source under no key: nothing to copy (lost before)."""
+    sampled: int = 0
+    """Objects whose headers (and ACL class) were compared."""
+    problems: dict[Problem, int] = field(default_factory=lambda: dict.fromkeys(Problem, 0))
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is missing or different."""
+        return not any(self.problems.values())
+
+
+class Verifier:
+    """Checks references against both buckets; findings are spooled to disk.
+
+    Call :meth:`check` with the references in enumeration order, then
+    :meth:`check_sample` for headers and ACLs.
+    """
+
+    def __init__(
+        self,
+        copier: Copier,
+        acl: AclMode,
+        *,
+        sample: int | None = DEFAULT_SAMPLE,
+        workers: int = 16,
+        seed: int = 0,
+    ) -> None:
+        self._copier = copier
+        self._acl = acl
+        self._sample_size = sample
+        self._workers = workers
+        self._random = random.Random(seed)  # noqa: S311 (sampling, not secrets)
+        self._sample: list[Pair] = []
+        self._lock = threading.Lock()
+        self.requests = RequestCounter()
+        self.requests.attach(copier.source.client)
+        self.requests.attach(copier.destination.client)
+        self._survey = copier.survey()
+        self.totals = VerifyTotals()
+        self.findings = JsonLines()
+        self.first_findings: list[dict[str, Any]] = []
+        self.absent_at_source = JsonLines()
+
+    def check(self, refs: Iterable[ObjectRef], on_object: Callable[[], None] | None = None) -> None:
+        """Presence and size of each reference, in the order given."""
+        for ref in refs:
+            self._check_one(ref, self._survey.sight(ref))
+            if on_object is not None:
+                on_object()
+
+    def _check_one(self, ref: ObjectRef, seen: Sightings) -> None:
+        totals = self.totals
+        totals.objects += 1
+        totals.by_type[str(ref.record_type)] = totals.by_type.get(str(ref.record_type), 0) + 1
+        candidates = (ref.key, *ref.alternates)
+        found = next(
+            (
+                (key, size)
+                for index, key in enumerate(candidates)
+                if (size := self._size(self._copier.source, key, seen.of_candidate(index)))
+                is not None
+            ),
+            None,
+        )
+        if found is None:
+            totals.absent_at_source += 1
+            self.absent_at_source.add(_entry(ref, ref.key, "at the source under no key"))
+            return
+        source_key, size = found
+        destination_key = self._copier.destination_key(source_key)
+        sighting = seen.destination if source_key == ref.key else UNKNOWN
+        if sighting is ABSENT:
+            sighting = UNKNOWN  # a missing object is rare: make sure with a HEAD
+        present = self._size(self._copier.destination, destination_key, sighting)
+        if present is None:
+            self._found(Problem.MISSING, ref, destination_key, f"source {source_key} has {size} B")
+        elif present != size:
+            self._found(Problem.SIZE, ref, destination_key, f"{present} B, source {size} B")
+        else:
+            totals.matching += 1
+            self._offer(Pair(ref, source_key, destination_key))
+
+    def _size(self, bucket: Bucket, key: str, seen: Sighting) -> int | None:
+        if isinstance(seen, Listed):
+            return seen.size
+        if seen is ABSENT:
+            return None
+        head = _head(bucket.client, bucket.name, key)
+        return None if head is None else int(head["ContentLength"])
+
+    def _offer(self, pair: Pair) -> None:
+        """Reservoir sampling: every matching object has the same chance to be checked."""
+        if self._sample_size is None or len(self._sample) < self._sample_size:
+            self._sample.append(pair)
+            return
+        slot = self._random.randrange(self.totals.matching)
+        if slot < self._sample_size:
+            self._sample[slot] = pair
+
+    def check_sample(self) -> None:
+        """Headers and ACL class of the sampled objects, on both sides, in parallel."""
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="verify") as pool:
+            for _ in pool.map(self._check_pair, self._sample):
+                pass
+        self.totals.sampled = len(self._sample)
+
+    def _check_pair(self, pair: Pair) -> None:
+        source, destination = self._copier.source, self._copier.destination
+        source_head = _head(source.client, source.name, pair.source_key)
+        destination_head = _head(destination.client, destination.name, pair.destination_key)
+        if source_head is None or destination_head is None:
+            return  # deleted since the listing: not a difference of the copy
+        differences = [
+            f"{name}: {destination_head.get(name)!r}, source {source_head.get(name)!r}"
+            for name in COMPARED_HEADERS
+            if source_head.get(name) != destination_head.get(name)
+        ]
+        if differences:
+            self._found(Problem.HEADER, pair.ref, pair.destination_key, "; ".join(differences))
+        if self._acl == AclMode.NONE:
+            return
+        expected = str(self._acl)
+        if self._acl == AclMode.COPY:
+            expected = self._read_acl(source, pair.source_key)
+        actual = self._read_acl(destination, pair.destination_key)
+        if actual != expected:
+            self._found(
+                Problem.ACL, pair.ref, pair.destination_key, f"{actual}, expected {expected}"
+            )
+
+    @staticmethod
+    def _read_acl(bucket: Bucket, key: str) -> str:
+        try:
+            return acl_class(bucket.client, bucket.name, key)
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            return f"unreadable ({code}; a provider without ACLs needs --acl none)"
+
+    def _found(self, problem: Problem, ref: ObjectRef, key: str, detail: str) -> None:
+        with self._lock:
+            self.totals.problems[problem] += 1
+            entry = {"problem": str(problem), **_entry(ref, key, detail)}
+            self.findings.add(entry)
+            if len(self.first_findings) < SHOWN_KEYS:
+                self.first_findings.append(entry)
+
+    @property
+    def list_requests(self) -> int:
+        """ListObjectsV2 requests made for the presence checks."""
+        return self._survey.list_requests
+
+    def close(self) -> None:
+        """Remove the spool files."""
+        self.findings.close()
+        self.absent_at_source.close()
+
+
+def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except botocore.exceptions.ClientError as error:
+        if str(error.response.get("Error", {}).get("Code", "")) in _NOT_FOUND:
+            return None
+        raise
+
+
+def _entry(ref: ObjectRef, key: str, detail: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "type": str(ref.record_type),
+        "record_id": str(ref.record_id),
+        "attachment": ref.attachment,
+        "style": ref.style,
+        "detail": detail,
+    }
+
+
+def format_verify(verifier: Verifier, seconds: float) -> str:
+    """The closing summary of ``verify``, with the first few problems."""
+    totals, requests = verifier.totals, verifier.requests
+    per_thousand = requests.total * 1000 / totals.objects if totals.objects else 0.0
+    operations = ", ".join(f"{name} {count:,}" for name, count in requests.by_operation.items())
+    problems = totals.problems
+    lines = [
+        f"objects referenced:                  {totals.objects:>12,}",
+        f"  at the destination, same size:     {totals.matching:>12,}",
+        f"  missing at the destination:        {problems[Problem.MISSING]:>12,}",
+        f"  size differs:                      {problems[Problem.SIZE]:>12,}",
+        f"  absent at the source too:          {totals.absent_at_source:>12,}"
+        "  (nothing to copy; in --report)",
+        f"headers and ACL compared on:         {totals.sampled:>12,}",
+        f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
+        f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
+        f"requests: {requests.total:,} ({operations or 'none'}), "
+        f"{per_thousand:,.1f} per 1,000 objects; {seconds:.1f} s",
+    ]
+    lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
+    lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
+    return "\n".join(lines)
+
+
+def verify_counts(verifier: Verifier) -> dict[str, Any]:
+    """The counts of the JSON report."""
+    totals = verifier.totals
+    return {
+        "objects": totals.objects,
+        "matching": totals.matching,
+        "absent_at_source": totals.absent_at_source,
+        "sampled": totals.sampled,
+        "problems": {str(problem): count for problem, count in totals.problems.items()},
+        "by_type": totals.by_type,
+        "requests": dict(verifier.requests.by_operation),
+    }

@@ -1,0 +1,145 @@
+"""``mastodon-s3-sync verify`` against real S3 servers: every kind of difference found,
+nothing reported on an exact copy, and the request count of the listing-based design."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mastodon_s3_sync.layout import ObjectRef
+from mastodon_s3_sync.listing import family_and_directory
+from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
+from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
+from mastodon_s3_sync.sandbox.schema import SchemaVersion
+from mastodon_s3_sync.sandbox.seed import seed_database
+from tests.integration.conftest import BucketNames
+from tests.integration.test_run import COUNTS, MakeDb, Migration, all_refs, prepare, run
+
+pytestmark = pytest.mark.integration
+
+
+def verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", "verify", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ),
+    )
+
+
+def copied(migration: Migration, tmp_path: Path) -> Path:
+    config = migration.config(tmp_path)
+    result = run("--config", str(config))
+    assert result.returncode == 0, result.stderr
+    return config
+
+
+def test_an_exact_copy_verifies_with_listings_only(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given a complete copy of a source where every referenced object exists
+    db = mastodon_db()
+    seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=11)
+    refs = all_refs(db)
+    source, destination = moto_servers
+    names = fresh_bucket_name(), fresh_bucket_name()
+    create_bucket(source.client(), names[0])
+    create_bucket(destination.client(), names[1])
+    manifest = seed_bucket(source.client(), names[0], refs)
+    migration = Migration(db, source, destination, *names, refs, manifest)
+    config = copied(migration, tmp_path)
+    report = tmp_path / "verify.json"
+    # when verified without header sampling
+    result = verify("--config", str(config), "--sample", "0", "--report", str(report))
+    # then everything is there, and the only requests are one listing page per family
+    # and side (each family holds fewer than 1,000 keys): no request per object
+    assert result.returncode == 0, result.stderr
+    assert "verify: OK" in result.stderr
+    outcome = json.loads(report.read_text())
+    assert outcome["objects"] == outcome["matching"] == len(refs)
+    assert outcome["problems"] == {"missing": 0, "size": 0, "header": 0, "acl": 0}
+    families = {family_and_directory(ref.key)[0] for ref in refs}  # type: ignore[index]
+    # the preflight HeadBucket runs in its own client; these are the check's requests
+    assert outcome["requests"] == {"ListObjectsV2": 2 * len(families)}
+
+
+def _mutate(migration: Migration) -> dict[str, str]:
+    """One object of each kind of difference at the destination; returns key -> problem."""
+    client, bucket = migration.destination.client(), migration.destination_bucket
+    present = [key for key in migration.manifest.objects if key not in migration.manifest.legacy]
+    public = [k for k in present if migration.manifest.objects[k].acl == "public-read"]
+    missing, resized, retyped, hidden = present[0], present[1], public[2], public[3]
+    client.delete_object(Bucket=bucket, Key=missing)
+    body = client.get_object(Bucket=bucket, Key=resized)["Body"].read()
+    client.put_object(Bucket=bucket, Key=resized, Body=body + b"!", ACL="public-read")
+    original = client.get_object(Bucket=bucket, Key=retyped)
+    client.put_object(
+        Bucket=bucket,
+        Key=retyped,
+        Body=original["Body"].read(),
+        ContentType="application/octet-stream",
+        CacheControl=original["CacheControl"],
+        ACL="public-read",
+    )
+    client.put_object_acl(Bucket=bucket, Key=hidden, ACL="private")
+    return {missing: "missing", resized: "size", retyped: "header", hidden: "acl"}
+
+
+def test_verify_finds_each_kind_of_difference(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given a copy (with files gone at the source and legacy placements) that is then damaged
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    config = copied(migration, tmp_path)
+    report = tmp_path / "verify.json"
+    assert verify("--config", str(config), "--full").returncode == 0
+    damaged = _mutate(migration)
+    # when
+    result = verify("--config", str(config), "--full", "--report", str(report))
+    # then each difference is reported once, with its key, and nothing else
+    assert result.returncode == 1, result.stderr
+    outcome = json.loads(report.read_text())
+    found = {entry["key"]: entry["problem"] for entry in outcome["findings"]}
+    assert found == damaged
+    assert outcome["absent_at_source"] == len(migration.manifest.missing)
+    assert sorted(e["key"] for e in outcome["absent_at_source_keys"]) == sorted(
+        ref.key for ref in migration.manifest.missing
+    )
+    assert f"{len(damaged)} problems" in result.stderr
+
+
+def test_a_sample_costs_four_requests_per_sampled_object(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    config = copied(migration, tmp_path)
+    report = tmp_path / "verify.json"
+    result = verify("--config", str(config), "--sample", "25", "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(report.read_text())
+    requests = outcome["requests"]
+    assert outcome["sampled"] == 25
+    assert requests["GetObjectAcl"] == 2 * 25
+    # HEADs: the sample on both sides, plus lookups no listing could answer (refs whose
+    # canonical key is not at the source: their alternates, and the destination check)
+    unlisted: list[ObjectRef] = [
+        ref for ref in migration.refs if ref.key not in migration.manifest.objects
+    ]
+    per_unlisted = max(len(ref.alternates) for ref in unlisted) + 1
+    assert 2 * 25 <= requests["HeadObject"] <= 2 * 25 + per_unlisted * len(unlisted)
