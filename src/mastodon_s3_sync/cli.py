@@ -25,12 +25,14 @@ from tqdm import tqdm
 
 from . import __version__
 from .catalog import Catalog, CatalogFilter
+from .config_check import config_check
 from .copier import MIB, AclMode, CopyOptions, CopyResult, Outcome, build_copier
 from .database import open_database
 from .engine import Engine
 from .errors import SettingsError, SyncError
 from .fanout import Cursor, SqsSink, enumerate_to_queue, make_sqs_client, run_worker, tally
 from .layout import RecordType
+from .mastodon_env import load_settings
 from .memory import return_large_buffers_to_the_os
 from .ops_cli import add_commands, run_ops_command
 from .plan import Progress, ProgressFactory, format_summary, write_plan
@@ -45,7 +47,9 @@ from .settings import (
     URL_FORM,
     AclSetting,
     BucketSettings,
+    ResolvedSettings,
     Settings,
+    SettingsLayer,
     endpoint_setting,
     load_config,
     parse_database_url,
@@ -94,6 +98,13 @@ def _integer(text: str) -> int:
 def _add_database_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("database and selection")
     group.add_argument("--config", type=Path, help="TOML config file ([database], [source], …)")
+    group.add_argument(
+        "--mastodon-env",
+        type=Path,
+        metavar="FILE",
+        help="Mastodon's .env.production: the database and source bucket from DB_*, S3_*, "
+        "AWS_* (the config file and flags override it)",
+    )
     group.add_argument("--database-url", help=f"Mastodon's database: {URL_FORM}")
     group.add_argument(
         "--type",
@@ -194,7 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the run's JSON report goes (default: %(default)s)",
     )
     add_commands(commands)
+    _add_config_command(commands)
     return parser
+
+
+def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = commands.add_parser(
+        "config",
+        help="show the resolved settings and test every connection",
+        description="Settings come from the flags, over the config file, over Mastodon's .env.",
+    )
+    actions = config.add_subparsers(dest="config_action", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check",
+        help="print the settings (secrets masked) with their origin, then test the database, "
+        "the bastion and both buckets",
+        description="Print every setting with where it came from (flag, config file, .env, "
+        "default), secrets masked, then test each connection: one OK/FAIL line per check. "
+        "Exit status 0 when all pass.",
+    )
+    _add_database_options(check)
+    _add_copy_options(check)
 
 
 def _add_copy_options(parser: argparse.ArgumentParser) -> None:
@@ -267,17 +298,53 @@ def _bucket_from_args(
     return settings
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Config file first, then flags on top."""
-    settings = load_config(args.config) if args.config else Settings()
+def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
+    """The settings given as flags, as the top layer over the config file and .env."""
+    tables: dict[str, dict[str, Any]] = {}
+    labels: dict[tuple[str, str], str] = {}
+
+    def put(section: str, key: str, value: object, flag: str) -> None:
+        tables.setdefault(section, {})[key] = value
+        labels[section, key] = flag
+
     if args.database_url:
-        settings = replace(settings, database=parse_database_url(args.database_url))
-    database = settings.require_database()
+        parse_database_url(args.database_url)  # errors that name the flag
+        put("database", "url", args.database_url, "--database-url")
     if args.page_size:
         if args.page_size > MAX_PAGE_SIZE:
             raise SettingsError(f"--page-size: at most {MAX_PAGE_SIZE}")
-        database = replace(database, page_size=args.page_size)
-    return replace(settings, database=database)
+        put("database", "page_size", args.page_size, "--page-size")
+    for side in ("source", "destination"):
+        if getattr(args, side, None):
+            bucket, prefix = parse_s3_url(getattr(args, side), f"--{side}")
+            put(side, "bucket", bucket, f"--{side}")
+            put(side, "key_prefix", prefix, f"--{side}")
+        for name in ("endpoint_url", "region", "profile"):
+            flag = f"--{side}-{name.replace('_', '-')}"
+            value = getattr(args, f"{side}_{name}", None)
+            if value:
+                if name == "endpoint_url":
+                    endpoint_setting(value, flag)
+                put(side, name, value, flag)
+    if getattr(args, "acl", None):
+        put("copy", "acl", args.acl, "--acl")
+    if getattr(args, "workers", None):
+        if args.workers > MAX_WORKERS:
+            raise SettingsError(f"--workers: at most {MAX_WORKERS}")
+        put("copy", "workers", args.workers, "--workers")
+    return SettingsLayer("flags", tables, labels)
+
+
+def resolved_from_args(args: argparse.Namespace) -> ResolvedSettings:
+    """Flags over the config file over Mastodon's .env, with the origin of each value."""
+    return load_settings(args.config, args.mastodon_env, _flag_layer(args))
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings of a command that reads the database (which must be configured)."""
+    settings = resolved_from_args(args).settings
+    settings.require_database()
+    return settings
 
 
 def _catalog_filter(args: argparse.Namespace) -> CatalogFilter:
@@ -568,6 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status
         if args.command == "run":
             return run_copy(args, sys.stderr)
+        if args.command == "config":
+            return config_check(resolved_from_args(args), sys.stdout)
         if args.command == "demo":
             return run_demo(args, sys.stderr)
         if args.command == "enumerate":

@@ -1,7 +1,9 @@
-"""Typed settings, built once at the edge (CLI flags over a TOML file).
+"""Typed settings, built once at the edge: flags over a TOML file over Mastodon's .env.
 
-The core never reads the environment: it receives a :class:`Settings`. Every error
-names the setting (``[section] key`` in the file, or the flag) and says how to fix it.
+The core never reads the environment: it receives a :class:`Settings`. Each place settings
+come from is a :class:`SettingsLayer` of raw tables; :func:`resolve` merges the layers and
+checks the result once, remembering where each value came from. Every error names the
+setting (``[section] key`` in the file, the flag, or the variable) and says how to fix it.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -18,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import SettingsError
 
-SslMode = Literal["disable", "require", "verify-full"]
+SslMode = Literal["disable", "require", "verify-ca", "verify-full"]
 AddressingStyle = Literal["auto", "path", "virtual"]
 AclSetting = Literal["copy", "public-read", "private", "none"]
 
@@ -41,6 +43,8 @@ class DatabaseSettings:
     password: str | None = field(default=None, repr=False)
     sslmode: SslMode = "disable"
     page_size: int = DEFAULT_PAGE_SIZE
+    sslrootcert: str | None = None
+    """PEM file of the CA(s) that sign the server's certificate (else the system's)."""
 
     @property
     def unix_socket(self) -> str | None:
@@ -111,15 +115,18 @@ class Settings:
         """The database settings, or a SettingsError saying how to give them."""
         if self.database is None:
             raise SettingsError(
-                f"no database configured: pass --database-url {URL_FORM} "
-                "or set [database] url in the config file (--config)"
+                f"no database configured: pass --database-url {URL_FORM}, "
+                "set [database] url in the config file (--config), "
+                "or point --mastodon-env at Mastodon's .env.production"
             )
         return self.database
 
 
-_DATABASE_KEYS = frozenset(
-    {"url", "host", "port", "name", "user", "password", "sslmode", "page_size"}
+CONNECTION_KEYS = frozenset(
+    {"url", "host", "port", "name", "user", "password", "sslmode", "sslrootcert"}
 )
+"""The [database] keys a URL stands for: a URL from a later layer replaces them all."""
+_DATABASE_KEYS = CONNECTION_KEYS | {"page_size"}
 _BUCKET_KEYS = frozenset(
     {
         "bucket",
@@ -136,13 +143,16 @@ _BASTION_KEYS = frozenset({"host", "port", "user", "private_key_file", "host_key
 _COPY_KEYS = frozenset({"acl", "workers", "multipart_threshold_mib", "part_size_mib"})
 STACK_SECTION = "stack"
 """The serverless deployment's settings, read by the CDK app in infra/, ignored here."""
-_SECTIONS = {
+MASTODON_ENV_KEY = "mastodon_env"
+"""Top-level config key: the path of Mastodon's .env.production (relative to the file)."""
+CONFIG_KEYS: Mapping[str, frozenset[str]] = {
     "database": _DATABASE_KEYS,
     "source": _BUCKET_KEYS,
     "destination": _BUCKET_KEYS,
     "copy": _COPY_KEYS,
     "bastion": _BASTION_KEYS,
 }
+"""Every section of the config file the CLI reads, and its keys (README: Configuration)."""
 
 
 def _mask(url: str) -> str:
@@ -174,7 +184,10 @@ def _page_size(value: object, setting: str) -> int:
 
 
 def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSettings:
-    """Parse ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=…&host=/socket/dir]``."""
+    """Parse ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=…&sslrootcert=…&host=…]``.
+
+    ``host`` in the query is a Unix socket directory, as in libpq.
+    """
     fix = f"write it as {URL_FORM}"
     try:
         parts = urlsplit(url.strip())
@@ -189,7 +202,7 @@ def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSet
             f"in {_mask(url)!r}; {fix}"
         )
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    unknown = set(query) - {"sslmode", "host", "port"}
+    unknown = set(query) - {"sslmode", "sslrootcert", "host", "port"}
     if unknown:
         raise SettingsError(f"{setting}: unsupported parameter(s) {', '.join(sorted(unknown))}")
     name = unquote(parts.path.lstrip("/"))
@@ -208,6 +221,7 @@ def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSet
         port=port or DEFAULT_PORT,
         password=unquote(parts.password) if parts.password is not None else None,
         sslmode=sslmode_setting(query.get("sslmode", "disable"), f"{setting} sslmode"),
+        sslrootcert=query.get("sslrootcert") or None,
     )
 
 
@@ -249,6 +263,8 @@ def _database_from_table(table: Mapping[str, Any]) -> DatabaseSettings:
         settings = replace(
             settings, sslmode=sslmode_setting(strings["sslmode"], "[database] sslmode")
         )
+    if strings.get("sslrootcert"):
+        settings = replace(settings, sslrootcert=strings["sslrootcert"])
     if "page_size" in table:
         settings = replace(
             settings, page_size=_page_size(table["page_size"], "[database] page_size")
@@ -322,7 +338,7 @@ def _mib(value: object, setting: str) -> int:
     return value
 
 
-def _bastion_from_table(table: Mapping[str, Any], base: Path) -> SshSettings:
+def _bastion_from_table(table: Mapping[str, Any]) -> SshSettings:
     values = {key: _string("bastion", key, value) for key, value in table.items() if key != "port"}
     for required in ("host", "user", "private_key_file", "host_key"):
         if not values.get(required):
@@ -330,7 +346,7 @@ def _bastion_from_table(table: Mapping[str, Any], base: Path) -> SshSettings:
                 f"[bastion] {required} is missing (host_key is the bastion's public host key "
                 "line, e.g. from ssh-keyscan, so the tunnel cannot be intercepted)"
             )
-    key_path = base / Path(values["private_key_file"]).expanduser()
+    key_path = Path(values["private_key_file"]).expanduser()
     try:
         private_key = key_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -364,32 +380,85 @@ def _bucket_from_table(section: str, table: Mapping[str, Any]) -> BucketSettings
     return BucketSettings(**values)  # type: ignore[arg-type]
 
 
-def load_config(path: Path) -> Settings:
-    """Read a TOML config file (see README, "Configuration") into Settings."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"--config: file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SettingsError(f"--config: cannot read {str(path)!r}: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError(f"--config: {str(path)!r} is not valid TOML: {error}") from None
-    for section, value in document.items():
-        if section not in (*_SECTIONS, STACK_SECTION):
-            raise SettingsError(
-                f"{path}: unknown section [{section}]; expected "
-                f"{', '.join((*_SECTIONS, STACK_SECTION))}"
-            )
-        if not isinstance(value, dict):
-            raise SettingsError(f"{path}: {section} must be a [{section}] table")
-        if section == STACK_SECTION:
-            continue  # read and checked by the CDK app (infra/)
-        unknown = sorted(set(value) - _SECTIONS[section])
-        if unknown:
-            raise SettingsError(
-                f"{path}: unknown key(s) in [{section}]: {', '.join(unknown)}; "
-                f"known keys: {', '.join(sorted(_SECTIONS[section]))}"
-            )
+@dataclass(frozen=True)
+class SettingsLayer:
+    """Raw settings from one place (flags, a config file, Mastodon's .env), not yet checked."""
+
+    origin: str
+    """Where the values come from, as shown to the user (``config sync.toml``)."""
+    tables: Mapping[str, Mapping[str, Any]]
+    """``{section: {key: value}}`` with the config file's sections and keys."""
+    labels: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """Finer origins per (section, key), e.g. ``--database-url`` or ``.env DB_HOST``."""
+    base: Path = Path()
+    """The folder relative file paths of this layer are read from."""
+    mastodon_env: Path | None = None
+    """A config file's top-level ``mastodon_env``, resolved against its folder."""
+    notes: tuple[str, ...] = ()
+    """What the user should know about this layer (e.g. why it gave no source)."""
+
+    def label(self, section: str, key: str) -> str:
+        """Where one value of this layer came from."""
+        return self.labels.get((section, key), self.origin)
+
+
+DEFAULT_ORIGIN = "default"
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Settings, and where each value came from (``"database.host"`` -> origin)."""
+
+    settings: Settings
+    origins: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+
+
+_PATH_KEYS = {("database", "sslrootcert"), ("bastion", "private_key_file")}
+_FIELD_KEYS = {"private_key": "private_key_file"}  # dataclass field -> config key
+
+
+def resolve(layers: Sequence[SettingsLayer]) -> ResolvedSettings:
+    """Merge layers, later ones winning key by key, and check the result.
+
+    A database ``url`` stands for a whole connection: it replaces the connection keys of
+    earlier layers (host, port, name, user, password, sslmode, sslrootcert).
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    labels: dict[tuple[str, str], str] = {}
+    for layer in layers:
+        for section, table in layer.tables.items():
+            target = merged.setdefault(section, {})
+            if section == "database" and "url" in table:
+                for key in CONNECTION_KEYS & set(target):
+                    del target[key]
+                    labels.pop((section, key), None)
+            for key, value in table.items():
+                if (section, key) in _PATH_KEYS and isinstance(value, str) and value:
+                    value = str(layer.base / Path(value).expanduser())
+                target[key] = value
+                labels[section, key] = layer.label(section, key)
+    settings = _settings_from_tables(merged)
+    origins: dict[str, str] = {}
+    for section in CONFIG_KEYS:
+        value = getattr(settings, section)
+        if value is None:
+            continue
+        table = merged.get(section, {})
+        for item in fields(value):
+            key = _FIELD_KEYS.get(item.name, item.name)
+            if (section, key) in labels:
+                origin = labels[section, key]
+            elif section == "database" and "url" in table and key in CONNECTION_KEYS:
+                origin = labels[section, "url"]
+            else:
+                origin = DEFAULT_ORIGIN
+            origins[f"{section}.{item.name}"] = origin
+    notes = tuple(note for layer in layers for note in layer.notes)
+    return ResolvedSettings(settings, origins, notes)
+
+
+def _settings_from_tables(document: Mapping[str, Mapping[str, Any]]) -> Settings:
     return Settings(
         database=_database_from_table(document["database"]) if "database" in document else None,
         source=_bucket_from_table("source", document["source"]) if "source" in document else None,
@@ -399,10 +468,54 @@ def load_config(path: Path) -> Settings:
             else None
         ),
         copy=_copy_from_table(document["copy"]) if "copy" in document else CopySettings(),
-        bastion=(
-            _bastion_from_table(document["bastion"], path.parent) if "bastion" in document else None
-        ),
+        bastion=_bastion_from_table(document["bastion"]) if "bastion" in document else None,
     )
+
+
+def config_layer(path: Path) -> SettingsLayer:
+    """Read a TOML config file (see README, "Configuration") as a layer, checking its shape."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"--config: file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"--config: cannot read {str(path)!r}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"--config: {str(path)!r} is not valid TOML: {error}") from None
+    tables: dict[str, Mapping[str, Any]] = {}
+    mastodon_env = None
+    for section, value in document.items():
+        if section == MASTODON_ENV_KEY:
+            if not isinstance(value, str) or not value.strip():
+                raise SettingsError(
+                    f"{path}: {MASTODON_ENV_KEY} must be a path, e.g. {MASTODON_ENV_KEY} = "
+                    '"/home/mastodon/live/.env.production" (before any [section])'
+                )
+            mastodon_env = path.parent / Path(value).expanduser()
+            continue
+        if section not in (*CONFIG_KEYS, STACK_SECTION):
+            raise SettingsError(
+                f"{path}: unknown section [{section}]; expected "
+                f"{', '.join((*CONFIG_KEYS, STACK_SECTION))} (or the top-level key "
+                f"{MASTODON_ENV_KEY})"
+            )
+        if not isinstance(value, dict):
+            raise SettingsError(f"{path}: {section} must be a [{section}] table")
+        if section == STACK_SECTION:
+            continue  # read and checked by the CDK app (infra/)
+        unknown = sorted(set(value) - CONFIG_KEYS[section])
+        if unknown:
+            raise SettingsError(
+                f"{path}: unknown key(s) in [{section}]: {', '.join(unknown)}; "
+                f"known keys: {', '.join(sorted(CONFIG_KEYS[section]))}"
+            )
+        tables[section] = value
+    return SettingsLayer(f"config {path}", tables, base=path.parent, mastodon_env=mastodon_env)
+
+
+def load_config(path: Path) -> Settings:
+    """Read a TOML config file (see README, "Configuration") into Settings."""
+    return resolve([config_layer(path)]).settings
 
 
 def config_toml(
