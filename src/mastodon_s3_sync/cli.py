@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,20 +24,20 @@ from typing import TYPE_CHECKING, Any, TextIO, get_args
 from tqdm import tqdm
 
 from . import __version__
-from .catalog import Catalog, CatalogFilter
+from .catalog import Catalog, CatalogFilter, RowObjects
 from .config_check import config_check
 from .copier import MIB, AclMode, CopyOptions, CopyResult, Outcome, build_copier
 from .database import open_database
 from .engine import Engine
 from .errors import SettingsError, SyncError
 from .fanout import Cursor, SqsSink, enumerate_to_queue, make_sqs_client, run_worker, tally
-from .layout import RecordType
+from .layout import ObjectRef, RecordType
 from .mastodon_env import load_settings
 from .memory import return_large_buffers_to_the_os
 from .ops_cli import add_commands, run_ops_command
 from .plan import Progress, ProgressFactory, format_summary, write_plan
 from .progress import RunDisplay
-from .report import OutcomeLog, format_totals, write_report
+from .report import REPORT_VERSION, OutcomeLog, format_totals, write_json_report, write_report
 from .s3 import check_bucket
 from .serverless import new_run_id
 from .settings import (
@@ -56,6 +56,7 @@ from .settings import (
     parse_s3_url,
     parse_since,
 )
+from .verify import DEFAULT_SAMPLE, Verifier, format_verify, verify_counts
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -84,6 +85,15 @@ def _positive(flag: str) -> Callable[[str], int]:
         if value < 1:
             raise argparse.ArgumentTypeError(f"{flag} must be at least 1")
         return value
+
+    return parse
+
+
+def _non_negative(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, 0 or more")
+        return int(text)
 
     return parse
 
@@ -165,6 +175,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_database_options(run)
     _add_copy_options(run)
+    verify = commands.add_parser(
+        "verify",
+        help="check that the destination holds every object, as the source has it",
+        description="From the database, check each object at the destination: present, "
+        "same size as at the source (from bucket listings: about 2 requests per 1,000 "
+        "objects), and for a random sample (or --full) the same headers and ACL class. "
+        "Exit status 1 when anything is missing or different.",
+    )
+    _add_database_options(verify)
+    _add_bucket_options(verify)
+    checks = verify.add_argument_group("checks")
+    _add_acl_and_workers(checks, "threads for the header and ACL checks")
+    sampling = checks.add_mutually_exclusive_group()
+    sampling.add_argument(
+        "--sample",
+        type=_non_negative("--sample"),
+        default=DEFAULT_SAMPLE,
+        metavar="N",
+        help="objects whose headers and ACL are compared, drawn at random (default "
+        "%(default)s; 0: none)",
+    )
+    sampling.add_argument(
+        "--full", action="store_true", help="compare headers and ACL of every object"
+    )
+    checks.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
     enumerate_ = commands.add_parser(
         "enumerate",
         help="send every object reference to an SQS queue, for copiers elsewhere",
@@ -192,17 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a whole migration on this machine: local PostgreSQL and S3 servers, no AWS",
         description="Start a throwaway PostgreSQL with a generated Mastodon and two local S3 "
         "servers (old and new provider), fill the old bucket as Mastodon would have, run the "
-        "real copy between them, and stop everything.",
+        "real copy and verify between them, and stop everything.",
     )
     demo.add_argument(
         "--keep", action="store_true", help="leave it running and print connection details"
     )
     demo.add_argument(
-        "--report",
+        "--reports",
         type=Path,
-        default=Path("mastodon-s3-sync-demo-report.json"),
-        metavar="FILE",
-        help="where the run's JSON report goes (default: %(default)s)",
+        default=Path("mastodon-s3-sync-demo"),
+        metavar="DIR",
+        help="where the JSON reports of run and verify go (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="a smaller Mastodon: the same story in seconds"
     )
     add_commands(commands)
     _add_config_command(commands)
@@ -229,6 +267,16 @@ def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def _add_copy_options(parser: argparse.ArgumentParser) -> None:
+    _add_bucket_options(parser)
+    group = parser.add_argument_group("copying")
+    _add_acl_and_workers(group, "copier threads")
+    group.add_argument(
+        "--force", action="store_true", help="copy even what the destination already holds"
+    )
+    group.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+
+
+def _add_bucket_options(parser: argparse.ArgumentParser) -> None:
     for side in ("source", "destination"):
         group = parser.add_argument_group(f"{side} bucket (overrides [{side}] in --config)")
         group.add_argument(
@@ -239,7 +287,9 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{side}-endpoint-url", metavar="URL", help="S3 endpoint (non-AWS)")
         group.add_argument(f"--{side}-region", metavar="REGION")
         group.add_argument(f"--{side}-profile", metavar="NAME", help="AWS config profile")
-    group = parser.add_argument_group("copying")
+
+
+def _add_acl_and_workers(group: argparse._ArgumentGroup, threads: str) -> None:
     group.add_argument(
         "--acl",
         choices=get_args(AclSetting),
@@ -249,12 +299,8 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=_positive("--workers"),
         metavar="N",
-        help=f"copier threads (default {DEFAULT_WORKERS})",
+        help=f"{threads} (default {DEFAULT_WORKERS})",
     )
-    group.add_argument(
-        "--force", action="store_true", help="copy even what the destination already holds"
-    )
-    group.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
 
 
 def _add_queue_options(parser: argparse.ArgumentParser) -> None:
@@ -407,12 +453,10 @@ def _ctrl_c_stops(stop: threading.Event, stderr: TextIO) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
-    """``run``: copy everything selected; exit 0 only when nothing failed."""
-    record_types = _record_types(args.types)
-    filt = _catalog_filter(args)
-    settings = settings_from_args(args)
-    database = settings.require_database()
+def _checked_buckets(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[BucketSettings, BucketSettings]:
+    """Both sides from the config and flags, distinct, and answering (preflight)."""
     source = _bucket_from_args(args, "source", settings.source)
     destination = _bucket_from_args(args, "destination", settings.destination)
     if (source.bucket, source.key_prefix, source.endpoint_url) == (
@@ -421,10 +465,20 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
         destination.endpoint_url,
     ):
         raise SettingsError("--source and --destination are the same bucket and key prefix")
-    acl = args.acl or settings.copy.acl
-    workers = _workers(args, settings)
     check_bucket(source, "source")
     check_bucket(destination, "destination")
+    return source, destination
+
+
+def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
+    """``run``: copy everything selected; exit 0 only when nothing failed."""
+    record_types = _record_types(args.types)
+    filt = _catalog_filter(args)
+    settings = settings_from_args(args)
+    database = settings.require_database()
+    source, destination = _checked_buckets(args, settings)
+    acl = args.acl or settings.copy.acl
+    workers = _workers(args, settings)
     stop = threading.Event()
     options = CopyOptions(
         acl=AclMode(acl),
@@ -468,6 +522,61 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     if totals.interrupted:
         return 130
     return 1 if totals.total().failed else 0
+
+
+def _refs_counting_rows(rows: Iterable[RowObjects], bar: Progress | None) -> Iterator[ObjectRef]:
+    for row in rows:
+        yield from row.objects
+        if bar is not None:
+            bar.update(1)
+
+
+def run_verify(args: argparse.Namespace, stderr: TextIO) -> int:
+    """``verify``: exit 0 only when nothing is missing or different."""
+    record_types = _record_types(args.types)
+    filt = _catalog_filter(args)
+    settings = settings_from_args(args)
+    database = settings.require_database()
+    source, destination = _checked_buckets(args, settings)
+    acl = AclMode(args.acl or settings.copy.acl)
+    workers = _workers(args, settings)
+    copier = build_copier(source, destination, CopyOptions(acl=acl), workers)
+    verifier = Verifier(copier, acl, sample=None if args.full else args.sample, workers=workers)
+    bars = _progress_bars(stderr)
+    started, clock = datetime.now(UTC), time.monotonic()
+    try:
+        with open_database(database, settings.bastion) as conn:
+            catalog = Catalog(conn, page_size=database.page_size, key_prefix=source.key_prefix)
+            for record_type in record_types:
+                catalog.table_columns(record_type)
+            for record_type in record_types:
+                bar = bars(record_type, catalog.count_rows(record_type, filt)) if bars else None
+                verifier.check(_refs_counting_rows(catalog.walk(record_type, filt), bar))
+                if bar is not None:
+                    bar.close()
+                checked = verifier.totals.by_type.get(str(record_type), 0)
+                print(f"{record_type}: {checked:,} objects checked", file=stderr)
+        verifier.check_sample()
+        print(format_verify(verifier, time.monotonic() - clock), file=stderr)
+        if args.report:
+            header = {
+                "version": REPORT_VERSION,
+                "started_at": started.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat(),
+                **_run_context(source, destination, str(acl)),
+                "types": [str(record_type) for record_type in record_types],
+                "ok": verifier.totals.ok,
+                **verify_counts(verifier),
+            }
+            write_json_report(
+                args.report,
+                header,
+                {"findings": verifier.findings, "absent_at_source_keys": verifier.absent_at_source},
+            )
+            print(f"report: {args.report}", file=stderr)
+    finally:
+        verifier.close()
+    return 0 if verifier.totals.ok else 1
 
 
 def run_enumerate(args: argparse.Namespace, stderr: TextIO) -> int:
@@ -568,12 +677,15 @@ def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
 
 
 def run_demo(args: argparse.Namespace, stderr: TextIO) -> int:
-    """``demo``: the real ``run`` between two local providers, then what it shows."""
-    from .demo import sandbox  # the sandbox needs the demo extra (moto); import it late
+    """``demo``: the real ``run`` and ``verify`` between two local providers."""
+    from .demo import DEMO_COUNTS, QUICK_COUNTS, sandbox  # needs the demo extra (moto)
 
+    reports: Path = args.reports
+    reports.mkdir(parents=True, exist_ok=True)
+    run_report, verify_report = reports / "demo-run-report.json", reports / "demo-verify.json"
     with tempfile.TemporaryDirectory(prefix="mastodon-s3-sync-demo-") as work:
         print("starting PostgreSQL and two S3 servers, generating a Mastodon…", file=stderr)
-        with sandbox(Path(work)) as box:
+        with sandbox(Path(work), QUICK_COUNTS if args.quick else DEMO_COUNTS) as box:
             seeded = box.manifest
             print(
                 f"{', '.join(f'{count:,} {table}' for table, count in box.rows.items())}; "
@@ -582,22 +694,38 @@ def run_demo(args: argparse.Namespace, stderr: TextIO) -> int:
                 f"{len(seeded.legacy)} at their legacy placement",
                 file=stderr,
             )
-            run_args = build_parser().parse_args(
-                ["run", "--config", str(box.config), "--report", str(args.report)]
+            config = ["--config", str(box.config)]
+            print("\n== run: copy from the old provider to the new one", file=stderr)
+            copied = run_copy(
+                build_parser().parse_args(["run", *config, "--report", str(run_report)]), stderr
             )
-            status = run_copy(run_args, stderr)
+            print("\n== verify: is everything at the new provider, as it was?", file=stderr)
+            verified = run_verify(
+                build_parser().parse_args(["verify", *config, "--report", str(verify_report)]),
+                stderr,
+            )
             private, kept = box.private_objects_still_private()
             print(
-                f"private objects (a suspended account's media): {private} at the source, "
-                f"{kept} of them private at the destination",
+                f"\nprivate objects (a suspended account's media): {private} at the source, "
+                f"{kept} of them still private at the destination",
+                file=stderr,
+            )
+            status = copied or verified or (0 if kept == private else 1)
+            print(
+                f"{'demo: OK' if status == 0 else 'demo: FAILED'} — reports: {run_report} "
+                f"(what was copied, what is missing and why), {verify_report} (the proof)",
                 file=stderr,
             )
             if args.keep:
-                print(f"{box.describe()}\nrunning; Ctrl-C stops everything", file=stderr)
+                print(
+                    f"\n{box.describe()}\ntry: mastodon-s3-sync plan --config {box.config} "
+                    "--summary\nrunning; Ctrl-C stops everything",
+                    file=stderr,
+                )
                 with contextlib.suppress(KeyboardInterrupt):
                     threading.Event().wait()
         print("stopped the sandbox", file=stderr)
-    return status if kept == private else 1
+    return status
 
 
 def run_plan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -635,6 +763,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status
         if args.command == "run":
             return run_copy(args, sys.stderr)
+        if args.command == "verify":
+            return run_verify(args, sys.stderr)
         if args.command == "config":
             return config_check(resolved_from_args(args), sys.stdout)
         if args.command == "demo":

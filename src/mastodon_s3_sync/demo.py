@@ -3,7 +3,7 @@
 A throwaway PostgreSQL holds a generated small Mastodon; two local S3 servers stand for
 the old and the new provider. The source bucket is filled as Mastodon would have filled
 it, including a suspended account's private media, legacy placements and rows whose
-files are gone. The CLI then runs the real ``run`` against it.
+files are gone. The CLI then runs the real ``run`` and ``verify`` against it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pg8000.native
 
 from .catalog import Catalog, CatalogFilter
+from .copier import PRIVATE, acl_class
 from .layout import ObjectRef, RecordType
 from .sandbox.media import SeedManifest, create_bucket, seed_bucket
 from .sandbox.postgres import LocalPostgres
@@ -25,17 +25,15 @@ from .sandbox.schema import SchemaVersion, create_schema
 from .sandbox.seed import seed_database
 from .settings import config_toml
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
 DEMO_COUNTS = {"accounts": 200, "media_attachments": 400, "custom_emojis": 40, "preview_cards": 150}
+QUICK_COUNTS = {"accounts": 30, "media_attachments": 60, "custom_emojis": 8, "preview_cards": 20}
+"""``demo --quick``: the same story in a few seconds (the test suite runs it)."""
 SUSPENDED_MEDIA = 12
 """Media rows given to the suspended account: their objects are private."""
 MISSING_EVERY = 45
 LEGACY_EVERY = 60
 DATABASE = "mastodon_production"
 SOURCE_BUCKET, DESTINATION_BUCKET = "old-provider-media", "new-provider-media"
-_ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 
 @dataclass
@@ -63,15 +61,10 @@ class Sandbox:
 
     def private_objects_still_private(self) -> tuple[int, int]:
         """(private objects at the source, how many of them are private at the destination)."""
-        private = [o.key for o in self.manifest.objects.values() if o.acl == "private"]
+        private = [o.key for o in self.manifest.objects.values() if o.acl == PRIVATE]
         client = self.destination.client()
-        kept = sum(1 for key in private if not _is_public(client, DESTINATION_BUCKET, key))
+        kept = sum(1 for key in private if acl_class(client, DESTINATION_BUCKET, key) == PRIVATE)
         return len(private), kept
-
-
-def _is_public(client: S3Client, bucket: str, key: str) -> bool:
-    grants = client.get_object_acl(Bucket=bucket, Key=key)["Grants"]
-    return any(grant.get("Grantee", {}).get("URI") == _ALL_USERS for grant in grants)
 
 
 def _suspend_one_account(conn: pg8000.native.Connection) -> set[int]:
@@ -107,14 +100,14 @@ def _refs(conn: pg8000.native.Connection) -> list[ObjectRef]:
 
 
 @contextlib.contextmanager
-def sandbox(work_dir: Path) -> Iterator[Sandbox]:
-    """Start and fill everything; stop it all on exit."""
+def sandbox(work_dir: Path, counts: dict[str, int] = DEMO_COUNTS) -> Iterator[Sandbox]:
+    """Start and fill everything (``counts`` rows per table); stop it all on exit."""
     with LocalPostgres() as postgres, MotoS3Server() as source, MotoS3Server() as destination:
         postgres.create_database(DATABASE)
         conn = postgres.connect(DATABASE)
         try:
             create_schema(conn, SchemaVersion.CURRENT)
-            rows = dict(seed_database(conn, SchemaVersion.CURRENT, DEMO_COUNTS, seed=2026))
+            rows = dict(seed_database(conn, SchemaVersion.CURRENT, counts, seed=2026))
             private = _suspend_one_account(conn)
             refs = _refs(conn)
         finally:

@@ -107,6 +107,8 @@ class Verifier:
         self.requests.attach(copier.destination.client)
         self._survey = copier.survey()
         self.totals = VerifyTotals()
+        self.presence_requests = 0
+        """Requests of the presence and size checks (the rest went to the sample)."""
         self.findings = JsonLines()
         self.first_findings: list[dict[str, Any]] = []
         self.absent_at_source = JsonLines()
@@ -169,6 +171,7 @@ class Verifier:
 
     def check_sample(self) -> None:
         """Headers and ACL class of the sampled objects, on both sides, in parallel."""
+        self.presence_requests = self.requests.total
         with ThreadPoolExecutor(self._workers, thread_name_prefix="verify") as pool:
             for _ in pool.map(self._check_pair, self._sample):
                 pass
@@ -248,7 +251,7 @@ def _entry(ref: ObjectRef, key: str, detail: str) -> dict[str, Any]:
 def format_verify(verifier: Verifier, seconds: float) -> str:
     """The closing summary of ``verify``, with the first few problems."""
     totals, requests = verifier.totals, verifier.requests
-    per_thousand = requests.total * 1000 / totals.objects if totals.objects else 0.0
+    per_thousand = verifier.presence_requests * 1000 / totals.objects if totals.objects else 0.0
     operations = ", ".join(f"{name} {count:,}" for name, count in requests.by_operation.items())
     problems = totals.problems
     lines = [
@@ -261,8 +264,9 @@ def format_verify(verifier: Verifier, seconds: float) -> str:
         f"headers and ACL compared on:         {totals.sampled:>12,}",
         f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
         f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
-        f"requests: {requests.total:,} ({operations or 'none'}), "
-        f"{per_thousand:,.1f} per 1,000 objects; {seconds:.1f} s",
+        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s; "
+        f"presence and size: {verifier.presence_requests:,} = {per_thousand:,.1f} "
+        "per 1,000 objects",
     ]
     lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
     lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
@@ -280,4 +284,5 @@ def verify_counts(verifier: Verifier) -> dict[str, Any]:
         "problems": {str(problem): count for problem, count in totals.problems.items()},
         "by_type": totals.by_type,
         "requests": dict(verifier.requests.by_operation),
+        "presence_requests": verifier.presence_requests,
     }

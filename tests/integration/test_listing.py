@@ -60,7 +60,7 @@ def test_in_order_lookups_are_answered_from_few_pages(
         for family in families:
             for style in ("small", "original"):  # styles out of key order within a row
                 key = _key(family, record_id, style)
-                expected = sizes[key] if key in sizes else None
+                expected = sizes.get(key)
                 sighting = listing.sight(key)
                 if expected is None:
                     assert sighting is ABSENT, key
