@@ -53,7 +53,10 @@ MIB = 1024 * 1024
 MAX_UNPACKED_MIB = {"copier": 60, "enumerator": 90}
 """Sane ceilings, well under Lambda's 250 MB: botocore is most of either asset."""
 ELF_MACHINES = {"x86_64": 62, "arm64": 183}  # e_machine: EM_X86_64, EM_AARCH64
-CLI_ONLY_MODULES = ("cli", "__main__", "demo", "sandbox", "plan", "progress", "report")
+CLI_ONLY_MODULES = (
+    *("cli", "__main__", "demo", "sandbox", "plan", "progress", "report", "verify"),
+    *("operations", "ops_cli", "config_check"),
+)
 NOT_BUNDLED = ("tests", "functions", "infra", "moto", "tqdm", "pytest", "mypy", "ruff")
 RUN_ID = "20261127T061500Z-b0b0b0"
 HANDLER_SECONDS = 120
