@@ -491,6 +491,8 @@ class Copier:
         except BaseException:
             self._abort(key, upload_id)
             raise
+        finally:
+            self._abort_unfinished_uploads(key)
         composite = hashlib.md5(b"".join(digests)).hexdigest()  # noqa: S324
         # Servers differ on multipart ETags: AWS and moto give "<md5 of part md5s>-N".
         self._check_etag(
@@ -518,6 +520,22 @@ class Copier:
             self.destination.client.abort_multipart_upload(
                 Bucket=self.destination.name, Key=key, UploadId=upload_id
             )
+
+    def _abort_unfinished_uploads(self, key: str) -> None:
+        """Abort every upload of exactly ``key`` still open after this copy ended.
+
+        They are orphans: an upload whose CreateMultipartUpload answer was lost (the retry
+        started another), or one left by a run that was killed. Cleanup only: a provider
+        that cannot list uploads leaves them to its lifecycle rules.
+        """
+        client, name = self.destination.client, self.destination.name
+        with contextlib.suppress(
+            botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+        ):
+            listed = client.list_multipart_uploads(Bucket=name, Prefix=key)
+            for upload in listed.get("Uploads", []):
+                if upload.get("Key") == key and "UploadId" in upload:
+                    self._abort(key, upload["UploadId"])
 
 
 def build_copier(

@@ -5,10 +5,11 @@ Clients are built once per process (per Lambda container) and passed in.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.exceptions
@@ -21,6 +22,25 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 RETRY_ATTEMPTS = 10
+MAX_BACKOFF_SECONDS = 20.0
+"""Longest wait between two attempts: ten attempts ride out about a minute of outage."""
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+    }
+)
 """botocore attempts per request (throttling, 5xx, dropped connections) with backoff."""
 PREFLIGHT_ATTEMPTS = 2
 """Attempts for the settings check: a wrong endpoint should be reported in seconds."""
@@ -92,9 +112,55 @@ def make_client(
         response_checksum_validation="when_required",
     )
     try:
-        return session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+        client = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
     except ValueError as error:  # e.g. a malformed endpoint URL or region
         raise SettingsError(f"{error}; check endpoint_url and region of this side") from None
+    # Answered before botocore's own handler, which stops retrying for the whole client
+    # once ~35 errors drained its retry quota: a provider down for a few seconds would
+    # then fail every object in flight instead of costing time.
+    # (The stubs type handlers as returning None; needs-retry handlers return the delay.)
+    client.meta.events.register_first("needs-retry.s3", TransientRetries(attempts))  # type: ignore[arg-type]
+    return client
+
+
+class TransientRetries:
+    """Retries throttling, 5xx answers and broken connections with capped exponential
+    backoff (full jitter), up to ``attempts`` attempts per request, without a retry quota.
+
+    Registered on ``needs-retry``: returns the seconds to wait, or None to leave the
+    decision to botocore's standard handler (other errors, or attempts used up).
+    """
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    def __call__(
+        self,
+        attempts: int,
+        response: tuple[object, dict[str, Any]] | None = None,
+        caught_exception: Exception | None = None,
+        **_: object,
+    ) -> float | None:
+        if attempts >= self.attempts or not _is_transient(response, caught_exception):
+            return None
+        ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempts - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not crypto)
+
+
+def _is_transient(
+    response: tuple[object, dict[str, Any]] | None, caught_exception: Exception | None
+) -> bool:
+    if caught_exception is not None:
+        return isinstance(
+            caught_exception,
+            botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError,
+        )
+    if response is None:
+        return False
+    http_response, parsed = response
+    status = getattr(http_response, "status_code", 0)
+    code = str(parsed.get("Error", {}).get("Code", ""))
+    return status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES
 
 
 def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSettings) -> bool:
