@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from mastodon_s3_sync.errors import SettingsError
+from mastodon_s3_sync.operations import DEFAULT_STACK_NAME  # also what the CLI looks for
 from mastodon_s3_sync.serverless import (
     ACL,
     BASTION_SECRET_ARN,
@@ -48,7 +49,6 @@ CONFIG_CONTEXT_KEY = "config"
 DEFAULT_CONFIG_NAME = "mastodon-s3-sync.toml"
 """Read from the folder of cdk.json when no ``-c config=PATH`` is given."""
 
-DEFAULT_STACK_NAME = "MastodonS3Sync"
 DEFAULT_COPIER_MEMORY_MB = 1024
 MIN_COPIER_MEMORY_MB = 512
 """The copier holds up to 128 MiB of object data at once, plus Python and its clients."""

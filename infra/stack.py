@@ -48,6 +48,7 @@ from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct, IConstruct
 
 from mastodon_s3_sync.layout import RecordType, apply_key_prefix, is_blank
+from mastodon_s3_sync.operations import METRICS_NAMESPACE as METRICS_NAMESPACE  # status reads it
 from mastodon_s3_sync.serverless import QUEUE_URL
 
 from .bundling import HANDLER, build_asset
@@ -68,8 +69,6 @@ ENUMERATOR_MEMORY_MB = 1024
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 """The runtime the assets are built for (``infra.bundling.PYTHON_VERSION``)."""
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
-METRICS_NAMESPACE = "MastodonS3Sync"
-"""Powertools' namespace; the metrics' dimensions are ``Type`` and ``service`` (the stack name)."""
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 """The logs list every missing and failed key: kept after ``cdk destroy``, for this long."""
 MEDIA_FOLDERS = (*(str(record_type) for record_type in RecordType), "cache")

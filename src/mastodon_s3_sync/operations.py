@@ -53,6 +53,17 @@ OUTCOME_METRICS = {
 """The copier's per-outcome metrics (functions/copier/handler.py)."""
 DONE_OUTCOMES = (Outcome.COPIED, Outcome.SKIPPED, Outcome.MISSING)
 """Outcomes that end an object's journey; a failed one is retried, then dead-lettered."""
+STACK_OUTPUTS = {
+    "enumerator_function": "EnumeratorFunctionName",
+    "enumerator_log_group": "EnumeratorLogGroupName",
+    "copier_log_group": "CopierLogGroupName",
+    "copy_queue_url": "CopyQueueUrl",
+    "copy_queue_arn": "CopyQueueArn",
+    "dead_letter_queue_url": "DeadLetterQueueUrl",
+    "dead_letter_queue_arn": "DeadLetterQueueArn",
+    "dashboard_url": "DashboardUrl",
+}
+"""StackOutputs field -> the stack's CloudFormation output (infra/stack.py ``_outputs``)."""
 
 ENUMERATOR_TIMEOUT_SECONDS = 900
 """A dry run waits for the enumerator's answer: up to its whole timeout."""
@@ -67,16 +78,6 @@ DEFAULT_POLL_SECONDS = 1.0
 
 _RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[A-Za-z0-9]+$")
 _RUN_ID_TIME = "%Y%m%dT%H%M%SZ"  # new_run_id's prefix
-_OUTPUT_KEYS = {
-    "enumerator_function": "EnumeratorFunctionName",
-    "enumerator_log_group": "EnumeratorLogGroupName",
-    "copier_log_group": "CopierLogGroupName",
-    "copy_queue_url": "CopyQueueUrl",
-    "copy_queue_arn": "CopyQueueArn",
-    "dead_letter_queue_url": "DeadLetterQueueUrl",
-    "dead_letter_queue_arn": "DeadLetterQueueArn",
-    "dashboard_url": "DashboardUrl",
-}
 _QUERY_DONE = ("Complete",)
 _QUERY_PENDING = ("Scheduled", "Running")
 
@@ -154,7 +155,7 @@ def find_stack(cloudformation: CloudFormationClient, stack_name: str) -> StackOu
             "and --region"
         ) from None
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
-    absent = [key for key in _OUTPUT_KEYS.values() if key not in outputs]
+    absent = [key for key in STACK_OUTPUTS.values() if key not in outputs]
     if absent:
         raise SettingsError(
             f"--stack {stack_name}: the stack ({stack['StackStatus']}) has no output "
@@ -163,7 +164,7 @@ def find_stack(cloudformation: CloudFormationClient, stack_name: str) -> StackOu
         )
     return StackOutputs(
         stack_name=stack["StackName"],
-        **{name: outputs[key] for name, key in _OUTPUT_KEYS.items()},
+        **{name: outputs[key] for name, key in STACK_OUTPUTS.items()},
     )
 
 
@@ -279,20 +280,21 @@ def format_status(snapshot: StatusSnapshot) -> str:
         f"{started:%Y-%m-%d %H:%M:%S} UTC, "
         f"{_duration((snapshot.taken - snapshot.started).total_seconds())} ago",
         "",
-        f"{'type':<18}" + "".join(f"{name:>12}" for name in (*_COUNT_FIELDS, "left")),
+        f"{'type':<17}" + "".join(f"{name:>11}" for name in (*_COUNT_FIELDS, "left")),
     ]
     rows = [(str(record_type), counts) for record_type, counts in snapshot.counts.items()]
     for name, counts in [*rows, ("all", snapshot.total)]:
         values = [getattr(counts, field_name) for field_name in _COUNT_FIELDS] + [counts.left]
-        lines.append(f"{name:<18}" + "".join(f"{value:>12,}" for value in values))
+        lines.append(f"{name:<17}" + "".join(f"{value:>11,}" for value in values))
     lines.append("")
+    lines.append(
+        f"copy queue: {snapshot.queue_visible:,} messages waiting, "
+        f"{snapshot.queue_in_flight:,} in flight"
+    )
     dead = f"dead-letter queue: {snapshot.dead_letters:,} messages"
     if snapshot.dead_letters:
         dead += " (their keys: missing --failed; then: redrive)"
-    lines.append(
-        f"copy queue: {snapshot.queue_visible:,} messages waiting, "
-        f"{snapshot.queue_in_flight:,} in flight; {dead}"
-    )
+    lines.append(dead)
     window = _duration(RATE_WINDOW.total_seconds())
     rate = (
         f"rate: {snapshot.rate:,.1f} objects/s (last {window})"

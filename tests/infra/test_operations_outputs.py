@@ -1,0 +1,14 @@
+"""The deployed stack exports what the operations commands look up (and what their tests fake)."""
+
+from __future__ import annotations
+
+from mastodon_s3_sync.operations import STACK_OUTPUTS
+from tests.infra.conftest import Synthesized
+from tests.integration.test_operations import OUTPUT_NAMES
+
+
+def test_the_stack_exports_every_output_the_operations_read(example: Synthesized) -> None:
+    outputs = set(example.template.to_json()["Outputs"])
+    assert set(STACK_OUTPUTS.values()) <= outputs
+    # the stand-in stack of tests/integration/test_operations.py has real output names
+    assert set(OUTPUT_NAMES) <= outputs

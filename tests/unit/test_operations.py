@@ -1,0 +1,103 @@
+"""The pure parts of the operations commands: status text, run ids, the Logs Insights query."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mastodon_s3_sync.copier import Outcome
+from mastodon_s3_sync.errors import SettingsError
+from mastodon_s3_sync.layout import RecordType
+from mastodon_s3_sync.operations import (
+    StatusSnapshot,
+    TypeCounts,
+    format_status,
+    logged_keys_query,
+    run_start,
+)
+from mastodon_s3_sync.serverless import new_run_id
+
+STARTED = datetime(2026, 11, 27, 6, 15, tzinfo=UTC)
+
+
+def snapshot(**changes: object) -> StatusSnapshot:
+    values: dict[str, object] = {
+        "stack_name": "MastodonS3Sync",
+        "run_id": "20261127T061500Z-3f9a1c",
+        "started": STARTED,
+        "taken": STARTED + timedelta(hours=1, minutes=5, seconds=12),
+        "counts": {
+            RecordType.ACCOUNTS: TypeCounts(2_400, 2_300, 50, 10, 0),
+            RecordType.MEDIA_ATTACHMENTS: TypeCounts(90_000, 80_000, 1_000, 12, 3),
+            RecordType.CUSTOM_EMOJIS: TypeCounts(300, 300, 0, 0, 0),
+            RecordType.PREVIEW_CARDS: TypeCounts(12_000, 6_000, 0, 30, 1),
+        },
+        "queue_visible": 150,
+        "queue_in_flight": 20,
+        "dead_letters": 2,
+        "rate": 3.5,
+    }
+    values.update(changes)
+    return StatusSnapshot(**values)  # type: ignore[arg-type]
+
+
+def test_status_text_of_a_run_in_progress() -> None:
+    assert format_status(snapshot()) + "\n" == (
+        "run 20261127T061500Z-3f9a1c on stack MastodonS3Sync: started 2026-11-27 06:15:00 UTC,"
+        " 1 h 05 min ago\n"
+        "\n"
+        "type              enumerated     copied    skipped    missing     failed       left\n"
+        "accounts               2,400      2,300         50         10          0         40\n"
+        "media_attachments     90,000     80,000      1,000         12          3      8,988\n"
+        "custom_emojis            300        300          0          0          0          0\n"
+        "preview_cards         12,000      6,000          0         30          1      5,970\n"
+        "all                  104,700     88,600      1,050         52          4     14,998\n"
+        "\n"
+        "copy queue: 150 messages waiting, 20 in flight\n"
+        "dead-letter queue: 2 messages (their keys: missing --failed; then: redrive)\n"
+        "rate: 3.5 objects/s (last 5 min); ETA 1 h 11 min (14,998 objects left)\n"
+        "failed counts attempts: a failed object is retried, then dead-lettered\n"
+    )
+
+
+def test_status_text_when_everything_is_done_or_nothing_moves() -> None:
+    done = {RecordType.ACCOUNTS: TypeCounts(enumerated=10, copied=7, skipped=4, missing=1)}
+    text = format_status(snapshot(counts=done, dead_letters=0, rate=None, queue_visible=0))
+    assert text.splitlines()[-3:] == [
+        "copy queue: 0 messages waiting, 20 in flight",
+        "dead-letter queue: 0 messages",
+        "rate: no object done in the last 5 min; every enumerated object is done",
+    ]
+    stuck = {RecordType.ACCOUNTS: TypeCounts(enumerated=10, copied=3)}
+    assert format_status(snapshot(counts=stuck, rate=None)).splitlines()[-1] == (
+        "rate: no object done in the last 5 min; ETA unknown (7 objects left)"
+    )
+
+
+def test_left_counts_done_objects_once_even_when_a_retry_skips_them_again() -> None:
+    assert TypeCounts(enumerated=5, copied=5, skipped=2).left == 0
+    assert TypeCounts(enumerated=5, copied=1, missing=1, failed=3).left == 3
+
+
+def test_run_start_reads_the_time_in_a_new_run_id() -> None:
+    now = datetime(2026, 11, 27, 6, 15, 42, 999, tzinfo=UTC)
+    assert run_start(new_run_id(now)) == now.replace(microsecond=0)
+
+
+@pytest.mark.parametrize("run_id", ["latest", "20261327T061500Z-3f9a1c", 'x" or 1=1'])
+def test_run_start_rejects_what_start_never_prints(run_id: str) -> None:
+    with pytest.raises(SettingsError, match="--run-id"):
+        run_start(run_id)
+
+
+def test_logged_keys_query_filters_the_copier_log_lines() -> None:
+    query = logged_keys_query((Outcome.MISSING, Outcome.FAILED), "20261127T061500Z-3f9a1c")
+    assert query == (
+        "fields @timestamp, key, outcome, reason\n"
+        '| filter outcome in ["missing", "failed"] and run_id = "20261127T061500Z-3f9a1c"\n'
+        "| sort @timestamp asc\n"
+        "| limit 10000"
+    )
+    with pytest.raises(SettingsError):
+        logged_keys_query((Outcome.MISSING,), '" or outcome = "copied')
