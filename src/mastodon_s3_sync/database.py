@@ -158,5 +158,12 @@ def open_database(
             conn = connect(tunnelled, server_name=settings.host)
         else:
             conn = connect(settings)
-        stack.callback(conn.close)
+        stack.callback(_close, conn)
         yield conn
+
+
+def _close(conn: pg8000.native.Connection) -> None:
+    """Close, quietly when the connection is already broken (the error that broke it, if
+    any, is the one to report)."""
+    with contextlib.suppress(pg8000.exceptions.InterfaceError, OSError):
+        conn.close()

@@ -157,7 +157,9 @@ class Engine:
         except KeyboardInterrupt:
             self._interrupt()
         except BaseException:
-            self._stop.set()
+            # e.g. the database connection dropped: the totals so far are reported as an
+            # unfinished run, which a re-run resumes.
+            self._interrupt()
             self._join(threads)
             raise
         self._join(threads)

@@ -24,7 +24,7 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +51,7 @@ UPSTREAM_TIMEOUT_S = 300.0
 PARTIAL_BODY_MAX_BYTES = 1024 * 1024
 # A reset_mid_body fault waits this long after the partial body before resetting.
 RESET_AFTER_S = 0.1
+RECENT_INJECTIONS = 10_000
 _LISTEN_BACKLOG = 256
 
 
@@ -582,6 +583,8 @@ class FaultProxy:
         self._injected: Counter[tuple[Operation, Fault]] = Counter()
         self._upstream_errors = 0
         self._request_ids = 0
+        self.recent: deque[tuple[Operation, Fault, str]] = deque(maxlen=RECENT_INJECTIONS)
+        """The latest faults injected: operation, fault and object key (newest last)."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -653,6 +656,7 @@ class FaultProxy:
             self._forwarded.clear()
             self._injected.clear()
             self._upstream_errors = 0
+            self.recent.clear()
 
     # -- called by the request handlers --------------------------------------------------
 
@@ -666,6 +670,7 @@ class FaultProxy:
                     continue
                 if rule.rate >= 1.0 or self._random.random() < rule.rate:
                     self._injected[(operation, rule.fault)] += 1
+                    self.recent.append((operation, rule.fault, key))
                     return _Plan(operation, rule)
         return _Plan(operation, None)
 
