@@ -2,28 +2,35 @@
 
 moto implements CloudFormation (the stack and its outputs, from a template with the same
 outputs as infra/stack.py), SQS queues and CloudWatch GetMetricData, so those are real.
-It lacks what the rest needs: Lambda invoke (it runs functions in Docker), SQS message
-move tasks and Logs Insights queries. Those calls go through botocore's Stubber with
-responses shaped as the AWS API reference shows them. The metrics and log lines the
+Its Lambda runs functions in Docker, or, configured without, answers invoke without
+recording the payload: the CLI's ``start`` runs against that, and the exact payloads are
+checked with botocore's Stubber. SQS message move tasks and Logs Insights queries (moto
+has none, or no ``filter``) go through the Stubber too, with responses shaped as the AWS
+API reference shows them. The metrics and log lines the
 stubs and moto serve are the ones the handlers really print (EMF and Powertools JSON).
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.response import StreamingBody
@@ -50,8 +57,9 @@ from mastodon_s3_sync.operations import (
     TypeCounts,
     find_stack,
     make_clients,
+    run_start,
 )
-from mastodon_s3_sync.sandbox.s3servers import REGION, MotoS3Server
+from mastodon_s3_sync.sandbox.s3servers import LOOPBACK_HOST, REGION, MotoS3Server
 from mastodon_s3_sync.serverless import enumerator_response, parse_enumerator_event
 from tests.integration.test_copier_handler import CurrentStdout, Output
 
@@ -148,16 +156,66 @@ def clients(moto_servers: tuple[MotoS3Server, MotoS3Server], aws_env: None) -> A
     return make_clients(REGION, None, moto_servers[0].endpoint_url)
 
 
-@pytest.fixture
-def deployed(
-    moto_servers: tuple[MotoS3Server, MotoS3Server], clients: AwsClients
-) -> Iterator[Deployed]:
-    """A fresh stack (fresh queues and log groups) per test."""
-    server = moto_servers[0]
+@contextlib.contextmanager
+def deploy(server: MotoS3Server, clients: AwsClients) -> Iterator[Deployed]:
+    """A fresh stack: fresh queues and log groups."""
     name = f"Ops-{uuid.uuid4().hex[:10]}"
     clients.cloudformation.create_stack(StackName=name, TemplateBody=template())
     yield Deployed(server, clients, find_stack(clients.cloudformation, name))
     clients.cloudformation.delete_stack(StackName=name)
+
+
+@pytest.fixture
+def deployed(
+    moto_servers: tuple[MotoS3Server, MotoS3Server], clients: AwsClients
+) -> Iterator[Deployed]:
+    with deploy(moto_servers[0], clients) as stack:
+        yield stack
+
+
+def moto_api(server: MotoS3Server, path: str, body: object) -> None:
+    """POST to moto_server's own API (its configuration, canned answers)."""
+    connection = http.client.HTTPConnection(LOOPBACK_HOST, server.port, timeout=10)
+    try:
+        connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        assert connection.getresponse().status < 300
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def docker_free_server(aws_env: None) -> Iterator[tuple[MotoS3Server, AwsClients]]:
+    """A moto_server of its own whose Lambda runs no code (no Docker): invoke just answers."""
+    with MotoS3Server() as server:
+        moto_api(server, "/moto-api/config", {"lambda": {"use_docker": False}})
+        yield server, make_clients(REGION, None, server.endpoint_url)
+
+
+@pytest.fixture
+def deployed_with_function(
+    docker_free_server: tuple[MotoS3Server, AwsClients],
+) -> Iterator[Deployed]:
+    """A stack whose enumerator function exists (in moto's Lambda)."""
+    server, clients = docker_free_server
+    with deploy(server, clients) as stack:
+        session = boto3.session.Session(region_name=REGION)
+        iam = session.client("iam", endpoint_url=server.endpoint_url)
+        role = iam.create_role(
+            RoleName=f"{stack.stack.stack_name}-enumerator",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
+        clients.lambda_.create_function(
+            FunctionName=stack.stack.enumerator_function,
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": code.getvalue()},
+        )
+        yield stack
+        clients.lambda_.delete_function(FunctionName=stack.stack.enumerator_function)
 
 
 def streaming(payload: bytes) -> StreamingBody:
@@ -295,6 +353,43 @@ def test_a_dry_run_waits_for_the_counts(deployed: Deployed) -> None:
             deployed.operations().start(["accounts"], datetime.now(UTC), dry_run=True)
     assert started.events[0]["dry_run"] is True
     assert started.dry_run_answers == (answer,)
+
+
+def test_start_command_prints_the_run_and_how_to_follow_it(
+    deployed_with_function: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed = deployed_with_function
+    assert main(deployed.cli("start", "all", "--since", "2026-11-01T01:00:00+01:00")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    match = re.fullmatch(
+        r"run (\S+) started: enumerating accounts, media_attachments, custom_emojis, "
+        r"preview_cards, changed since 2026-11-01T00:00:00\+00:00",
+        lines[0],
+    )
+    assert match is not None, lines[0]
+    run_start(match.group(1))
+    assert lines[1:] == [
+        f"follow it: mastodon-s3-sync status --run-id {match.group(1)} --stack "
+        f"{deployed.stack.stack_name} --watch",
+        f"dashboard: {deployed.stack.dashboard_url}",
+    ]
+
+
+def test_start_command_dry_run_prints_the_counts(
+    deployed_with_function: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given the enumerator's answer to a dry run, queued in moto's Lambda
+    counted = EnumerationResult("r", {RecordType.CUSTOM_EMOJIS: TypeCount(1_234, 2_468, 25, 0)})
+    answer = enumerator_response(counted, dry_run=True, continued=False)
+    moto_api(
+        deployed_with_function.server,
+        "/moto-api/static/lambda-simple/response",
+        {"results": [json.dumps(answer)], "region": REGION},
+    )
+    assert main(deployed_with_function.cli("start", "custom_emojis", "--dry-run")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"dry run \S+ \(custom_emojis\): nothing sent", lines[0]), lines[0]
+    assert lines[1:] == ["  custom_emojis: 1,234 rows, 2,468 objects"]
 
 
 # -- status --------------------------------------------------------------------------
