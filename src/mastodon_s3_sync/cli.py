@@ -38,7 +38,7 @@ from .ops_cli import add_commands, run_ops_command
 from .plan import Progress, ProgressFactory, format_summary, write_plan
 from .progress import RunDisplay
 from .report import REPORT_VERSION, OutcomeLog, format_totals, write_json_report, write_report
-from .s3 import check_bucket
+from .s3 import check_bucket, check_source_acls
 from .serverless import new_run_id
 from .settings import (
     DEFAULT_WORKERS,
@@ -478,6 +478,8 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     database = settings.require_database()
     source, destination = _checked_buckets(args, settings)
     acl = args.acl or settings.copy.acl
+    if acl == AclMode.COPY:
+        check_source_acls(source)
     workers = _workers(args, settings)
     stop = threading.Event()
     options = CopyOptions(
@@ -624,9 +626,12 @@ def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
     workers = _workers(args, settings)
     check_bucket(source, "source")
     check_bucket(destination, "destination")
+    acl = AclMode(args.acl or settings.copy.acl)
+    if acl == AclMode.COPY:
+        check_source_acls(source)
     stop = threading.Event()
     options = CopyOptions(
-        acl=AclMode(args.acl or settings.copy.acl),
+        acl=acl,
         force=args.force,
         multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
         part_size=settings.copy.part_size_mib * MIB,

@@ -207,3 +207,30 @@ def check_bucket(settings: BucketSettings, side: str) -> None:
             f"cannot reach the {bucket.side} endpoint {where}; check [{bucket.side}] "
             f"endpoint_url (or --{bucket.side}-endpoint-url)"
         ) from None
+
+
+def check_source_acls(settings: BucketSettings) -> None:
+    """For ``acl = copy``: read one source object's ACL now, with few retries, so that a
+    provider without ``GetObjectAcl`` is a clear error at start instead of a slow failure
+    of every object. An empty or unlistable bucket leaves the check to the copies."""
+    where = settings.endpoint_url or "AWS S3"
+    client = make_client(settings, 1, PREFLIGHT_ATTEMPTS)
+    prefix = f"{settings.key_prefix.strip('/')}/" if settings.key_prefix.strip("/") else ""
+    try:
+        listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix, MaxKeys=1)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        return
+    objects = listed.get("Contents", [])
+    if not objects:
+        return
+    try:
+        client.get_object_acl(Bucket=settings.bucket, Key=objects[0]["Key"])
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code") or error.response.get(
+            "ResponseMetadata", {}
+        ).get("HTTPStatusCode")
+        raise SettingsError(
+            f"--acl copy reads each source object's ACL, but the source at {where} answered "
+            f"GetObjectAcl with {code}: a provider without ACLs needs --acl public-read, "
+            "private or none ([copy] acl)"
+        ) from None

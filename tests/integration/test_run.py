@@ -197,9 +197,14 @@ def test_acl_copy_needs_get_object_acl_and_says_so(
     tmp_path: Path,
 ) -> None:
     migration = prepare(mastodon_db, rclone_servers, fresh_bucket_name, acl_supported=False)
+    started = time.monotonic()
     result = run("--config", str(migration.config(tmp_path)), "--type", "custom_emojis")
-    assert result.returncode == 1
+    # refused at start (one ACL read, one retry), not after each object's retries
+    assert time.monotonic() - started < 15
+    assert result.returncode == 2
+    assert "answered GetObjectAcl with" in result.stderr
     assert "a provider without ACLs needs --acl public-read, private or none" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("mode", [AclMode.PUBLIC_READ, AclMode.PRIVATE, AclMode.NONE])
