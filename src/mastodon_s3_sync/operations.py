@@ -10,6 +10,7 @@ carry no run id: a run's counts are those of its time window, from the time in i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -171,15 +172,12 @@ def find_stack(cloudformation: CloudFormationClient, stack_name: str) -> StackOu
 def run_start(run_id: str) -> datetime:
     """When a run began, from its id (``20261127T061500Z-3f9a1c``, :func:`new_run_id`)."""
     match = _RUN_ID.match(run_id)
-    try:
-        if match is None:
-            raise ValueError(run_id)
-        return datetime.strptime(match.group(1), _RUN_ID_TIME).replace(tzinfo=UTC)
-    except ValueError:
-        raise SettingsError(
-            f"--run-id: {run_id!r} is not a run id as start prints it "
-            "(like 20261127T061500Z-3f9a1c)"
-        ) from None
+    if match is not None:
+        with contextlib.suppress(ValueError):  # no such date
+            return datetime.strptime(match.group(1), _RUN_ID_TIME).replace(tzinfo=UTC)
+    raise SettingsError(
+        f"--run-id: {run_id!r} is not a run id as start prints it (like 20261127T061500Z-3f9a1c)"
+    )
 
 
 # -- start ---------------------------------------------------------------------------

@@ -205,7 +205,6 @@ def _start(ops: Operations, args: argparse.Namespace, stdout: TextIO) -> int:
 
 def _status(ops: Operations, args: argparse.Namespace, stdout: TextIO) -> int:
     run_id = args.run_id or ops.latest_run_id(datetime.now(UTC))
-    run_start(run_id)  # a bad --run-id fails before any query
     if args.watch is None:
         print(format_status(ops.status(run_id, datetime.now(UTC))), file=stdout)
         return 0
