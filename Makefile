@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo lint type test bench clean
+.PHONY: setup demo lint type test bench bench-copy bench-enumeration bench-tools clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,22 @@ type: setup
 test: lint type
 	$(PY) -m pytest
 
-bench: setup
+# Benchmarks (benchmarks/RESULTS.md): bench-copy ~25 min, bench-enumeration ~15 min.
+bench: bench-copy bench-enumeration
+
+bench-copy: setup bench-tools
+	$(PY) benchmarks/copy_suite.py
+	$(PY) benchmarks/report.py
+
+bench-enumeration: setup bench-tools
 	$(PY) benchmarks/plan_enumeration.py
-	$(PY) benchmarks/copy_throughput.py
+	$(PY) benchmarks/report.py
+
+# GNU time measures each tool's CPU and peak RSS (Debian's package `time`).
+bench-tools:
+	@if [ ! -x /usr/bin/time ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq time >/dev/null; \
+		else echo "install GNU time (sudo apt-get install time) for the benchmarks"; exit 1; fi; fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .cdk-assets cdk.out
