@@ -21,11 +21,13 @@ from .settings import BucketSettings
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from .lean_s3 import LeanObjects
+
 RETRY_ATTEMPTS = 10
 MAX_BACKOFF_SECONDS = 20.0
 """Longest wait between two attempts: ten attempts ride out about a minute of outage."""
-_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-_TRANSIENT_CODES = frozenset(
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_CODES = frozenset(
     {
         "SlowDown",
         "ServiceUnavailable",
@@ -56,6 +58,8 @@ class Bucket:
     name: str
     key_prefix: str
     side: str  # "source" or "destination", for messages
+    lean: LeanObjects | None = None
+    """GET/PUT/ACL of single objects without botocore's per-request cost (None: botocore)."""
 
 
 class RequestCounter:
@@ -160,7 +164,7 @@ def _is_transient(
     http_response, parsed = response
     status = getattr(http_response, "status_code", 0)
     code = str(parsed.get("Error", {}).get("Code", ""))
-    return status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES
+    return status in TRANSIENT_STATUS or code in TRANSIENT_CODES
 
 
 def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSettings) -> bool:

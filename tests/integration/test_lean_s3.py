@@ -1,0 +1,121 @@
+"""The lean hot-path client against real servers: signatures rclone accepts, boto3's shapes,
+ACL classes, retries of throttling, and errors that look like botocore's."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import botocore.exceptions
+import pytest
+
+from mastodon_s3_sync.lean_s3 import TRANSPORT_ERRORS, LeanObjects, lean_objects
+from mastodon_s3_sync.s3 import make_client
+from mastodon_s3_sync.sandbox.faultproxy import Fault, FaultProxy, FaultRule, Operation
+from mastodon_s3_sync.sandbox.media import create_bucket
+from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server
+
+from .conftest import BucketNames
+
+pytestmark = pytest.mark.integration
+
+KEYS = ("a/b c+d=e~f_g.png", "ünïcödé/ключ.jpg", "x/%41;:@&$,.png", "plain/000/001/x.png")
+
+
+def _fields(body: bytes, acl: str) -> dict[str, object]:
+    return {
+        "ContentType": "image/png",
+        "CacheControl": "public, max-age=315576000, immutable",
+        "ContentDisposition": "inline",
+        "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
+        "ACL": acl,
+        "Metadata": {"origin": "mastodon"},
+        "Expires": datetime(2030, 1, 1, tzinfo=UTC),
+    }
+
+
+def test_put_and_get_are_signed_as_a_credential_checking_server_expects(
+    rclone_servers: tuple[RcloneS3Server, RcloneS3Server], fresh_bucket_name: BucketNames
+) -> None:
+    server, bucket = rclone_servers[0], fresh_bucket_name()
+    client = make_client(server.bucket_settings(bucket), 4)
+    create_bucket(client, bucket)
+    lean = LeanObjects(client, bucket, 4)
+    for number, key in enumerate(KEYS):
+        body = f"object {number} {key}".encode() * 100
+        put = lean.put_object(key, body, _fields(body, "public-read"))
+        assert put["ETag"].strip('"') == hashlib.md5(body).hexdigest()  # noqa: S324
+        seen = client.get_object(Bucket=bucket, Key=key)
+        assert seen["Body"].read() == body
+        assert (seen["ContentType"], seen["CacheControl"]) == (
+            "image/png",
+            "public, max-age=315576000, immutable",
+        )
+        got = lean.get_object(key)
+        assert got["Body"].read() == body
+        assert got["Body"].read(1) == b""
+        got["Body"].close()
+        assert got["ContentLength"] == len(body)
+        assert got["ContentDisposition"] == "inline"
+        assert got["Metadata"] == {"origin": "mastodon"}
+    with pytest.raises(botocore.exceptions.ClientError) as missing:
+        lean.get_object("not/there.png")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+    wrong = make_client(
+        replace(server.bucket_settings(bucket), secret_access_key="wrong-secret"), 1
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        LeanObjects(wrong, bucket, 1).get_object(KEYS[0])
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "wrong-secret" not in str(refused.value)
+
+
+def test_acl_class_and_expires_as_boto3_reads_them(
+    moto_servers: tuple[MotoS3Server, MotoS3Server], fresh_bucket_name: BucketNames
+) -> None:
+    server, bucket = moto_servers[0], fresh_bucket_name()
+    client = make_client(server.bucket_settings(bucket), 4)
+    create_bucket(client, bucket)
+    lean = LeanObjects(client, bucket, 4)
+    for key, acl in (("public/a.png", "public-read"), ("private/b.png", "private")):
+        lean.put_object(key, b"x", _fields(b"x", acl))
+    assert lean.is_public("public/a.png") is True
+    assert lean.is_public("private/b.png") is False
+    got = lean.get_object("public/a.png")
+    got["Body"].close()
+    assert got["Expires"] == client.head_object(Bucket=bucket, Key="public/a.png")["Expires"]
+
+
+def test_throttling_is_retried_and_a_broken_body_raises(
+    moto_servers: tuple[MotoS3Server, MotoS3Server], fresh_bucket_name: BucketNames
+) -> None:
+    server, bucket = moto_servers[0], fresh_bucket_name()
+    create_bucket(server.client(), bucket)
+    rules = [
+        FaultRule(Fault.SLOW_DOWN_503, operations=(Operation.PUT,), rate=0.4),
+        FaultRule(Fault.RESET_MID_BODY, operations=(Operation.GET,), key_pattern="broken"),
+    ]
+    with FaultProxy(server.endpoint_url, rules=rules, seed=3) as proxy:
+        settings = replace(server.bucket_settings(bucket), endpoint_url=proxy.url)
+        lean = lean_objects(make_client(settings, 4), bucket, 4)
+        assert lean is not None
+        body = bytes(range(256)) * 4096  # 1 MiB: a reset lands mid-body
+        for number in range(12):
+            lean.put_object(f"ok/{number}.bin", body, _fields(body, "private"))
+        lean.put_object("broken/x.bin", body, _fields(body, "private"))
+        throttled = proxy.stats.injected.get((Operation.PUT, Fault.SLOW_DOWN_503), 0)
+        assert throttled > 0
+        for number in range(12):
+            got = lean.get_object(f"ok/{number}.bin")
+            assert got["Body"].read() == body
+            got["Body"].close()
+        broken = lean.get_object("broken/x.bin")
+        with pytest.raises(TRANSPORT_ERRORS):
+            broken["Body"].read()
+        broken["Body"].close()
+        # the pool recovers: the next request on a fresh connection works
+        again = lean.get_object("ok/0.bin")
+        assert again["Body"].read() == body
+        again["Body"].close()
