@@ -605,7 +605,13 @@ def run_enumerate(args: argparse.Namespace, stderr: TextIO) -> int:
     for record_type, count in result.counts.items():
         print(
             f"{record_type!s}: {count.rows:,} rows, {count.objects:,} objects in "
-            f"{count.messages:,} messages ({count.expected_bytes / 1024**3:,.1f} GiB known)",
+            f"{count.messages:,} messages ({count.expected_bytes / 1024**3:,.1f} GiB known)"
+            + (
+                f"; {count.refused_keys:,} not sent: their file name makes no safe key "
+                "(.., NUL, ...)"
+                if count.refused_keys
+                else ""
+            ),
             file=stderr,
         )
     objects = sum(count.objects for count in result.counts.values())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.exceptions
 import urllib3.exceptions
 
-from .layout import ObjectRef, apply_key_prefix, is_blank
+from .layout import ObjectRef, apply_key_prefix, is_blank, unsafe_key_reason
 from .listing import ABSENT, UNKNOWN, BucketListing, Listed, Sighting
 from .s3 import Bucket, make_client, same_endpoint_and_credentials
 from .settings import BucketSettings
@@ -268,7 +268,13 @@ class Copier:
         """Skip, copy or report missing; raises on failure (so a queue can retry).
 
         ``seen`` spares the requests that listings already answered; a retry asks again.
+        A key that is no plain storage key (``..``, NUL, ...) is refused: FAILED, no request.
         """
+        for key in (ref.key, *ref.alternates):
+            if (unsafe := unsafe_key_reason(key)) is not None:
+                return CopyResult(
+                    ref, Outcome.FAILED, reason=f"refused key {key[:100]!r}: {unsafe}"
+                )
         for attempt in range(1, STREAM_ATTEMPTS + 1):
             try:
                 return self._copy_once(ref, seen if attempt == 1 else NOT_SURVEYED)

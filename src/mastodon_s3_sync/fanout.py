@@ -24,7 +24,7 @@ from .catalog import Catalog, CatalogFilter
 from .copier import Copier, CopyResult, Outcome
 from .engine import RunTotals, Tally
 from .errors import SyncError
-from .layout import RecordType
+from .layout import RecordType, unsafe_key_reason
 from .messages import CopyMessage, MessageError, MessagePacker, decode
 from .s3 import RETRY_ATTEMPTS
 
@@ -125,6 +125,8 @@ class TypeCount:
     objects: int = 0
     messages: int = 0
     expected_bytes: int = 0
+    refused_keys: int = 0
+    """Objects not sent: their key is no plain storage key (``..``, NUL, ...)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,10 @@ def enumerate_to_queue(
         walk = catalog.walk(record_type, replace(filt, after_id=after_id, limit=rows_left))
         for row in walk:
             for ref in row.objects:
+                if any(unsafe_key_reason(key) for key in (ref.key, *ref.alternates)):
+                    # The copier would refuse it, and it would fail its whole message.
+                    count.refused_keys += 1
+                    continue
                 emit(packer.add(ref))
                 count.expected_bytes += ref.expected_size or 0
             count.objects += len(row.objects)

@@ -197,6 +197,38 @@ def apply_key_prefix(key_prefix: str, path: str) -> str:
     return key[1:] if key.startswith("/") else key
 
 
+MAX_KEY_BYTES = 1024
+"""S3's limit on the length of a key, in UTF-8 bytes."""
+# Not in a key: ASCII control characters break XML listings and file-backed servers.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def unsafe_key_reason(key: object) -> str | None:
+    """Why ``key`` must not be read or written (None when it is a plain storage key).
+
+    A file name from the database or a queue message can hold anything. A key that is
+    empty, too long, not UTF-8, has a control character, starts with ``/`` or has a ``.``
+    or ``..`` path segment could address something outside the bucket's layout (file-backed
+    S3 servers resolve such paths) or break listings, so it is refused rather than copied.
+    (Empty segments stay: an ``S3_KEY_PREFIX`` ending in ``/`` gives ``prefix//...`` keys.)
+    """
+    if not isinstance(key, str) or not key:
+        return "not a non-empty string"
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if size > MAX_KEY_BYTES:
+        return f"longer than {MAX_KEY_BYTES} bytes"
+    if _CONTROL_CHARACTER.search(key):
+        return "contains a control character (NUL, newline, ...)"
+    if key.startswith("/"):
+        return "absolute (starts with /)"
+    if {".", ".."} & set(key.split("/")):
+        return "has a . or .. path segment"
+    return None
+
+
 def _schema_version(row: Row, column: str) -> int:
     value = row.get(column)
     return int(value) if value is not None else 0

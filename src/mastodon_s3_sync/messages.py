@@ -12,13 +12,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .layout import ObjectRef, RecordType
+from .layout import ObjectRef, RecordType, unsafe_key_reason
 
 MESSAGE_VERSION = 1
 MAX_MESSAGE_BYTES = 24 * 1024
 MAX_OBJECTS = 100
 MAX_EXPECTED_BYTES = 512 * 1024 * 1024
-MAX_KEY_BYTES = 1024  # S3's limit on key length
 MAX_RUN_ID = 128
 
 
@@ -105,13 +104,11 @@ class MessagePacker:
 
 
 def _key(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise MessageError(f"{what} must be a non-empty string")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise MessageError(f"{what} is longer than {MAX_KEY_BYTES} bytes")
-    if "\x00" in value or value.startswith("/") or {".", ".."} & set(value.split("/")):
-        raise MessageError(f"{what} {value[:100]!r} is not a storage key (NUL, absolute or ..)")
-    return value
+    reason = unsafe_key_reason(value)
+    if reason is not None:
+        shown = value[:100] if isinstance(value, str) else value
+        raise MessageError(f"{what} {shown!r} is not a storage key: {reason}")
+    return str(value)
 
 
 def _object(item: Any, record_type: RecordType, index: int) -> ObjectRef:
