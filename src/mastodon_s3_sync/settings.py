@@ -156,7 +156,8 @@ CONFIG_KEYS: Mapping[str, frozenset[str]] = {
 
 
 def _mask(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    # Up to the last "@": a password may hold an unescaped / ? # or @.
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
 
 
 def sslmode_setting(value: object, setting: str) -> SslMode:
@@ -193,8 +194,10 @@ def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSet
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
+        # urllib's reason can quote part of the password (an unescaped / ends the host).
+        reason = str(error) if "@" not in url else "percent-encode / ? # @ : in the password"
         raise SettingsError(
-            f"{setting}: {_mask(url)!r} is not a valid URL ({error}); {fix}"
+            f"{setting}: {_mask(url)!r} is not a valid URL ({reason}); {fix}"
         ) from None
     if parts.scheme not in ("postgresql", "postgres"):
         raise SettingsError(

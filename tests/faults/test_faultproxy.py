@@ -146,6 +146,7 @@ def test_a_20_mib_object_and_a_multipart_upload_pass_through_unchanged(
         (Fault.UNAVAILABLE_503, 503, "ServiceUnavailable"),
         (Fault.INTERNAL_500, 500, "InternalError"),
         (Fault.REQUEST_TIMEOUT_400, 400, "RequestTimeout"),
+        (Fault.ACCESS_DENIED_403, 403, "AccessDenied"),
     ],
 )
 def test_error_faults_answer_s3_error_xml_without_forwarding(

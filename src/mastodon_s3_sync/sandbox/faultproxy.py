@@ -97,6 +97,8 @@ class Fault(enum.StrEnum):
     """``500 InternalError`` without forwarding."""
     REQUEST_TIMEOUT_400 = "request_timeout_400"
     """``400 RequestTimeout`` without forwarding."""
+    ACCESS_DENIED_403 = "access_denied_403"
+    """``403 AccessDenied`` without forwarding (not worth a retry)."""
     RESET_MID_BODY = "reset_mid_body"
     """Forwarded; part of the answer's body is sent, then the connection is reset (RST).
 
@@ -113,6 +115,7 @@ _ERROR_ANSWERS: Mapping[Fault, tuple[int, str, str]] = {
     Fault.SLOW_DOWN_503: (503, "SlowDown", "Please reduce your request rate."),
     Fault.UNAVAILABLE_503: (503, "ServiceUnavailable", "The service is unavailable."),
     Fault.INTERNAL_500: (500, "InternalError", "We encountered an internal error."),
+    Fault.ACCESS_DENIED_403: (403, "AccessDenied", "Access Denied"),
     Fault.REQUEST_TIMEOUT_400: (
         400,
         "RequestTimeout",
