@@ -195,7 +195,8 @@ def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSet
         port = parts.port
     except ValueError as error:
         # urllib's reason can quote part of the password (an unescaped / ends the host).
-        reason = str(error) if "@" not in url else "percent-encode / ? # @ : in the password"
+        userinfo = url.partition("://")[2].rpartition("@")[0]
+        reason = "percent-encode / ? # @ : in the password" if ":" in userinfo else str(error)
         raise SettingsError(
             f"{setting}: {_mask(url)!r} is not a valid URL ({reason}); {fix}"
         ) from None
