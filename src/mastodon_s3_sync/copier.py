@@ -24,6 +24,7 @@ import botocore.exceptions
 import urllib3.exceptions
 
 from .layout import ObjectRef, apply_key_prefix, is_blank, unsafe_key_reason
+from .lean_s3 import TRANSPORT_ERRORS, lean_objects
 from .listing import ABSENT, UNKNOWN, BucketListing, Listed, Sighting
 from .s3 import Bucket, make_client, same_endpoint_and_credentials
 from .settings import BucketSettings
@@ -179,7 +180,7 @@ _STREAM_ERRORS = (
     botocore.exceptions.ConnectionClosedError,
     urllib3.exceptions.ProtocolError,
     urllib3.exceptions.ReadTimeoutError,
-    ConnectionError,
+    *TRANSPORT_ERRORS,
 )
 
 
@@ -359,7 +360,11 @@ class Copier:
                 return _Found(key, sighting.size, sighting.etag)
             try:
                 if with_body:
-                    response = client.get_object(Bucket=name, Key=key)
+                    response = (
+                        cast("GetObjectOutputTypeDef", self.source.lean.get_object(key))
+                        if self.source.lean is not None
+                        else client.get_object(Bucket=name, Key=key)
+                    )
                     return _Found(key, response["ContentLength"], response["ETag"], response)
                 head = client.head_object(Bucket=name, Key=key)
                 return _Found(key, head["ContentLength"], head["ETag"])
@@ -375,6 +380,8 @@ class Copier:
         if mode != AclMode.COPY:
             return str(mode)
         try:
+            if self.source.lean is not None:
+                return PUBLIC_READ if self.source.lean.is_public(source_key) else PRIVATE
             return acl_class(self.source.client, self.source.name, source_key)
         except botocore.exceptions.ClientError as error:
             raise CopyError(
@@ -417,12 +424,18 @@ class Copier:
                 raise _Retryable(f"source {found.key}: body longer than {found.size} bytes")
             digest = hashlib.md5(body)  # noqa: S324 (S3's integrity check, not security)
             self._check_source(found, len(body), digest.hexdigest())
-            response = self.destination.client.put_object(
-                Bucket=self.destination.name,
-                Key=destination_key,
-                Body=_as_body(body),
-                ContentMD5=base64.b64encode(digest.digest()).decode(),
-                **headers,
+            md5 = base64.b64encode(digest.digest()).decode()
+            lean = self.destination.lean
+            response = (
+                lean.put_object(destination_key, _as_body(body), {**headers, "ContentMD5": md5})
+                if lean is not None
+                else self.destination.client.put_object(
+                    Bucket=self.destination.name,
+                    Key=destination_key,
+                    Body=_as_body(body),
+                    ContentMD5=md5,
+                    **headers,
+                )
             )
             self._check_etag(destination_key, response.get("ETag", ""), {digest.hexdigest()})
 
@@ -555,13 +568,22 @@ def build_copier(
 
     A source GET stays open while the object's ACL is read: two connections per thread.
     """
+    source_client = make_client(source, 2 * threads + 2)
+    destination_client = make_client(destination, threads + 2)
     return Copier(
-        Bucket(make_client(source, 2 * threads + 2), source.bucket, source.key_prefix, "source"),
         Bucket(
-            make_client(destination, threads + 2),
+            source_client,
+            source.bucket,
+            source.key_prefix,
+            "source",
+            lean_objects(source_client, source.bucket, 2 * threads + 2),
+        ),
+        Bucket(
+            destination_client,
             destination.bucket,
             destination.key_prefix,
             "destination",
+            lean_objects(destination_client, destination.bucket, threads + 2),
         ),
         replace(options, server_side=same_endpoint_and_credentials(source, destination)),
         stop,
