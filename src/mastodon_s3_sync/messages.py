@@ -9,6 +9,7 @@ it comfortably. Record ids travel as strings: snowflakes exceed 2^53.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ MAX_MESSAGE_BYTES = 24 * 1024
 MAX_OBJECTS = 100
 MAX_EXPECTED_BYTES = 512 * 1024 * 1024
 MAX_RUN_ID = 128
+_RECORD_ID = re.compile(r"-?[0-9]+")
+"""ASCII digits only: ``str.isdigit`` also takes ``²``, which ``int`` refuses."""
 
 
 class MessageError(ValueError):
@@ -122,7 +125,7 @@ def _object(item: Any, record_type: RecordType, index: int) -> ObjectRef:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise MessageError(f"{where}.size must be a whole number of bytes or null")
     record_id = item.get("id")
-    if not isinstance(record_id, str) or not record_id.lstrip("-").isdigit():
+    if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
         raise MessageError(f"{where}.id must be a record id as a string of digits")
     names = [item.get(name) for name in ("attachment", "style")]
     if not all(isinstance(name, str) and name for name in names):

@@ -6,6 +6,7 @@ handlers pass ``os.environ`` and a secret reader in, so this module never reads 
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ when less than this is left of the Lambda's time."""
 SecretReader = Callable[[str], Mapping[str, Any]]
 """Returns a Secrets Manager secret's JSON value, by ARN or name."""
 
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII only: str.isdigit takes "²", int refuses it
 _EVENT_KEYS = frozenset(
     {"type", "after_id", "limit", "rows_left", "since", "skip_remote_cache", "dry_run", "run_id"}
 )
@@ -80,7 +82,7 @@ def _whole(event: Mapping[str, Any], key: str, *, minimum: int | None = None) ->
     value = event.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
         value = int(value)  # ids may arrive as strings: snowflakes exceed 2^53
     if not isinstance(value, int) or isinstance(value, bool):
         raise EventError(f"{key} must be a whole number (or a string of digits)")
@@ -278,7 +280,7 @@ def _number(environ: Mapping[str, str], name: str, default: int, low: int, high:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         raise SettingsError(
             f"environment variable {name}: {raw!r} is not a number from {low} to {high}"
         )

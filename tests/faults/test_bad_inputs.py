@@ -53,6 +53,8 @@ BAD_EVENTS: dict[str, Any] = {
     "since gibberish": {"type": "all", "since": "yesterday-ish"},
     "after_id a float": {"type": "accounts", "after_id": 1.5},
     "after_id words": {"type": "accounts", "after_id": "one"},
+    "after_id two minus signs": {"type": "accounts", "after_id": "--1"},
+    "after_id a superscript digit": {"type": "accounts", "after_id": "\u00b2"},
     "limit zero": {"type": "accounts", "limit": 0},
     "limit a boolean": {"type": "accounts", "limit": True},
     "dry_run a string": {"type": "accounts", "dry_run": "yes"},
@@ -122,6 +124,8 @@ BAD_MESSAGES: dict[str, str | bytes] = {
     "size a boolean": message(size=True),
     "id not digits": message(id="1; DROP TABLE"),
     "id a number": message(id=1),
+    "id with two minus signs": message(id="--1"),
+    "id a superscript digit": message(id="\u00b2"),
     "no style": message(style=...),
     "huge body": message(run_id="r1", objects=[{"key": "k" * 300_000}]),
 }

@@ -99,6 +99,8 @@ def with_object(**fields: object) -> str:
         ({"size": 1.5}, "size must be"),
         ({"id": 12}, "id must be"),
         ({"id": "12a"}, "id must be"),
+        ({"id": "--1"}, "id must be"),
+        ({"id": "\u00b2"}, "id must be"),
         ({"style": ""}, "attachment and style"),
     ],
 )
