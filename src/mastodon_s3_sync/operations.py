@@ -31,7 +31,7 @@ from .errors import SettingsError, SyncError
 from .layout import RecordType
 from .s3 import RETRY_ATTEMPTS
 from .serverless import EventError, continuation_event, new_run_id, parse_enumerator_event
-from .settings import STACK_SECTION, load_config
+from .settings import STACK_SECTION
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -116,14 +116,30 @@ def make_clients(
 
 
 def configured_stack_name(config: Path | None) -> str:
-    """``[stack] stack_name`` of the config file, else :data:`DEFAULT_STACK_NAME`."""
+    """``[stack] stack_name`` of the config file, else :data:`DEFAULT_STACK_NAME`.
+
+    Only the ``[stack]`` table is read: the other sections describe the database and the
+    buckets (and a bastion key file) that the operations never touch.
+    """
     if config is None:
         return DEFAULT_STACK_NAME
-    load_config(config)  # the file's errors, worded as for every other command
-    table = tomllib.loads(config.read_text(encoding="utf-8")).get(STACK_SECTION, {})
+    try:
+        document = tomllib.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"--config: file {str(config)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"--config: cannot read {str(config)!r}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"--config: {str(config)!r} is not valid TOML: {error}") from None
+    table = document.get(STACK_SECTION, {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{config}: [{STACK_SECTION}] must be a table")
     name = table.get("stack_name", DEFAULT_STACK_NAME)
     if not isinstance(name, str) or not name.strip():
-        raise SettingsError(f"{config}: [stack] stack_name must be a stack name")
+        raise SettingsError(
+            f"{config}: [{STACK_SECTION}] stack_name must be the deployed stack's name "
+            f"(a non-empty string), or left out for {DEFAULT_STACK_NAME}"
+        )
     return name.strip()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +11,10 @@ from mastodon_s3_sync.copier import Outcome
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.layout import RecordType
 from mastodon_s3_sync.operations import (
+    DEFAULT_STACK_NAME,
     StatusSnapshot,
     TypeCounts,
+    configured_stack_name,
     format_status,
     logged_keys_query,
     run_start,
@@ -101,3 +104,41 @@ def test_logged_keys_query_filters_the_copier_log_lines() -> None:
     )
     with pytest.raises(SettingsError):
         logged_keys_query((Outcome.MISSING,), '" or outcome = "copied')
+
+
+def test_the_stack_name_is_read_from_the_stack_table_alone(tmp_path: Path) -> None:
+    # given a deployment config whose bastion key lives on another machine
+    config = tmp_path / "sync.toml"
+    config.write_text(
+        '[database]\nurl = "postgresql://mastodon@db.internal/mastodon"\n'
+        '[bastion]\nhost = "bastion.example"\nuser = "tunnel"\n'
+        'private_key_file = "/nonexistent/key"\nhost_key = "ssh-ed25519 AAAA"\n'
+        '[stack]\nstack_name = " Media-Move "\n'
+    )
+    assert configured_stack_name(config) == "Media-Move"
+    config.write_text('[database]\nurl = "postgresql://mastodon@db/mastodon"\n')
+    assert configured_stack_name(config) == DEFAULT_STACK_NAME
+    assert configured_stack_name(None) == DEFAULT_STACK_NAME
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, r"^--config: file '.*sync\.toml' does not exist$"),
+        (b"[stack]\nstack_name = '\xff'\n", r"^--config: cannot read '.*sync\.toml': .*utf-8"),
+        ("[stack\nstack_name = 'x'\n", r"^--config: '.*sync\.toml' is not valid TOML: "),
+        ("stack = 5\n", r"sync\.toml: \[stack\] must be a table$"),
+        ("[stack]\nstack_name = ' '\n", r"sync\.toml: \[stack\] stack_name must be the "),
+        ("[stack]\nstack_name = 7\n", r"sync\.toml: \[stack\] stack_name must be the "),
+    ],
+)
+def test_a_bad_stack_table_is_a_settings_error_naming_the_file(
+    tmp_path: Path, text: str | bytes | None, message: str
+) -> None:
+    config = tmp_path / "sync.toml"
+    if isinstance(text, bytes):
+        config.write_bytes(text)
+    elif text is not None:
+        config.write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        configured_stack_name(config)
