@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from .errors import SettingsError
 from .settings import (
     DEFAULT_PORT,
+    URL_FORM,
     ResolvedSettings,
     SettingsLayer,
     SslMode,
@@ -35,6 +36,28 @@ MASTODON_DB_DEFAULTS = {
 """What Mastodon's config/database.yml uses (production) when a variable is unset."""
 MASTODON_SSLMODE_DEFAULT = "prefer"
 MASTODON_S3_REGION_DEFAULT = "us-east-1"
+RAILS_DATABASE_URL_OPTIONS = frozenset(
+    {
+        "advisory_locks",
+        "application_name",
+        "checkout_timeout",
+        "connect_timeout",
+        "encoding",
+        "idle_timeout",
+        "keepalives",
+        "keepalives_count",
+        "keepalives_idle",
+        "keepalives_interval",
+        "min_messages",
+        "pool",
+        "prepared_statements",
+        "reaping_frequency",
+        "statement_limit",
+        "timeout",
+    }
+)
+"""``DATABASE_URL`` query parameters Rails accepts that tune its connection pool, statements,
+timeouts or logging: they change neither where nor how we connect, so they are left out."""
 MASTODON_S3_PERMISSION_DEFAULT = "public-read"
 
 _ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|:(?=\s))[ \t]*(.*)")
@@ -172,13 +195,24 @@ def _database_table(
     )
     if env.get("DATABASE_URL"):  # wins over the DB_* variables, as in Mastodon (Rails)
         url_label = f"{where} DATABASE_URL"
-        parts = urlsplit(env["DATABASE_URL"].strip())
+        try:
+            parts = urlsplit(env["DATABASE_URL"].strip())
+        except ValueError:  # urllib's reason can quote the host or the password: not shown
+            raise SettingsError(
+                f"{url_label}: not a valid URL (a [ or ] outside an IPv6 address, or a "
+                "character not allowed in a host name; percent-encode [ ] / ? # @ : in the "
+                f"password); write it as {URL_FORM}"
+            ) from None
         query = parse_qs(parts.query)
+        ignored = sorted(set(query) & RAILS_DATABASE_URL_OPTIONS)
+        for name in ignored:
+            del query[name]
         if "sslmode" in query:  # libpq's modes, mapped below like DB_SSLMODE
             mastodon_mode = query.pop("sslmode")[-1]
             ssl_variable = f"{url_label} sslmode={mastodon_mode}"
         url = parts._replace(query=urlencode(query, doseq=True)).geturl()
-        put("url", url, url_label)
+        note = f" ({', '.join(ignored)}: Rails' own, ignored)" if ignored else ""
+        put("url", url, url_label + note)
         mode, label = _sslmode(mastodon_mode, parse_database_url(url, url_label).host, ssl_variable)
         put("sslmode", mode, label)
     else:

@@ -156,10 +156,44 @@ def test_database_url_sslmode_prefer(tmp_path: Path) -> None:
     assert resolve([mastodon_layer(path)]).settings.require_database().sslmode == "disable"
 
 
+def test_database_url_options_of_rails_alone_are_ignored(tmp_path: Path) -> None:
+    # given a DATABASE_URL with ActiveRecord's pool and statement options (Rails accepts them)
+    path = env_file(
+        tmp_path,
+        "DATABASE_URL=postgresql://u:pw@db.example:6543/live?pool=5&prepared_statements=false"
+        "&connect_timeout=3&sslmode=verify-full&application_name=mastodon\n",
+    )
+    # when read, then the connection is the URL's and the options are named as ignored
+    resolved = resolve([mastodon_layer(path)])
+    database = resolved.settings.require_database()
+    assert (database.host, database.port, database.name, database.sslmode) == (
+        "db.example",
+        6543,
+        "live",
+        "verify-full",
+    )
+    assert resolved.origins["database.host"] == (
+        ".env.production DATABASE_URL (application_name, connect_timeout, pool, "
+        "prepared_statements: Rails' own, ignored)"
+    )
+    # a parameter that would change the connection is still refused, by name
+    path = env_file(tmp_path, "DATABASE_URL=postgresql://u@db.example/live?sslcert=c.pem\n")
+    with pytest.raises(SettingsError, match=r"DATABASE_URL: unsupported parameter\(s\) sslcert"):
+        resolve([mastodon_layer(path)])
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("DB_PORT=fifty\n", "DB_PORT: not a port number"),
+        (
+            "DATABASE_URL=postgresql://u:topsecret[@db.example/live\n",
+            r"^\.env\.production DATABASE_URL: not a valid URL \(a \[ or \] outside",
+        ),
+        (
+            "DATABASE_URL=postgresql://u:topsecret@[db.example/live\n",
+            r"^\.env\.production DATABASE_URL: not a valid URL ",
+        ),
         ("DB_SSLMODE=sometimes\n", "unknown sslmode 'sometimes'"),
         ("DATABASE_URL=mysql://u:topsecret@h/db\n", "DATABASE_URL: unsupported scheme"),
         ("S3_ENABLED=true\n", "S3_ENABLED is true but S3_BUCKET is not set"),
