@@ -76,6 +76,9 @@ RUN_LOOKBACK = timedelta(days=14)
 INSIGHTS_MAX_ROWS = 10_000
 """Logs Insights' largest ``limit``; a window that fills it is split in two and queried again."""
 DEFAULT_POLL_SECONDS = 1.0
+MOVE_TASK_LISTINGS = 10
+"""How often a redrive asks for the move task it started before it gives up: SQS may list
+a new task only after a moment (the asks are ``poll_seconds`` apart)."""
 
 _RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[A-Za-z0-9]+$")
 _RUN_ID_TIME = "%Y%m%dT%H%M%SZ"  # new_run_id's prefix
@@ -340,16 +343,20 @@ class MoveTask:
     moved: int
     to_move: int | None
     failure_reason: str | None = None
+    started: int | None = None
+    """``StartedTimestamp``, in milliseconds since the epoch: which task this is."""
 
     @classmethod
     def from_api(cls, result: Mapping[str, Any]) -> MoveTask:
         """From one entry of ``ListMessageMoveTasks``' ``Results``."""
         to_move = result.get("ApproximateNumberOfMessagesToMove")
+        started = result.get("StartedTimestamp")
         return cls(
             status=str(result["Status"]),
             moved=int(result.get("ApproximateNumberOfMessagesMoved", 0)),
             to_move=None if to_move is None else int(to_move),
             failure_reason=result.get("FailureReason"),
+            started=None if started is None else int(started),
         )
 
 
@@ -576,7 +583,8 @@ class Operations:
         )
         if waiting == 0:
             raise RedriveRefused("the dead-letter queue is empty: nothing to redrive")
-        running = [task for task in self._move_tasks(10) if task.status == "RUNNING"]
+        earlier = self._move_tasks(10)
+        running = [task for task in earlier if task.status == "RUNNING"]
         if running:
             task = running[0]
             of = f" of {task.to_move:,}" if task.to_move is not None else ""
@@ -591,9 +599,9 @@ class Operations:
             DestinationArn=self.stack.copy_queue_arn,
             **rate,
         )
+        previous = earlier[0].started if earlier else None
         while True:
-            # The latest task comes first, and only one runs at a time per queue: it is ours.
-            task = self._move_tasks(1)[0]
+            task = self._started_move_task(previous)
             on_progress(task)
             if task.status == "COMPLETED":
                 return task
@@ -603,6 +611,21 @@ class Operations:
                     + (f": {task.failure_reason}" if task.failure_reason else "")
                 )
             self.sleep(self.poll_seconds)
+
+    def _started_move_task(self, previous: int | None) -> MoveTask:
+        """The task just started: the latest listed (one runs at a time per queue) once it
+        is no longer the one that was latest before (``previous``, its start time)."""
+        for attempt in range(1, MOVE_TASK_LISTINGS + 1):
+            listed = self._move_tasks(1)
+            if listed and (previous is None or listed[0].started != previous):
+                return listed[0]
+            if attempt < MOVE_TASK_LISTINGS:
+                self.sleep(self.poll_seconds)
+        raise SyncError(
+            f"the redrive was started, but SQS listed no new move task for the dead-letter "
+            f"queue in {MOVE_TASK_LISTINGS} tries; follow it with: aws sqs "
+            f"list-message-move-tasks --source-arn {self.stack.dead_letter_queue_arn}"
+        )
 
     def _move_tasks(self, how_many: int) -> list[MoveTask]:
         results = self.clients.sqs.list_message_move_tasks(

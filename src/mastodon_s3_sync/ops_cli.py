@@ -234,7 +234,18 @@ def _redrive(ops: Operations, args: argparse.Namespace, stderr: TextIO) -> int:
     return 0
 
 
+def _check_output(path: Path) -> None:
+    """Before any query: a file whose directory is missing fails only after the queries."""
+    if not path.parent.is_dir():
+        raise SettingsError(
+            f"--output {path}: directory {str(path.parent)!r} does not exist; create it or "
+            "pass a file in an existing directory"
+        )
+
+
 def _missing(ops: Operations, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.output:
+        _check_output(args.output)
     now = datetime.now(UTC)
     run_id = args.run_id
     if run_id is None and args.since is None:
@@ -247,7 +258,12 @@ def _missing(ops: Operations, args: argparse.Namespace, stdout: TextIO, stderr: 
     found = ops.logged_keys(begin, now, run_id=run_id, outcomes=outcomes)
     lines = "".join(f"{k.key}\t{k.outcome}\t{k.reason}\n" for k in found.keys)
     if args.output:
-        args.output.write_text(lines, encoding="utf-8")
+        try:
+            args.output.write_text(lines, encoding="utf-8")
+        except OSError as error:
+            raise SettingsError(
+                f"--output {args.output}: cannot write it: {error.strerror or error}"
+            ) from None
     else:
         stdout.write(lines)
         stdout.flush()

@@ -47,6 +47,7 @@ from mastodon_s3_sync.messages import CopyMessage
 from mastodon_s3_sync.operations import (
     LATEST_RUN_QUERY,
     METRICS_NAMESPACE,
+    MOVE_TASK_LISTINGS,
     AwsClients,
     LoggedKey,
     MoveTask,
@@ -613,13 +614,19 @@ def test_status_watch_redraws_until_ctrl_c(deployed: Deployed, run_in_progress: 
 # -- redrive -------------------------------------------------------------------------
 
 
-def move_task(status: str, moved: int, to_move: int, **extra: Any) -> dict[str, Any]:
+STARTED_MS = 1795760100000
+EARLIER_MS = STARTED_MS - 86_400_000
+
+
+def move_task(
+    status: str, moved: int, to_move: int, started: int = STARTED_MS, **extra: Any
+) -> dict[str, Any]:
     return {
         "Status": status,
         "SourceArn": "set below",
         "ApproximateNumberOfMessagesMoved": moved,
         "ApproximateNumberOfMessagesToMove": to_move,
-        "StartedTimestamp": 1795760100000,
+        "StartedTimestamp": started,
         **extra,
     }
 
@@ -634,16 +641,20 @@ def test_redrive_moves_the_dlq_back_and_follows_the_task(deployed: Deployed) -> 
             {"Attributes": {"ApproximateNumberOfMessages": "3"}},
             {"QueueUrl": stack.dead_letter_queue_url, "AttributeNames": ANY},
         )
+        earlier = move_task("COMPLETED", 7, 7, EARLIER_MS) | source
         stub.add_response(
-            "list_message_move_tasks",
-            {"Results": [move_task("COMPLETED", 7, 7) | source]},
-            {**source, "MaxResults": 10},
+            "list_message_move_tasks", {"Results": [earlier]}, {**source, "MaxResults": 10}
         )
         stub.add_response(
             "start_message_move_task",
             {"TaskHandle": handle},
             {**source, "DestinationArn": stack.copy_queue_arn},
         )
+        # SQS lists the new task only after a moment: first nothing, then the earlier one
+        for listed in ([], [earlier]):
+            stub.add_response(
+                "list_message_move_tasks", {"Results": listed}, {**source, "MaxResults": 1}
+            )
         for status, moved in (("RUNNING", 0), ("RUNNING", 2), ("COMPLETED", 3)):
             running = {"TaskHandle": handle} if status == "RUNNING" else {}
             stub.add_response(
@@ -694,6 +705,27 @@ def test_redrive_refuses_while_a_task_runs_and_reports_a_failed_one(deployed: De
         with pytest.raises(SyncError, match=f"redrive failed after 12 messages: {failure}"):
             deployed.operations().redrive(lambda task: None)
         stub.assert_no_pending_responses()
+
+
+def test_redrive_gives_up_clearly_when_its_task_is_never_listed(deployed: Deployed) -> None:
+    source = {"SourceArn": deployed.stack.dead_letter_queue_arn}
+    earlier = move_task("COMPLETED", 7, 7, EARLIER_MS) | source
+    with Stubber(deployed.clients.sqs) as stub:
+        stub.add_response(
+            "get_queue_attributes", {"Attributes": {"ApproximateNumberOfMessages": "4"}}
+        )
+        stub.add_response("list_message_move_tasks", {"Results": [earlier]})
+        stub.add_response("start_message_move_task", {"TaskHandle": "abc"})
+        for _ in range(MOVE_TASK_LISTINGS):
+            stub.add_response("list_message_move_tasks", {"Results": [earlier]})
+        with pytest.raises(SyncError) as raised:
+            deployed.operations().redrive(lambda task: None)
+        stub.assert_no_pending_responses()
+    assert str(raised.value) == (
+        "the redrive was started, but SQS listed no new move task for the dead-letter queue "
+        f"in {MOVE_TASK_LISTINGS} tries; follow it with: aws sqs list-message-move-tasks "
+        f"--source-arn {deployed.stack.dead_letter_queue_arn}"
+    )
 
 
 # -- missing -------------------------------------------------------------------------
@@ -809,3 +841,20 @@ def test_missing_command_writes_the_keys_to_a_file(
     assert main(args) == 0
     assert output.read_text() == ""
     assert capsys.readouterr().err.startswith("0 keys (missing) in the copier's log, every run")
+
+
+def test_missing_command_refuses_an_output_it_cannot_write(
+    deployed: Deployed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a directory that does not exist: refused before any query
+    absent = tmp_path / "reports" / "missing.txt"
+    assert main(deployed.cli("missing", "--since", "2h", "--output", str(absent))) == 2
+    assert capsys.readouterr().err == (
+        f"mastodon-s3-sync: error: --output {absent}: directory {str(absent.parent)!r} does "
+        "not exist; create it or pass a file in an existing directory\n"
+    )
+    # a path that is a directory: refused when written
+    assert main(deployed.cli("missing", "--since", "2h", "--output", str(tmp_path))) == 2
+    assert capsys.readouterr().err.endswith(
+        f"mastodon-s3-sync: error: --output {tmp_path}: cannot write it: Is a directory\n"
+    )
