@@ -58,7 +58,6 @@ RAILS_DATABASE_URL_OPTIONS = frozenset(
 )
 """``DATABASE_URL`` query parameters Rails accepts that tune its connection pool, statements,
 timeouts or logging: they change neither where nor how we connect, so they are left out."""
-MASTODON_S3_PERMISSION_DEFAULT = "public-read"
 
 _ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|:(?=\s))[ \t]*(.*)")
 _SUBSTITUTION = re.compile(r"(\\?)\$(?:\{(\w+)\}|(\w+))")
