@@ -26,6 +26,7 @@ from mastodon_s3_sync.errors import SyncError
 from mastodon_s3_sync.fanout import SqsSink, enumerate_to_queue
 from mastodon_s3_sync.serverless import (
     QUEUE_URL,
+    RUN_STARTED_MESSAGE,
     EventError,
     bastion_settings,
     continuation_event,
@@ -60,6 +61,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.error("rejected event", reason=str(error))
         return {"ok": False, "error": str(error)}
     logger.append_keys(run_id=request.run_id)
+    logger.info("dry run started" if request.dry_run else RUN_STARTED_MESSAGE)  # status finds it
     guard_ms = time_guard_seconds(os.environ) * 1000
     sqs, lambda_client = clients()
     sink = None if request.dry_run else SqsSink(sqs, os.environ[QUEUE_URL])

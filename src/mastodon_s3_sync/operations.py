@@ -10,10 +10,8 @@ carry no run id: a run's counts are those of its time window, from the time in i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import re
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +28,15 @@ from .copier import Outcome
 from .errors import SettingsError, SyncError
 from .layout import RecordType
 from .s3 import RETRY_ATTEMPTS
-from .serverless import EventError, continuation_event, new_run_id, parse_enumerator_event
+from .serverless import (
+    RUN_ID_EXAMPLE,
+    RUN_STARTED_MESSAGE,
+    EventError,
+    continuation_event,
+    new_run_id,
+    parse_enumerator_event,
+    run_id_time,
+)
 from .settings import STACK_SECTION
 
 if TYPE_CHECKING:
@@ -80,8 +86,6 @@ MOVE_TASK_LISTINGS = 10
 """How often a redrive asks for the move task it started before it gives up: SQS may list
 a new task only after a moment (the asks are ``poll_seconds`` apart)."""
 
-_RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[A-Za-z0-9]+$")
-_RUN_ID_TIME = "%Y%m%dT%H%M%SZ"  # new_run_id's prefix
 _QUERY_DONE = ("Complete",)
 _QUERY_PENDING = ("Scheduled", "Running")
 
@@ -189,14 +193,16 @@ def find_stack(cloudformation: CloudFormationClient, stack_name: str) -> StackOu
 
 
 def run_start(run_id: str) -> datetime:
-    """When a run began, from its id (``20261127T061500Z-3f9a1c``, :func:`new_run_id`)."""
-    match = _RUN_ID.match(run_id)
-    if match is not None:
-        with contextlib.suppress(ValueError):  # no such date
-            return datetime.strptime(match.group(1), _RUN_ID_TIME).replace(tzinfo=UTC)
-    raise SettingsError(
-        f"--run-id: {run_id!r} is not a run id as start prints it (like 20261127T061500Z-3f9a1c)"
-    )
+    """When a run began, from the id given with ``--run-id`` (:func:`new_run_id`'s form).
+
+    The enumerator takes no other form, and the latest run is checked where it is read.
+    """
+    started = run_id_time(run_id)
+    if started is None:
+        raise SettingsError(
+            f"--run-id: {run_id!r} is not a run id as start prints it (like {RUN_ID_EXAMPLE})"
+        )
+    return started
 
 
 # -- start ---------------------------------------------------------------------------
@@ -403,12 +409,13 @@ def logged_keys_query(
 
 
 LATEST_RUN_QUERY = (
-    "fields @timestamp, message.run_id\n"
-    "| filter ispresent(message.run_id)\n"
-    "| sort @timestamp desc\n"
+    f"filter message = {json.dumps(RUN_STARTED_MESSAGE)} and ispresent(run_id)\n"
+    "| stats min(@timestamp) as started by run_id\n"
+    "| sort started desc\n"
     "| limit 1"
 )
-"""The enumerator logs each event it receives (``log_event``), run id included."""
+"""The run whose first ``enumeration started`` line is the latest (a run's continuations
+log it again, later): the enumerator logs it with the run id it uses, given or made."""
 
 
 @dataclass
@@ -478,10 +485,16 @@ class Operations:
         )
         if not rows:
             raise SettingsError(
-                f"--run-id: no run in the enumerator's log of the last {RUN_LOOKBACK.days} "
-                "days; start one (mastodon-s3-sync start all) or pass --run-id"
+                f"the enumerator's log: no run in the last {RUN_LOOKBACK.days} days; start "
+                "one (mastodon-s3-sync start all) or pass --run-id"
             )
-        return rows[0]["message.run_id"]
+        run_id = rows[0].get("run_id", "")
+        if run_id_time(run_id) is None:
+            raise SettingsError(
+                f"the enumerator's log: its latest run id {run_id!r} holds no start time "
+                f"(like {RUN_ID_EXAMPLE}); pass --run-id of the run to follow"
+            )
+        return run_id
 
     def status(self, run_id: str, now: datetime) -> StatusSnapshot:
         """Counts per type over the run's window, the queues, and the recent rate."""

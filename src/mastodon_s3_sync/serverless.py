@@ -18,6 +18,7 @@ from .copier import AclMode, CopyOptions
 from .errors import SettingsError
 from .fanout import Cursor, EnumerationResult
 from .layout import RecordType
+from .messages import MAX_RUN_ID
 from .settings import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_WORKERS,
@@ -45,6 +46,13 @@ COPIER_THREADS = "MSS_COPIER_THREADS"
 TIME_GUARD_SECONDS = "MSS_TIME_GUARD_SECONDS"
 SIDE_VARIABLES = ("BUCKET", "KEY_PREFIX", "ENDPOINT_URL", "REGION", "ADDRESSING_STYLE")
 CREDENTIALS_SECRET_ARN = "CREDENTIALS_SECRET_ARN"  # noqa: S105 (a variable name suffix)
+
+RUN_STARTED_MESSAGE = "enumeration started"
+"""The enumerator's first log line of each invocation that sends (not a dry run), with the
+``run_id``: ``status`` and ``missing`` find the latest run by it."""
+RUN_ID_EXAMPLE = "20261127T061500Z-3f9a1c"
+_RUN_ID = re.compile(r"(\d{8}T\d{6}Z)-[A-Za-z0-9]+")
+_RUN_ID_TIME = "%Y%m%dT%H%M%SZ"
 
 DEFAULT_TIME_GUARD_SECONDS = 60.0
 """A copier starts no new object, and an enumerator continues in a new invocation,
@@ -75,7 +83,18 @@ class EnumeratorRequest:
 
 def new_run_id(now: datetime) -> str:
     """A sortable, unique run id such as ``20261127T061500Z-3f9a1c``."""
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"{now.strftime(_RUN_ID_TIME)}-{secrets.token_hex(3)}"
+
+
+def run_id_time(run_id: str) -> datetime | None:
+    """When a run began, from its id (:func:`new_run_id`); None if it is no such id."""
+    match = _RUN_ID.fullmatch(run_id) if len(run_id) <= MAX_RUN_ID else None
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), _RUN_ID_TIME).replace(tzinfo=UTC)
+    except ValueError:  # no such date
+        return None
 
 
 def _whole(event: Mapping[str, Any], key: str, *, minimum: int | None = None) -> int | None:
@@ -126,8 +145,12 @@ def parse_enumerator_event(event: object, now: datetime) -> EnumeratorRequest:
     except SettingsError as error:
         raise EventError(str(error)) from None
     run_id = event.get("run_id") or new_run_id(now)
-    if not isinstance(run_id, str) or len(run_id) > 128:
-        raise EventError("run_id must be a string of at most 128 characters")
+    if not isinstance(run_id, str) or run_id_time(run_id) is None:
+        # status and missing take the run's time window from its id
+        raise EventError(
+            f"run_id must be a run id like {RUN_ID_EXAMPLE} (its UTC start time, -, then "
+            f"letters or digits; at most {MAX_RUN_ID} characters); leave it out for a new one"
+        )
     limit = _whole(event, "limit", minimum=1)
     rows_left = _whole(event, "rows_left", minimum=1)
     cursor = Cursor(types, _whole(event, "after_id"), rows_left or limit, limit)

@@ -60,6 +60,7 @@ BAD_EVENTS: dict[str, Any] = {
     "dry_run a string": {"type": "accounts", "dry_run": "yes"},
     "run_id too long": {"type": "accounts", "run_id": "r" * 129},
     "run_id a number": {"type": "accounts", "run_id": 12},
+    "run_id without its start time": {"type": "accounts", "run_id": "my-run"},
 }
 
 

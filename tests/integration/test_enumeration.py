@@ -56,7 +56,8 @@ def test_chained_invocations_send_every_object_exactly_once(
     counts = {"accounts": 120, "media_attachments": 300, "custom_emojis": 30, "preview_cards": 80}
     seed_database(db.conn, SchemaVersion.CURRENT, counts, seed=4)
     sink: MessageSink = ListSink()
-    event: dict[str, object] = {"type": "all", "run_id": "chain"}
+    run_id = "20261127T000000Z-chain"
+    event: dict[str, object] = {"type": "all", "run_id": run_id}
     invocations = 0
     while True:
         invocations += 1
@@ -84,7 +85,7 @@ def test_chained_invocations_send_every_object_exactly_once(
     sent = Counter(ref.key for message in messages for ref in message.objects)
     assert sent == expected_keys(db)
     assert max(sent.values()) == 1
-    assert {message.run_id for message in messages} == {"chain"}
+    assert {message.run_id for message in messages} == {run_id}
     assert all(len({ref.record_type for ref in m.objects}) == 1 for m in messages)
     if rows_per_invocation == 7:
         assert invocations > 50

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -14,12 +15,15 @@ import pytest
 import functions.enumerator.handler as handler_module
 from mastodon_s3_sync.layout import RecordType
 from mastodon_s3_sync.messages import decode
+from mastodon_s3_sync.operations import LATEST_RUN_QUERY, run_start
 from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
 from mastodon_s3_sync.sandbox.schema import SchemaVersion
 from mastodon_s3_sync.sandbox.seed import seed_database
+from mastodon_s3_sync.serverless import RUN_STARTED_MESSAGE
 from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext
 from tests.integration.conftest import BucketNames
+from tests.integration.test_copier_handler import CurrentStdout, Output
 from tests.integration.test_enumeration import expected_keys
 
 if TYPE_CHECKING:
@@ -128,8 +132,30 @@ def test_every_object_arrives_exactly_once(
     assert sum(c["messages"] for c in counts.values()) == len(messages)
 
 
+def test_each_invocation_logs_the_run_id_it_uses_where_status_finds_it(
+    setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an event without a run id (as README's aws lambda invoke sends), and a dry run
+    monkeypatch.setattr(handler_module.logger.registered_handler, "stream", CurrentStdout())
+    output = Output(capsys)
+    context = FakeLambdaContext().as_lambda_context()
+    # when
+    response = handler_module.handler({"type": "custom_emojis"}, context)
+    dry = handler_module.handler({"type": "custom_emojis", "dry_run": True}, context)
+    # then the run's start line carries the id it made, the line status's query looks for
+    started = output.logs(RUN_STARTED_MESSAGE)
+    assert [line["run_id"] for line in started] == [response["run_id"]]
+    assert run_start(response["run_id"]) <= datetime.now(UTC)
+    assert f"filter message = {json.dumps(RUN_STARTED_MESSAGE)} and ispresent(run_id)" in (
+        LATEST_RUN_QUERY
+    )
+    # and a dry run is no run to follow
+    assert [line["run_id"] for line in output.logs("dry run started")] == [dry["run_id"]]
+
+
 def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
-    event: dict[str, Any] = {"type": ["accounts", "media_attachments"], "run_id": "long"}
+    run_id = "20261127T061500Z-long"
+    event: dict[str, Any] = {"type": ["accounts", "media_attachments"], "run_id": run_id}
     responses = []
     for _ in range(100):
         context = CountdownContext(readings=45).as_lambda_context()
@@ -143,7 +169,7 @@ def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
     assert len(responses) > 3
     assert responses[-1]["stopped_at"] is None
     messages = [decode(body) for body in drain(setup.sqs, setup.queue_url)]
-    assert {message.run_id for message in messages} == {"long"}
+    assert {message.run_id for message in messages} == {run_id}
     sent = Counter(ref.key for message in messages for ref in message.objects)
     wanted = Counter(
         key
@@ -165,6 +191,7 @@ def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
         ({"type": "all", "since": "yesterday"}, "since"),
         ({"type": "all", "dry_run": "yes"}, "dry_run must be true or false"),
         ({"type": "all", "tpye": "x"}, "unknown field(s) tpye"),
+        ({"type": "all", "run_id": "my-run"}, "run_id must be a run id like 20261127T061500Z-"),
         (["all"], "must be a JSON object"),
     ],
 )

@@ -61,7 +61,11 @@ from mastodon_s3_sync.operations import (
     run_start,
 )
 from mastodon_s3_sync.sandbox.s3servers import LOOPBACK_HOST, REGION, MotoS3Server
-from mastodon_s3_sync.serverless import enumerator_response, parse_enumerator_event
+from mastodon_s3_sync.serverless import (
+    RUN_STARTED_MESSAGE,
+    enumerator_response,
+    parse_enumerator_event,
+)
 from tests.integration.test_copier_handler import CurrentStdout, Output
 
 if TYPE_CHECKING:
@@ -553,34 +557,44 @@ def test_status_without_a_run_id_follows_the_latest_run(deployed: Deployed) -> N
                 "startTime": int((now - timedelta(days=14)).timestamp()),
                 "endTime": int(now.timestamp()),
                 "queryString": (
-                    "fields @timestamp, message.run_id\n"
-                    "| filter ispresent(message.run_id)\n"
-                    "| sort @timestamp desc\n"
+                    'filter message = "enumeration started" and ispresent(run_id)\n'
+                    "| stats min(@timestamp) as started by run_id\n"
+                    "| sort started desc\n"
                     "| limit 1"
                 ),
             },
         )
         stub.add_response("get_query_results", {"status": "Running", "results": []})
-        stub.add_response(
-            "get_query_results",
-            {
+
+        def latest(run_id: str) -> dict[str, Any]:
+            """A stats query's answer: its fields only, no @ptr."""
+            return {
                 "status": "Complete",
                 "results": [
                     [
-                        {"field": "@timestamp", "value": "2026-11-27 06:40:02.123"},
-                        {"field": "message.run_id", "value": "20261127T064000Z-0a1b2c"},
-                        {"field": "@ptr", "value": "CmAKJgoiMTIzNDU2Nzg5MDEyOi9hd3MvbGFtYmRh"},
+                        {"field": "run_id", "value": run_id},
+                        {"field": "started", "value": "2026-11-27 06:40:02.123"},
                     ]
                 ],
-                "statistics": {"recordsMatched": 1.0, "recordsScanned": 40.0},
-            },
-        )
+                "statistics": {"recordsMatched": 3.0, "recordsScanned": 40.0},
+            }
+
+        stub.add_response("get_query_results", latest("20261127T064000Z-0a1b2c"))
         assert deployed.operations().latest_run_id(now) == "20261127T064000Z-0a1b2c"
         stub.add_response("start_query", {"queryId": "2"})
         stub.add_response("get_query_results", {"status": "Complete", "results": []})
-        with pytest.raises(SettingsError, match="no run in the enumerator's log"):
+        with pytest.raises(SettingsError, match=r"^the enumerator's log: no run in the last 14"):
             deployed.operations().latest_run_id(now)
-    assert LATEST_RUN_QUERY.startswith("fields @timestamp, message.run_id")
+        # a run started before the enumerator checked run ids: the log is named, not --run-id
+        stub.add_response("start_query", {"queryId": "3"})
+        stub.add_response("get_query_results", latest("my-run"))
+        with pytest.raises(SettingsError) as raised:
+            deployed.operations().latest_run_id(now)
+    assert str(raised.value) == (
+        "the enumerator's log: its latest run id 'my-run' holds no start time "
+        "(like 20261127T061500Z-3f9a1c); pass --run-id of the run to follow"
+    )
+    assert LATEST_RUN_QUERY.startswith(f"filter message = {json.dumps(RUN_STARTED_MESSAGE)}")
 
 
 def test_status_watch_redraws_until_ctrl_c(deployed: Deployed, run_in_progress: Run) -> None:
