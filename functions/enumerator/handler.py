@@ -21,9 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mastodon_s3_sync import lambda_metrics
 from mastodon_s3_sync.catalog import Catalog
+from mastodon_s3_sync.copier import Outcome
 from mastodon_s3_sync.database import open_database
 from mastodon_s3_sync.errors import SyncError
 from mastodon_s3_sync.fanout import SqsSink, enumerate_to_queue
+from mastodon_s3_sync.layout import ObjectRef
 from mastodon_s3_sync.serverless import (
     QUEUE_URL,
     RUN_STARTED_MESSAGE,
@@ -52,6 +54,17 @@ def clients() -> tuple[Any, Any]:
     return boto3.client("sqs"), boto3.client("lambda")
 
 
+def log_refused(ref: ObjectRef, reason: str) -> None:
+    """A key not sent, logged as the copier logs a failed one (``missing --failed`` lists it)."""
+    logger.warning(
+        f"object {Outcome.FAILED.value}",
+        key=ref.key,
+        outcome=Outcome.FAILED.value,
+        reason=reason,
+        type=str(ref.record_type),
+    )
+
+
 @logger.inject_lambda_context(log_event=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Enumerate, send, continue if needed; returns counts and where it stopped."""
@@ -78,6 +91,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 request.filter,
                 request.run_id,
                 should_stop=lambda: context.get_remaining_time_in_millis() < guard_ms,
+                on_refused=log_refused,
             )
     except SyncError as error:
         logger.exception("enumeration failed")

@@ -24,7 +24,7 @@ from .catalog import Catalog, CatalogFilter
 from .copier import Copier, CopyResult, Outcome
 from .engine import RunTotals, Tally
 from .errors import SyncError
-from .layout import RecordType, unsafe_key_reason
+from .layout import ObjectRef, RecordType, unsafe_key_reason
 from .messages import CopyMessage, MessageError, MessagePacker, decode
 from .s3 import RETRY_ATTEMPTS
 
@@ -123,6 +123,7 @@ class TypeCount:
 
     rows: int = 0
     objects: int = 0
+    """Objects sent (or, in a dry run, that would be); refused ones are not among them."""
     messages: int = 0
     expected_bytes: int = 0
     refused_keys: int = 0
@@ -149,6 +150,15 @@ class EnumerationResult:
     stopped_at: Cursor | None = None
 
 
+def refusal(ref: ObjectRef) -> str | None:
+    """Why the copier would refuse ``ref`` (a key that is no plain storage key), worded
+    as it words it; None when it would copy it."""
+    for key in (ref.key, *ref.alternates):
+        if (unsafe := unsafe_key_reason(key)) is not None:
+            return f"refused key {key[:100]!r}: {unsafe}"
+    return None
+
+
 def enumerate_to_queue(
     catalog: Catalog,
     sink: MessageSink | None,
@@ -156,11 +166,14 @@ def enumerate_to_queue(
     filt: CatalogFilter,
     run_id: str,
     should_stop: Callable[[], bool] = lambda: False,
+    on_refused: Callable[[ObjectRef, str], None] = lambda ref, reason: None,
 ) -> EnumerationResult:
     """Send every object of the selected rows, packed into messages (``sink`` None: count).
 
     ``filt``'s ``after_id`` and ``limit`` are taken from the cursor. Checked between
     rows, ``should_stop`` ends the walk with :attr:`EnumerationResult.stopped_at` set.
+    An object the copier would refuse is not sent (it would fail its whole message):
+    ``on_refused(ref, reason)`` hears it, and it is counted apart.
     """
     result = EnumerationResult(run_id)
     for index, record_type in enumerate(cursor.types):
@@ -178,13 +191,14 @@ def enumerate_to_queue(
         walk = catalog.walk(record_type, replace(filt, after_id=after_id, limit=rows_left))
         for row in walk:
             for ref in row.objects:
-                if any(unsafe_key_reason(key) for key in (ref.key, *ref.alternates)):
-                    # The copier would refuse it, and it would fail its whole message.
+                reason = refusal(ref)
+                if reason is not None:
                     count.refused_keys += 1
+                    on_refused(ref, reason)
                     continue
                 emit(packer.add(ref))
+                count.objects += 1
                 count.expected_bytes += ref.expected_size or 0
-            count.objects += len(row.objects)
             count.rows += 1
             after_id = row.record_id
             if rows_left is not None:

@@ -3,8 +3,9 @@
 Everything is found through the CloudFormation outputs of the stack (``infra/stack.py``):
 the enumerator function, the queues, the log groups. Progress comes from the CloudWatch
 metrics the handlers emit (namespace :data:`METRICS_NAMESPACE`, dimensions ``Type`` and
-``service`` = the stack name) and from the queues; missing keys from the copier's log lines
-(``key``, ``outcome``, ``reason``, ``run_id``) through CloudWatch Logs Insights. The metrics
+``service`` = the stack name) and from the queues; missing and failed keys from the
+functions' log lines (``key``, ``outcome``, ``reason``, ``run_id``: the copier's, and the
+enumerator's for keys it refused to send) through CloudWatch Logs Insights. The metrics
 carry no run id: a run's counts are those of its time window, from the time in its id.
 """
 
@@ -375,7 +376,8 @@ class RedriveRefused(SyncError):
 
 @dataclass(frozen=True)
 class LoggedKey:
-    """A key the copier logged as missing or failed, with the latest reason."""
+    """A key logged as missing or failed (by the copier, or refused by the enumerator),
+    with the latest reason."""
 
     key: str
     outcome: str
@@ -394,7 +396,7 @@ class LoggedKeys:
 def logged_keys_query(
     outcomes: Sequence[Outcome], run_id: str | None, limit: int = INSIGHTS_MAX_ROWS
 ) -> str:
-    """The Logs Insights query over the copier's ``object missing/failed`` lines."""
+    """The Logs Insights query over the ``object missing/failed`` lines of both functions."""
     names = ", ".join(json.dumps(outcome.value) for outcome in outcomes)
     condition = f"outcome in [{names}]"
     if run_id is not None:
@@ -481,7 +483,7 @@ class Operations:
     def latest_run_id(self, now: datetime) -> str:
         """The run id of the enumerator's latest invocation in :data:`RUN_LOOKBACK`."""
         rows, _ = self._insights(
-            self.stack.enumerator_log_group, now - RUN_LOOKBACK, now, LATEST_RUN_QUERY
+            [self.stack.enumerator_log_group], now - RUN_LOOKBACK, now, LATEST_RUN_QUERY
         )
         if not rows:
             raise SettingsError(
@@ -657,15 +659,17 @@ class Operations:
         outcomes: Sequence[Outcome] = (Outcome.MISSING,),
         max_rows: int = INSIGHTS_MAX_ROWS,
     ) -> LoggedKeys:
-        """Keys the copier logged with these outcomes, latest line per key, sorted by key."""
+        """Keys logged with these outcomes, latest line per key, sorted by key: the copier's
+        lines, and the enumerator's for the keys it refused to send (``failed``)."""
         query = logged_keys_query(outcomes, run_id, max_rows)
+        log_groups = [self.stack.copier_log_group, self.stack.enumerator_log_group]
         latest: dict[str, LoggedKey] = {}
         complete = True
         windows = [(begin, end)]
         queries = 0
         while windows:
             first, last = windows.pop(0)
-            rows, full = self._insights(self.stack.copier_log_group, first, last, query, max_rows)
+            rows, full = self._insights(log_groups, first, last, query, max_rows)
             queries += 1
             if full and last - first > timedelta(seconds=1):
                 middle = first + (last - first) / 2
@@ -680,7 +684,7 @@ class Operations:
 
     def _insights(
         self,
-        log_group: str,
+        log_groups: Sequence[str],
         begin: datetime,
         end: datetime,
         query: str,
@@ -688,7 +692,7 @@ class Operations:
     ) -> tuple[list[dict[str, str]], bool]:
         """Rows of a Logs Insights query (fields by name), and whether it hit ``max_rows``."""
         query_id = self.clients.logs.start_query(
-            logGroupName=log_group,
+            logGroupNames=list(log_groups),
             startTime=int(begin.timestamp()),
             endTime=math.ceil(end.timestamp()),
             queryString=query,
@@ -699,7 +703,9 @@ class Operations:
             if status in _QUERY_DONE:
                 break
             if status not in _QUERY_PENDING:
-                raise SyncError(f"the Logs Insights query on {log_group} ended {status}")
+                raise SyncError(
+                    f"the Logs Insights query on {', '.join(log_groups)} ended {status}"
+                )
             self.sleep(self.poll_seconds)
         rows = [
             {cell["field"]: cell["value"] for cell in row if "field" in cell and "value" in cell}

@@ -120,8 +120,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     missing = subparsers.add_parser(
         "missing",
         help="list the keys the copiers found missing at the source (from their log)",
-        description="Query the copier's log (CloudWatch Logs Insights) and print one key "
-        "per line: key, outcome, reason, separated by tabs.",
+        description="Query the copier's log, and the enumerator's for keys it refused to "
+        "send (CloudWatch Logs Insights), and print one key per line: key, outcome, reason, "
+        "separated by tabs.",
     )
     missing.add_argument("--run-id", metavar="ID", help="default: the latest run")
     missing.add_argument(
@@ -132,7 +133,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     missing.add_argument(
         "--failed",
         action="store_true",
-        help="failed keys too (a failed attempt may have succeeded on a retry)",
+        help="failed keys too (a failed attempt may have succeeded on a retry; keys the "
+        "enumerator refused to send)",
     )
     missing.add_argument("--output", type=Path, metavar="FILE", help="write the keys here")
     _add_stack_options(missing)
@@ -270,8 +272,8 @@ def _missing(ops: Operations, args: argparse.Namespace, stdout: TextIO, stderr: 
     scope = f"run {run_id}" if run_id else "every run"
     where = f" -> {args.output}" if args.output else ""
     print(
-        f"{len(found.keys):,} keys ({' or '.join(o.value for o in outcomes)}) in the copier's "
-        f"log, {scope}, since {begin:%Y-%m-%d %H:%M} UTC{where}",
+        f"{len(found.keys):,} keys ({' or '.join(o.value for o in outcomes)}) in the functions' "
+        f"logs, {scope}, since {begin:%Y-%m-%d %H:%M} UTC{where}",
         file=stderr,
     )
     if not found.complete:

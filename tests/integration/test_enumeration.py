@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from mastodon_s3_sync.catalog import Catalog, CatalogFilter
-from mastodon_s3_sync.fanout import MessageSink, enumerate_to_queue
-from mastodon_s3_sync.layout import RecordType
+from mastodon_s3_sync.fanout import Cursor, MessageSink, enumerate_to_queue
+from mastodon_s3_sync.layout import ObjectRef, RecordType
 from mastodon_s3_sync.messages import decode
 from mastodon_s3_sync.sandbox.schema import SchemaVersion
 from mastodon_s3_sync.sandbox.seed import seed_database
@@ -36,6 +36,22 @@ class ListSink:
 
     def flush(self) -> None:
         self.flushes += 1
+
+
+UNSAFE_MEDIA_ID = 10**15
+UNSAFE_FILE_NAME = "../../etc/passwd.png"
+
+
+def insert_unsafe_media(db: MastodonDb) -> None:
+    """A media attachment whose file name makes keys with ``..`` segments."""
+    db.conn.run(
+        "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
+        "file_file_size, created_at, updated_at) VALUES (:id, 0, :name, 'image/png', 100, "
+        ":now, :now)",
+        id=UNSAFE_MEDIA_ID,
+        name=UNSAFE_FILE_NAME,
+        now=datetime(2026, 1, 1),
+    )
 
 
 def expected_keys(db: MastodonDb) -> Counter[str]:
@@ -121,3 +137,32 @@ def test_limit_and_since_survive_continuations(mastodon_db: MakeDb) -> None:
         request = parse_enumerator_event(continuation_event(request, result.stopped_at), NOW)
         assert request.filter.since == first.filter.since
     assert total_rows == 40
+
+
+def test_refused_keys_are_reported_and_not_counted_as_sent(mastodon_db: MakeDb) -> None:
+    # given rows whose keys are fine, and one whose file name makes keys with .. segments
+    db = mastodon_db()
+    seed_database(db.conn, SchemaVersion.CURRENT, {"media_attachments": 30}, seed=5)
+    insert_unsafe_media(db)
+    sink = ListSink()
+    refused: list[tuple[ObjectRef, str]] = []
+    # when
+    result = enumerate_to_queue(
+        Catalog(db.conn, page_size=10),
+        sink,
+        Cursor((RecordType.MEDIA_ATTACHMENTS,)),
+        CatalogFilter(),
+        "20261127T000000Z-refuse",
+        on_refused=lambda ref, reason: refused.append((ref, reason)),
+    )
+    # then only the safe objects are sent, and only they count as objects
+    sent = [ref for body in sink.bodies for ref in decode(body).objects]
+    count = result.counts[RecordType.MEDIA_ATTACHMENTS]
+    assert count.objects == len(sent) == sum(expected_keys(db).values()) - len(refused)
+    assert count.rows == 31
+    # and each refused object is reported once, with the copier's wording of the reason
+    assert count.refused_keys == len(refused) >= 1
+    assert {ref.record_id for ref, _ in refused} == {UNSAFE_MEDIA_ID}
+    assert UNSAFE_MEDIA_ID not in {ref.record_id for ref in sent}
+    for ref, reason in refused:
+        assert reason == f"refused key {ref.key!r}: has a . or .. path segment"

@@ -24,7 +24,7 @@ from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext
 from tests.integration.conftest import BucketNames
 from tests.integration.test_copier_handler import CurrentStdout, Output
-from tests.integration.test_enumeration import expected_keys
+from tests.integration.test_enumeration import expected_keys, insert_unsafe_media
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -151,6 +151,35 @@ def test_each_invocation_logs_the_run_id_it_uses_where_status_finds_it(
     )
     # and a dry run is no run to follow
     assert [line["run_id"] for line in output.logs("dry run started")] == [dry["run_id"]]
+
+
+def test_refused_keys_are_logged_as_failed_and_not_counted_as_enumerated(
+    setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a media attachment whose file name makes keys the copier would refuse
+    insert_unsafe_media(setup.db)
+    monkeypatch.setattr(handler_module.logger.registered_handler, "stream", CurrentStdout())
+    output = Output(capsys)
+    # when
+    response = handler_module.handler(
+        {"type": "media_attachments"}, FakeLambdaContext().as_lambda_context()
+    )
+    # then the metric and the answer count only what was sent
+    sent = [ref for body in drain(setup.sqs, setup.queue_url) for ref in decode(body).objects]
+    count = response["counts"]["media_attachments"]
+    enumerated = output.metrics("ObjectsEnumerated")
+    assert [document["ObjectsEnumerated"] for document in enumerated] == [len(sent)]
+    assert count["objects"] == len(sent)
+    # and each refused key is logged as the copier logs a failed one, with the run id
+    failed = output.logs("object failed")
+    assert len(failed) == count["refused_keys"] >= 1
+    for line in failed:
+        assert line["outcome"] == "failed"
+        assert line["key"].startswith("media_attachments/files/")
+        assert line["reason"] == f"refused key {line['key']!r}: has a . or .. path segment"
+        assert (line["run_id"], line["type"]) == (response["run_id"], "media_attachments")
+        assert line["level"] == "WARNING"
+    assert not {line["key"] for line in failed} & {ref.key for ref in sent}
 
 
 def test_continues_in_new_invocations_until_done(setup: Setup) -> None:

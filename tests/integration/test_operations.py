@@ -37,11 +37,12 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 import functions.copier.handler as copier_handler
+import functions.enumerator.handler as enumerator_handler
 from mastodon_s3_sync import lambda_metrics
 from mastodon_s3_sync.cli import main
 from mastodon_s3_sync.copier import CopyResult, Outcome
 from mastodon_s3_sync.errors import SettingsError, SyncError
-from mastodon_s3_sync.fanout import EnumerationResult, TypeCount
+from mastodon_s3_sync.fanout import EnumerationResult, TypeCount, refusal
 from mastodon_s3_sync.layout import ObjectRef, RecordType
 from mastodon_s3_sync.messages import CopyMessage
 from mastodon_s3_sync.operations import (
@@ -553,7 +554,7 @@ def test_status_without_a_run_id_follows_the_latest_run(deployed: Deployed) -> N
             "start_query",
             {"queryId": "12ab3456-12ab-123a-789e-1234567890ab"},
             {
-                "logGroupName": deployed.stack.enumerator_log_group,
+                "logGroupNames": [deployed.stack.enumerator_log_group],
                 "startTime": int((now - timedelta(days=14)).timestamp()),
                 "endTime": int(now.timestamp()),
                 "queryString": (
@@ -774,8 +775,24 @@ def copier_log_lines(functions: Functions) -> list[dict[str, Any]]:
     return lines
 
 
-def test_missing_lists_the_keys_the_copier_logged(
-    deployed: Deployed, copier_log_lines: list[dict[str, Any]]
+@pytest.fixture
+def enumerator_refused_line(functions: Functions) -> dict[str, Any]:
+    """The enumerator's log line for a key it refused to send."""
+    functions.monkeypatch.setattr(
+        enumerator_handler.logger.registered_handler, "stream", CurrentStdout()
+    )
+    ref = ObjectRef(RecordType.ACCOUNTS, 3, "avatar", "original", "accounts/avatars/../x.png")
+    reason = refusal(ref)
+    assert reason is not None
+    enumerator_handler.log_refused(ref, reason)
+    (line,) = functions.output.logs("object failed")
+    return line
+
+
+def test_missing_lists_the_keys_both_functions_logged(
+    deployed: Deployed,
+    copier_log_lines: list[dict[str, Any]],
+    enumerator_refused_line: dict[str, Any],
 ) -> None:
     run_id = "20261127T061500Z-3f9a1c"
     begin, end = datetime(2026, 11, 27, 6, 15, tzinfo=UTC), datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -786,7 +803,10 @@ def test_missing_lists_the_keys_the_copier_logged(
             "start_query",
             {"queryId": "q1"},
             {
-                "logGroupName": deployed.stack.copier_log_group,
+                "logGroupNames": [
+                    deployed.stack.copier_log_group,
+                    deployed.stack.enumerator_log_group,
+                ],
                 "startTime": 1795760100,
                 "endTime": 1795770000,
                 "queryString": (
@@ -803,7 +823,8 @@ def test_missing_lists_the_keys_the_copier_logged(
             {
                 "status": "Complete",
                 "results": insights_rows(
-                    [earlier_failure, missing_line, failed_line], "2026-11-27 06:20:00.000"
+                    [enumerator_refused_line, earlier_failure, missing_line, failed_line],
+                    "2026-11-27 06:20:00.000",
                 ),
             },
         )
@@ -812,6 +833,11 @@ def test_missing_lists_the_keys_the_copier_logged(
         )
     # one line per key, its latest outcome, sorted by key, reasons on one line
     assert found.keys == [
+        LoggedKey(
+            "accounts/avatars/../x.png",
+            "failed",
+            "refused key 'accounts/avatars/../x.png': has a . or .. path segment",
+        ),
         LoggedKey("media_attachments/files/a.png", "failed", "SlowDown: Please reduce your rate"),
         LoggedKey("media_attachments/files/b.png", "missing", "not at the source under any key"),
     ]
@@ -825,7 +851,8 @@ def test_missing_splits_a_window_that_fills_the_result_limit(
     end = begin + timedelta(hours=2)
     line = copier_log_lines[0]
     rows = [{**line, "key": f"accounts/avatars/{n}.png"} for n in range(5)]
-    query = {"logGroupName": deployed.stack.copier_log_group, "queryString": ANY}
+    log_groups = [deployed.stack.copier_log_group, deployed.stack.enumerator_log_group]
+    query = {"logGroupNames": log_groups, "queryString": ANY}
     with Stubber(deployed.clients.logs) as stub:
         for (first, last), lines in (
             ((begin, end), rows[:3]),  # full: split in two
@@ -854,7 +881,7 @@ def test_missing_command_writes_the_keys_to_a_file(
     args = deployed.cli("missing", "--since", "2h", "--output", str(output))
     assert main(args) == 0
     assert output.read_text() == ""
-    assert capsys.readouterr().err.startswith("0 keys (missing) in the copier's log, every run")
+    assert capsys.readouterr().err.startswith("0 keys (missing) in the functions' logs, every")
 
 
 def test_missing_command_refuses_an_output_it_cannot_write(
