@@ -65,7 +65,8 @@ def log_refused(ref: ObjectRef, reason: str) -> None:
     )
 
 
-@logger.inject_lambda_context(log_event=True)
+# clear_state: a warm container's next invocation must not log the previous run id.
+@logger.inject_lambda_context(log_event=True, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Enumerate, send, continue if needed; returns counts and where it stopped."""
     try:

@@ -151,6 +151,10 @@ def test_each_invocation_logs_the_run_id_it_uses_where_status_finds_it(
     )
     # and a dry run is no run to follow
     assert [line["run_id"] for line in output.logs("dry run started")] == [dry["run_id"]]
+    # and the next invocation (same warm container) does not carry the previous run id
+    handler_module.handler({"type": "statuses"}, context)
+    (rejected,) = output.logs("rejected event")
+    assert "run_id" not in rejected
 
 
 def test_refused_keys_are_logged_as_failed_and_not_counted_as_enumerated(
