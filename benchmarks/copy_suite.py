@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -64,7 +65,7 @@ from mastodon_s3_sync.sandbox.postgres import LocalPostgres
 from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server, find_program
 from mastodon_s3_sync.settings import BucketSettings, config_toml
 from measure import Measurement, timed
-from versions import machine_description
+from versions import freeze_code, frozen_path, machine_description
 
 RESULTS_JSON = Path(__file__).parent / "results" / "copy_suite.json"
 HERE = Path(__file__).resolve().parent
@@ -298,9 +299,11 @@ class Suite:
         endpoints: Sequence[Endpoint],
         action: Callable[[], Measurement],
     ) -> Record:
-        """Time ``action`` once, count its requests, and keep the record."""
+        """Time ``action`` once, count its requests and the CPU around it; keep the record."""
+        machine, harness = machine_busy_seconds(), own_cpu_seconds()
         with counted(endpoints) as requests:
             measurement = action()
+        machine, harness = machine_busy_seconds() - machine, own_cpu_seconds() - harness
         record = Record(
             scenario,
             mode,
@@ -312,6 +315,7 @@ class Suite:
             measurement.cpu_seconds,
             measurement.peak_rss_mib,
             dict(requests) if any(e.proxy for e in endpoints) else None,
+            {"machine_cpu_seconds": machine, "harness_cpu_seconds": harness},
         )
         self.records.append(record)
         rate = record.objects / record.seconds
@@ -450,7 +454,7 @@ class Suite:
                 ),
             )
             handler = json.loads(result.read_text())
-            record.extra = {
+            record.extra |= {
                 "handler_seconds": handler["seconds"],
                 "handler_cpu_seconds": handler["cpu_seconds"],
                 "invocations": handler["invocations"],
@@ -478,6 +482,20 @@ class Suite:
             self.measure("large-object", "direct", tool, 0, dataset, (), partial(copy, bucket))
             dest.drop_bucket(bucket)
         source.drop_bucket("large")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all processes on the machine have used so far, all cores together."""
+    # The first line: cpu user nice system idle iowait irq softirq steal ...
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process: the delay proxies, which run in its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rotated(items: Sequence[int] | range, run: int) -> list[int]:
@@ -559,6 +577,9 @@ def main() -> None:
         contextlib.ExitStack() as stack,
     ):
         suite = Suite(args.runs, Path(scratch_name))
+        commit = freeze_code(suite.scratch / "code")
+        machine = machine_description(commit)
+        os.environ["PYTHONPATH"] = frozen_path(suite.scratch / "code")  # for every child
         url = cluster.create_database("bench")
         with contextlib.closing(cluster.connect("bench")) as conn:
             seed_database(conn, dataset)
@@ -609,7 +630,7 @@ def main() -> None:
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/copy_suite.py", *sys.argv[1:]]),
         "elapsed_seconds": round(elapsed),
-        "machine": machine_description(),
+        "machine": machine,
         "concurrency": CONCURRENCY,
         "modes": {mode: MODES[mode] for mode in args.modes},
         "runs": args.runs,

@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # functions/ and tests/
+# tests/ (the event factory), and functions/ unless PYTHONPATH brings a frozen copy.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import functions.copier.handler as copier_handler
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies

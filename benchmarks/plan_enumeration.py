@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +24,7 @@ from mastodon_s3_sync.sandbox.postgres import LocalPostgres
 from mastodon_s3_sync.sandbox.schema import SchemaVersion, create_schema
 from mastodon_s3_sync.sandbox.seed import generate_rows, insert_rows
 from measure import timed
-from versions import machine_description
+from versions import freeze_code, frozen_path, machine_description
 
 RESULTS_JSON = Path(__file__).parent / "results" / "enumeration.json"
 _SUMMARY_LINE = re.compile(r"^media_attachments\s+([\d,]+)\s+([\d,]+)")
@@ -49,7 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     results = []
-    with LocalPostgres() as cluster:
+    with LocalPostgres() as cluster, tempfile.TemporaryDirectory() as code:
+        machine = machine_description(freeze_code(Path(code)))
+        os.environ["PYTHONPATH"] = frozen_path(Path(code))  # every run measures one commit
         for size in args.sizes:
             name = f"bench_{size}"
             url = cluster.create_database(name)
@@ -80,7 +84,7 @@ def main() -> None:
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/plan_enumeration.py", *sys.argv[1:]]),
         "elapsed_seconds": round(time.perf_counter() - started),
-        "machine": machine_description(),
+        "machine": machine,
         "page_size": 5000,
         "results": results,
     }

@@ -110,8 +110,12 @@ def breakdown(requests: Mapping[str, float], per: float, scale: float = 1.0) -> 
     total = sum(requests.values()) / per * scale
     order = [op for op in OPERATION_ORDER if requests.get(op)]
     order += sorted(op for op in requests if op not in OPERATION_ORDER and requests[op])
-    digits = 2 if scale == 1 else 1
     parts = ", ".join(
-        f"{OPERATION_NAMES.get(op, op)} {requests[op] / per * scale:.{digits}f}" for op in order
+        f"{OPERATION_NAMES.get(op, op)} {_number(requests[op] / per * scale)}" for op in order
     )
-    return f"{total:.{digits}f} ({parts})"
+    return f"{total:.3f} ({parts})" if total < 100 else f"{total:,.0f} ({parts})"
+
+
+def _number(value: float) -> str:
+    """Two decimals, or two significant digits for small values (0.0037)."""
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
