@@ -242,9 +242,10 @@ def section(suite: Mapping[str, Any], enumeration: Mapping[str, Any] | None) -> 
     small = next((e for e in found if e.label == "10 KiB objects"), None)
     lines += [
         "",
-        f"Next to AWS Data Transfer Hub's published cost for 10 KB objects ({DTH_SOURCE}): "
+        "Next to AWS Data Transfer Hub's published cost for 10 KB objects: "
         f"${dth_total + DTH_TRANSFER_OUT:,.2f} for ~{DTH_FILES / MILLION:.1f}M files, of which "
-        f"${DTH_TRANSFER_OUT} is data transfer out; per 1M files without it:",
+        f"${DTH_TRANSFER_OUT} is data transfer out. Source: {DTH_SOURCE}. Per 1M files "
+        "without data transfer:",
         "",
         "| per 1M 10 KB objects | Data Transfer Hub (published) | mastodon-s3-sync (model) |",
         "| --- | ---: | ---: |",

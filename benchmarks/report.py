@@ -99,7 +99,7 @@ def header(suite: Mapping[str, Any], enumeration: Mapping[str, Any] | None) -> l
         "proxies are not included in a tool's CPU. "
         f"{suite['runs']} runs per tool and scenario, interleaved, the order rotated each run "
         "so machine noise and position hit all tools alike; tables give the median and, in "
-        "parentheses, the slowest-fastest run. Peak RSS is the highest of the runs.",
+        "parentheses, the range over the runs. Peak RSS is the highest of the runs.",
         "- Copies go into a fresh bucket each run; `run` uses `--acl none` (rclone serve s3 "
         "has no GetObjectAcl, and the peers copy no ACLs either). rclone gets the same key "
         "list that `run` enumerates from the database (`--files-from --no-traverse`); the "
@@ -135,10 +135,10 @@ def copy_section(summaries: Summaries) -> list[str]:
             "",
             "| tool | objects/s (slowest-fastest) | MB/s | vs best rclone | CPU s per 1,000 "
             "objects | "
-            + ("all processes' CPU s per 1,000 objects | " if machine else "")
+            + ("all processes' CPU s per 1,000 objects | cores busy | " if machine else "")
             + "peak RSS MiB | requests per object |",
             "| --- | ---: | ---: | ---: | ---: | "
-            + ("---: | " if machine else "")
+            + ("---: | ---: | " if machine else "")
             + "---: | --- |",
         ]
         for tool in tools:
@@ -146,11 +146,12 @@ def copy_section(summaries: Summaries) -> list[str]:
             ratio = (
                 f"{summary.objects_per_second / max(rclone_rates):.2f}x" if rclone_rates else "-"
             )
-            everything = summary.extra.get("machine_cpu_seconds", 0) / summary.objects * 1000
+            busy = summary.extra.get("machine_cpu_seconds", 0)
+            everything = f"{busy / summary.objects * 1000:.2f} | {busy / summary.seconds:.2f} | "
             lines.append(
                 f"| {tool} | {_rate(summary)} | {summary.megabytes_per_second:,.0f} | {ratio} | "
                 f"{summary.cpu_per_thousand:.2f} | "
-                + (f"{everything:.2f} | " if machine else "")
+                + (everything if machine else "")
                 + f"{summary.peak_rss_mib:.0f} | {_requests(summaries, 'copy', tool)} |"
             )
         lines.append("")
@@ -158,7 +159,8 @@ def copy_section(summaries: Summaries) -> list[str]:
         lines += [
             "*All processes' CPU* is the whole machine's busy time during the run (the tool, "
             "both servers, the delay proxies and anything else running): what one object "
-            "costs the two cores, requests the servers answer included.",
+            "costs the two cores, requests the servers answer included. *Cores busy* is that "
+            "time over the run's wall time (median runs): below 2, the run left CPU unused.",
             "",
         ]
     return lines
@@ -171,7 +173,7 @@ def rerun_section(summaries: Summaries) -> list[str]:
         "",
         "The same command again over the full destination bucket of the first copy run.",
         "",
-        "| tool | mode | seconds per 1,000 objects (slowest-fastest) | CPU s per 1,000 objects "
+        "| tool | mode | seconds per 1,000 objects (fastest-slowest) | CPU s per 1,000 objects "
         "| requests per 1,000 objects |",
         "| --- | --- | ---: | ---: | --- |",
     ]
@@ -295,7 +297,7 @@ def enumeration_section(enumeration: Mapping[str, Any] | None) -> list[str]:
         f"Realistic generated rows (`sandbox.seed`), page size {enumeration['page_size']}, "
         f"PostgreSQL on the same machine; {len(enumeration['results'][0]['runs'])} runs each.",
         "",
-        "| rows | objects | seconds (slowest-fastest) | rows/s | objects/s | CPU s | "
+        "| rows | objects | seconds (fastest-slowest) | rows/s | objects/s | CPU s | "
         "peak RSS MiB |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -305,8 +307,8 @@ def enumeration_section(enumeration: Mapping[str, Any] | None) -> list[str]:
         median = statistics.median(seconds)
         objects = runs[0]["objects"]
         lines.append(
-            f"| {result['rows']:,} | {objects:,} | {median:.1f} ({max(seconds):.1f}-"
-            f"{min(seconds):.1f}) | {result['rows'] / median:,.0f} | {objects / median:,.0f} | "
+            f"| {result['rows']:,} | {objects:,} | {median:.1f} ({min(seconds):.1f}-"
+            f"{max(seconds):.1f}) | {result['rows'] / median:,.0f} | {objects / median:,.0f} | "
             f"{statistics.median(run['cpu_seconds'] for run in runs):.1f} | "
             f"{max(run['peak_rss_mib'] for run in runs):.1f} |"
         )
