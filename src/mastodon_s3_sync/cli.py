@@ -16,17 +16,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, get_args
 
+import botocore.exceptions
 from tqdm import tqdm
 
 from . import __version__
 from .catalog import Catalog, CatalogFilter, RowObjects
 from .config_check import config_check
-from .copier import MIB, AclMode, CopyOptions, CopyResult, Outcome, build_copier
+from .copier import MIB, AclMode, CopyOptions, CopyResult, Outcome, Survey, build_copier
 from .database import open_database
 from .engine import Engine
 from .errors import SettingsError, SyncError
@@ -51,7 +51,6 @@ from .settings import (
     Settings,
     SettingsLayer,
     endpoint_setting,
-    load_config,
     parse_database_url,
     parse_s3_url,
     parse_since,
@@ -218,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_queue_options(worker)
     worker.add_argument("--config", type=Path, help="TOML config file ([source], [destination])")
+    worker.add_argument(
+        "--mastodon-env", type=Path, metavar="FILE", help="Mastodon's .env: the source bucket"
+    )
     _add_copy_options(worker)
     worker.add_argument(
         "--until-empty", action="store_true", help="stop when the queue has no message left"
@@ -263,7 +265,8 @@ def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "Exit status 0 when all pass.",
     )
     _add_database_options(check)
-    _add_copy_options(check)
+    _add_bucket_options(check)
+    _add_acl_and_workers(check.add_argument_group("copying"), "copier threads")
 
 
 def _add_copy_options(parser: argparse.ArgumentParser) -> None:
@@ -318,32 +321,6 @@ def _sqs_client(args: argparse.Namespace) -> SQSClient:
     return make_sqs_client(endpoint, args.region, args.profile)
 
 
-def _bucket_from_args(
-    args: argparse.Namespace, side: str, configured: BucketSettings | None
-) -> BucketSettings:
-    settings = configured
-    url = getattr(args, side)
-    if url:
-        bucket, prefix = parse_s3_url(url, f"--{side}")
-        base = settings or BucketSettings(bucket=bucket)
-        settings = replace(base, bucket=bucket, key_prefix=prefix)
-    if settings is None:
-        raise SettingsError(
-            f"no {side} bucket: pass --{side} s3://BUCKET[/PREFIX] "
-            f"or set [{side}] bucket in the config file (--config)"
-        )
-    endpoint = getattr(args, f"{side}_endpoint_url")
-    if endpoint:
-        settings = replace(
-            settings, endpoint_url=endpoint_setting(endpoint, f"--{side}-endpoint-url")
-        )
-    for name in ("region", "profile"):
-        value = getattr(args, f"{side}_{name}")
-        if value:
-            settings = replace(settings, **{name: value})
-    return settings
-
-
 def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
     """The settings given as flags, as the top layer over the config file and .env."""
     tables: dict[str, dict[str, Any]] = {}
@@ -353,10 +330,10 @@ def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
         tables.setdefault(section, {})[key] = value
         labels[section, key] = flag
 
-    if args.database_url:
+    if getattr(args, "database_url", None):
         parse_database_url(args.database_url)  # errors that name the flag
         put("database", "url", args.database_url, "--database-url")
-    if args.page_size:
+    if getattr(args, "page_size", None):
         if args.page_size > MAX_PAGE_SIZE:
             raise SettingsError(f"--page-size: at most {MAX_PAGE_SIZE}")
         put("database", "page_size", args.page_size, "--page-size")
@@ -383,7 +360,7 @@ def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
 
 def resolved_from_args(args: argparse.Namespace) -> ResolvedSettings:
     """Flags over the config file over Mastodon's .env, with the origin of each value."""
-    return load_settings(args.config, args.mastodon_env, _flag_layer(args))
+    return load_settings(args.config, getattr(args, "mastodon_env", None), _flag_layer(args))
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -414,12 +391,6 @@ def _progress_bars(stream: TextIO) -> ProgressFactory | None:
         )
 
     return start
-
-
-def _workers(args: argparse.Namespace, settings: Settings) -> int:
-    if args.workers and args.workers > MAX_WORKERS:
-        raise SettingsError(f"--workers: at most {MAX_WORKERS}")
-    return int(args.workers or settings.copy.workers)
 
 
 def _run_context(source: BucketSettings, destination: BucketSettings, acl: str) -> dict[str, Any]:
@@ -453,12 +424,20 @@ def _ctrl_c_stops(stop: threading.Event, stderr: TextIO) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _checked_buckets(
-    args: argparse.Namespace, settings: Settings
-) -> tuple[BucketSettings, BucketSettings]:
-    """Both sides from the config and flags, distinct, and answering (preflight)."""
-    source = _bucket_from_args(args, "source", settings.source)
-    destination = _bucket_from_args(args, "destination", settings.destination)
+def _side(settings: Settings, side: str) -> BucketSettings:
+    bucket: BucketSettings | None = getattr(settings, side)
+    if bucket is None:
+        raise SettingsError(
+            f"no {side} bucket: pass --{side} s3://BUCKET[/PREFIX] or set [{side}] bucket in "
+            "the config file (--config)"
+            + (" or S3_BUCKET in Mastodon's .env (--mastodon-env)" if side == "source" else "")
+        )
+    return bucket
+
+
+def _checked_buckets(settings: Settings) -> tuple[BucketSettings, BucketSettings]:
+    """Both sides, distinct, answering (preflight), and source ACLs readable if copied."""
+    source, destination = _side(settings, "source"), _side(settings, "destination")
     if (source.bucket, source.key_prefix, source.endpoint_url) == (
         destination.bucket,
         destination.key_prefix,
@@ -467,7 +446,17 @@ def _checked_buckets(
         raise SettingsError("--source and --destination are the same bucket and key prefix")
     check_bucket(source, "source")
     check_bucket(destination, "destination")
+    if AclMode(settings.copy.acl) == AclMode.COPY:
+        check_source_acls(source)
     return source, destination
+
+
+def _skip_check_line(survey: Survey) -> str:
+    line = f"skip checks: {survey.list_requests:,} list requests"
+    for side, listing in (("source", survey.source), ("destination", survey.destination)):
+        if listing.refused:
+            line += f"; {side} bucket not listable, one HEAD per object: {listing.refused}"
+    return line
 
 
 def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
@@ -476,11 +465,8 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     filt = _catalog_filter(args)
     settings = settings_from_args(args)
     database = settings.require_database()
-    source, destination = _checked_buckets(args, settings)
-    acl = args.acl or settings.copy.acl
-    if acl == AclMode.COPY:
-        check_source_acls(source)
-    workers = _workers(args, settings)
+    source, destination = _checked_buckets(settings)
+    acl, workers = settings.copy.acl, settings.copy.workers
     stop = threading.Event()
     options = CopyOptions(
         acl=AclMode(acl),
@@ -511,6 +497,7 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
         raise failure or SyncError("the run did not start")
     totals = engine.totals
     print(format_totals(totals, log, time.monotonic() - clock), file=stderr)
+    print(_skip_check_line(engine.survey), file=stderr)
     if args.report:
         context = _run_context(source, destination, acl)
         context["types"] = [str(record_type) for record_type in record_types]
@@ -539,9 +526,8 @@ def run_verify(args: argparse.Namespace, stderr: TextIO) -> int:
     filt = _catalog_filter(args)
     settings = settings_from_args(args)
     database = settings.require_database()
-    source, destination = _checked_buckets(args, settings)
-    acl = AclMode(args.acl or settings.copy.acl)
-    workers = _workers(args, settings)
+    source, destination = _checked_buckets(settings)
+    acl, workers = AclMode(settings.copy.acl), settings.copy.workers
     copier = build_copier(source, destination, CopyOptions(acl=acl), workers)
     verifier = Verifier(copier, acl, sample=None if args.full else args.sample, workers=workers)
     bars = _progress_bars(stderr)
@@ -576,6 +562,8 @@ def run_verify(args: argparse.Namespace, stderr: TextIO) -> int:
                 {"findings": verifier.findings, "absent_at_source_keys": verifier.absent_at_source},
             )
             print(f"report: {args.report}", file=stderr)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        raise SyncError(f"verify stopped: a request failed after its retries: {error}") from None
     finally:
         verifier.close()
     return 0 if verifier.totals.ok else 1
@@ -626,15 +614,9 @@ def run_enumerate(args: argparse.Namespace, stderr: TextIO) -> int:
 
 def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
     """``worker``: the copier side of the fan-out, on any machine."""
-    settings = load_config(args.config) if args.config else Settings()
-    source = _bucket_from_args(args, "source", settings.source)
-    destination = _bucket_from_args(args, "destination", settings.destination)
-    workers = _workers(args, settings)
-    check_bucket(source, "source")
-    check_bucket(destination, "destination")
-    acl = AclMode(args.acl or settings.copy.acl)
-    if acl == AclMode.COPY:
-        check_source_acls(source)
+    settings = resolved_from_args(args).settings
+    source, destination = _checked_buckets(settings)
+    acl, workers = AclMode(settings.copy.acl), settings.copy.workers
     stop = threading.Event()
     options = CopyOptions(
         acl=acl,
@@ -657,7 +639,7 @@ def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
             flush=True,
         )
 
-    started = time.monotonic()
+    started, clock = datetime.now(UTC), time.monotonic()
     with (
         ThreadPoolExecutor(workers, thread_name_prefix="copier") as pool,
         _ctrl_c_stops(stop, stderr),
@@ -671,16 +653,14 @@ def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
             stop=stop,
             on_message=heard,
         )
-    print(format_totals(done.totals, log, time.monotonic() - started), file=stderr)
+    print(format_totals(done.totals, log, time.monotonic() - clock), file=stderr)
     print(
         f"messages: {done.messages_done:,} done, {done.messages_failed:,} failed (left for "
         f"retry), {done.messages_undecodable:,} undecodable",
         file=stderr,
     )
     if args.report:
-        write_report(
-            args.report, done.totals, log, datetime.now(UTC), {"queue_url": args.queue_url}
-        )
+        write_report(args.report, done.totals, log, started, {"queue_url": args.queue_url})
     log.close()
     if done.totals.interrupted:
         return 130

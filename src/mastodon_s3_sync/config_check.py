@@ -18,7 +18,7 @@ from .catalog import Catalog
 from .database import SqlConnection, open_database
 from .errors import DatabaseError, SettingsError, SyncError
 from .layout import RecordType
-from .s3 import PREFLIGHT_ATTEMPTS, check_bucket, make_client
+from .s3 import check_bucket, check_source_acls
 from .settings import BucketSettings, ResolvedSettings, Settings
 
 SECRET_FIELDS = frozenset({"password", "secret_access_key", "private_key"})
@@ -113,33 +113,12 @@ def _check_bastion(settings: Settings) -> str:
     return f"logged in to {bastion.describe()}, forwarding to {database.host}:{database.port}"
 
 
-def _check_object_acl(bucket: BucketSettings) -> str:
-    """Read the ACL of one object, as ``acl = copy`` will for every object."""
-    client = make_client(bucket, 1, PREFLIGHT_ATTEMPTS)
-    listing = client.list_objects_v2(Bucket=bucket.bucket, Prefix=bucket.key_prefix, MaxKeys=1)
-    objects = listing.get("Contents", [])
-    if not objects:
-        return "no object to read an ACL from (empty under this prefix)"
-    key = objects[0].get("Key", "")
-    try:
-        client.get_object_acl(Bucket=bucket.bucket, Key=key)
-    except botocore.exceptions.ClientError as error:
-        code = error.response.get("Error", {}).get("Code") or error.response.get(
-            "ResponseMetadata", {}
-        ).get("HTTPStatusCode")
-        raise SettingsError(
-            f"cannot read object ACLs ({code}), which acl = copy needs: set [copy] acl "
-            "(--acl) to none or a fixed ACL"
-        ) from None
-    return f"object ACLs readable (tried {key!r})"
-
-
 def _check_bucket(bucket: BucketSettings, side: str, read_acl: bool) -> Callable[[], str]:
     def check() -> str:
         check_bucket(bucket, side)
         where = bucket.endpoint_url or "AWS S3"
         found = f"bucket {bucket.bucket!r} at {where} answers"
-        return f"{found}; {_check_object_acl(bucket)}" if read_acl else found
+        return f"{found}; {check_source_acls(bucket)}" if read_acl else found
 
     return check
 

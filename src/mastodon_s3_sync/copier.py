@@ -308,12 +308,11 @@ class Copier:
             if found is None:
                 return CopyResult(ref, Outcome.MISSING, reason="deleted at the source meanwhile")
         destination_key = self.destination_key(found.key)
-        if not self.options.force and found.key != ref.key:
-            present = self._head_size(self.destination, destination_key)
-            if present == found.size:
-                self._close(found)
-                return self._skipped(ref, found)
         try:
+            if not self.options.force and found.key != ref.key:
+                present = self._head_size(self.destination, destination_key)
+                if present == found.size:
+                    return self._skipped(ref, found)
             acl = self._acl(found.key)
             if server_side:
                 self._server_side_copy(found, destination_key, acl)
@@ -353,9 +352,7 @@ class Copier:
     ) -> _Found | None:
         client, name = self.source.client, self.source.name
         for index, key in enumerate(candidates):
-            sighting = seen.of_candidate(index)
-            if sighting is ABSENT:
-                continue
+            sighting = seen.of_candidate(index)  # absent when listed may exist by now: ask
             if isinstance(sighting, Listed) and not with_body:
                 return _Found(key, sighting.size, sighting.etag)
             try:
@@ -446,12 +443,18 @@ class Copier:
         body = found.response["Body"]
         buffer = bytearray(amount)
         view, filled = memoryview(buffer), 0
+        readinto = getattr(body, "readinto", None)  # the lean client's: straight into place
         while filled < amount:
-            chunk = body.read(min(READ_CHUNK, amount - filled))
-            if not chunk:
+            end = min(filled + READ_CHUNK, amount)
+            if readinto is not None:
+                received = readinto(view[filled:end])
+            else:
+                chunk = body.read(end - filled)
+                received = len(chunk)
+                view[filled : filled + received] = chunk
+            if not received:
                 break
-            view[filled : filled + len(chunk)] = chunk
-            filled += len(chunk)
+            filled += received
         view.release()
         del buffer[filled:]
         return buffer

@@ -15,7 +15,6 @@ import email.utils
 import hashlib
 import hmac
 import http.client
-import os
 import queue
 import random
 import re
@@ -49,6 +48,7 @@ _UNSIGNED = "UNSIGNED-PAYLOAD"
 _META = "x-amz-meta-"
 _ERROR_CODE = re.compile(rb"<Code>([^<]*)</Code>")
 _ERROR_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
+_SPACES = re.compile(r"[ \t]+")
 _GRANT = re.compile(rb"<Grant>(.*?)</Grant>", re.DOTALL)
 _ALL_USERS = b"<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>"
 _READ = re.compile(rb"<Permission>(?:READ|FULL_CONTROL)</Permission>")
@@ -73,11 +73,19 @@ TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 
 
 def lean_objects(client: S3Client, bucket: str, max_connections: int) -> LeanObjects | None:
-    """The lean client for ``bucket``, or None where botocore must stay (an HTTP proxy is
-    configured for the endpoint, or there are no credentials to sign with)."""
+    """The lean client for ``bucket``, or None where botocore must stay: an HTTP proxy is
+    configured for the endpoint, there are no credentials to sign with, or the bucket lives
+    in another region than the client's (botocore follows S3's redirects; we do not)."""
     endpoint = urllib.parse.urlsplit(client.meta.endpoint_url)
     proxies = urllib.request.getproxies()
     if endpoint.scheme in proxies and not urllib.request.proxy_bypass(endpoint.hostname or ""):
+        return None
+    try:
+        answer = client.head_bucket(Bucket=bucket)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        return None  # the preflight reports what is wrong; botocore copes with the rest
+    region = answer["ResponseMetadata"].get("HTTPHeaders", {}).get("x-amz-bucket-region")
+    if region and region != (client.meta.region_name or "us-east-1"):
         return None
     try:
         return LeanObjects(client, bucket, max_connections)
@@ -99,17 +107,16 @@ class LeanObjects:
         self._host = url.netloc
         self._base_path = url.path[: -len("k")]
         self._region = client.meta.region_name or "us-east-1"
-        # The client's own credentials (refreshed by botocore when they are temporary).
+        # The client's own credentials (refreshed by botocore when they are temporary) and
+        # certificate settings (a profile's ca_bundle, AWS_CA_BUNDLE, or botocore's default).
         credentials = getattr(client, "_request_signer")._credentials  # noqa: B009
         if credentials is None:
             raise botocore.exceptions.NoCredentialsError
         self._credentials: Credentials = credentials
+        self._tls = _tls_context(getattr(client, "_endpoint").http_session._verify)  # noqa: B009
         self._attempts = attempts
         self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(max_connections)
         weakref.finalize(self, _close_idle, self._idle)
-        self._tls = ssl.create_default_context(
-            cafile=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True)
-        )
         self._signing_keys: dict[tuple[str, str], bytes] = {}
 
     # -- the three requests ------------------------------------------------------------------
@@ -126,7 +133,9 @@ class LeanObjects:
         }
         if "expires" in headers:
             answer["Expires"] = _http_date(headers["expires"])
-        metadata = {name[len(_META) :]: value for name, value in headers.items() if _META in name}
+        metadata = {
+            name[len(_META) :]: value for name, value in headers.items() if name.startswith(_META)
+        }
         if metadata:
             answer["Metadata"] = metadata
         return answer
@@ -140,22 +149,40 @@ class LeanObjects:
             headers["Expires"] = email.utils.format_datetime(fields["Expires"], usegmt=True)
         for name, value in (fields.get("Metadata") or {}).items():
             headers[f"{_META}{name}"] = value
-        connection, response = self._send("PUT", key, "", headers, body, "PutObject")
-        etag = response.getheader("ETag", "")
-        response.read()
-        self.release(connection)
-        return {"ETag": etag}
+        response, _ = self._exchange("PUT", key, "", headers, body, "PutObject")
+        return {"ETag": response.getheader("ETag", "")}
 
     def is_public(self, key: str) -> bool:
         """Whether the object's ACL lets everyone read it (GetObjectAcl)."""
-        connection, response = self._send("GET", key, "acl", {}, b"", "GetObjectAcl")
-        document = response.read()
-        self.release(connection)
+        _, document = self._exchange("GET", key, "acl", {}, b"", "GetObjectAcl")
         return any(
             _ALL_USERS in grant and _READ.search(grant) for grant in _GRANT.findall(document)
         )
 
     # -- HTTP --------------------------------------------------------------------------------
+
+    def _exchange(
+        self,
+        method: str,
+        key: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        operation: str,
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """A request whose whole (small) answer is read, retried like :meth:`_send`."""
+        for attempt in range(1, self._attempts + 1):
+            connection, response = self._send(method, key, query, headers, body, operation)
+            try:
+                document = response.read()
+            except TRANSPORT_ERRORS:
+                connection.close()
+                if attempt == self._attempts:
+                    raise
+                continue
+            self.release(connection)
+            return response, document
+        raise AssertionError("unreachable")
 
     def _send(
         self,
@@ -169,31 +196,34 @@ class LeanObjects:
         """Send with retries (throttling, 5xx, broken connections); a 2xx answer or raise."""
         path = self._base_path + urllib.parse.quote(key, safe="/~")
         target = f"{path}?{query}" if query else path
-        for attempt in range(1, self._attempts + 1):
-            connection, reused = self._idle_connection(), True
+        attempt = 0
+        while True:
+            connection = self._idle_connection()
+            reused = connection is not None
             try:
                 if connection is None:
-                    connection, reused = self._new_connection(), False
+                    connection = self._new_connection()
                 signed = self._sign(method, path, f"{query}=" if query else "", headers)
                 connection.request(method, target, body=body or None, headers=signed)
                 response = connection.getresponse()
-            except TRANSPORT_ERRORS:
-                if connection is not None:
-                    connection.close()
-                if attempt == self._attempts:
-                    raise
-                if reused:
-                    continue  # the server closed an idle connection: try a fresh one now
-            else:
                 if response.status < 300:
                     return connection, response
                 error = _client_error(response, operation)
+            except TRANSPORT_ERRORS:
+                if connection is not None:
+                    connection.close()
+                if reused:
+                    continue  # a pooled connection the server had closed: costs no attempt
+                attempt += 1
+                if attempt >= self._attempts:
+                    raise
+            else:
                 self.release(connection)
-                if not _transient(error) or attempt == self._attempts:
+                attempt += 1
+                if not _transient(error) or attempt >= self._attempts:
                     raise error
             ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
             time.sleep(random.uniform(0, ceiling))  # noqa: S311 (jitter, not crypto)
-        raise AssertionError("unreachable")
 
     def _idle_connection(self) -> http.client.HTTPConnection | None:
         try:
@@ -235,7 +265,7 @@ class LeanObjects:
         }
         if frozen.token:
             signed["x-amz-security-token"] = frozen.token
-        canonical = {name.lower(): " ".join(str(value).split()) for name, value in signed.items()}
+        canonical = {name.lower(): _trim(str(value)) for name, value in signed.items()}
         names = sorted(name for name in canonical if name != "user-agent")
         request = "\n".join(
             [
@@ -249,9 +279,9 @@ class LeanObjects:
             ]
         )
         scope = f"{day}/{self._region}/s3/aws4_request"
-        to_sign = "\n".join(
-            ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(request.encode()).hexdigest()]
-        )
+        # http.client sends header values as latin-1: hash the same bytes.
+        digest = hashlib.sha256(request.encode("latin-1")).hexdigest()
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, digest])
         signature = hmac.new(
             self._signing_key(frozen.secret_key or "", day), to_sign.encode(), hashlib.sha256
         ).hexdigest()
@@ -290,16 +320,35 @@ class LeanBody:
         """Up to ``amount`` bytes (all that is left without it); b"" at the end."""
         return self._response.read(amount)
 
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` from the body without an intermediate copy; 0 at the end."""
+        return self._response.readinto(buffer)
+
     def close(self) -> None:
         """Give the connection back, or drop it if the body was not read to its end."""
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if self._response.isclosed():
+        if self._response.isclosed() and not self._response.length:  # read to its end
             self._owner.release(connection)
         else:
             self._response.close()
             connection.close()
+
+
+def _trim(value: str) -> str:
+    """SigV4's header value: outer spaces removed, inner runs of spaces made one (only
+    spaces and tabs: a latin-1 \\xa0 may be half of a UTF-8 character)."""
+    return _SPACES.sub(" ", value.strip(" \t"))
+
+
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The certificate checks botocore's client was made with."""
+    if verify is False:
+        return ssl._create_unverified_context()  # noqa: S323 (the user turned checks off)
+    return ssl.create_default_context(
+        cafile=verify if isinstance(verify, str) else get_cert_path(True)
+    )
 
 
 def _close_idle(idle: queue.LifoQueue[http.client.HTTPConnection]) -> None:

@@ -7,8 +7,9 @@ objects cost about a thousand list requests per bucket instead of a million HEAD
 
 A lookup is answered from the listing only when it comes in order (its partition directory is
 not below the last one looked up in that family); otherwise the answer is :data:`UNKNOWN`
-and the caller asks for the object itself. A listing only ever *adds* certainty: an object it
-shows is there with that size, and a key it passed over in order is absent.
+and the caller asks for the object itself. An object a listing shows is there with that
+size; a key it passed over was absent *when listed* — an object written since may be there,
+so callers confirm an absence with a request wherever it would decide anything but a copy.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ class BucketListing:
         self._windows: dict[str, _Window] = {}
         self.list_requests = 0
         self.refused: str | None = None
-        """Why the bucket cannot be listed (e.g. no s3:ListBucket); then every answer is
-        UNKNOWN and the caller asks per object, as it would without listings."""
+        """Why the bucket may not be listed (no s3:ListBucket, no such bucket); then every
+        answer is UNKNOWN and the caller asks per object, as it would without listings."""
 
     def sight(self, key: str) -> Sighting:
         """The object under ``key`` as listed, :data:`ABSENT`, or :data:`UNKNOWN`."""
@@ -126,7 +127,11 @@ class BucketListing:
             try:
                 self._list_page(family, window)
             except botocore.exceptions.ClientError as error:
-                self.refused = str(error)
+                if _is_refusal(error):
+                    self.refused = str(error)
+                return UNKNOWN  # otherwise the next lookup lists again
+            except botocore.exceptions.BotoCoreError:
+                return UNKNOWN  # unreachable after the retries: ask per object meanwhile
             if not window.ordered or self.refused:
                 return UNKNOWN
         return window.find(key)
@@ -150,7 +155,15 @@ class BucketListing:
             previous = item["Key"]
             window.keys.append(item["Key"])
             window.objects.append(Listed(item["Size"], item.get("ETag", "")))
-        if page.get("IsTruncated") and contents:
-            window.listed_through = contents[-1]["Key"]
-        else:
+        if not page.get("IsTruncated"):
             window.exhausted = True
+        elif contents:
+            window.listed_through = contents[-1]["Key"]
+        else:  # "more to come" and nothing shown: this listing cannot be followed
+            window.ordered = False
+
+
+def _is_refusal(error: botocore.exceptions.ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = error.response.get("Error", {}).get("Code", "")
+    return status in (403, 404) or code in ("AccessDenied", "NoSuchBucket")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .lean_s3 import LeanObjects
 
 RETRY_ATTEMPTS = 10
+"""Attempts per request (throttling, 5xx, dropped connections) with backoff."""
 MAX_BACKOFF_SECONDS = 20.0
 """Longest wait between two attempts: ten attempts ride out about a minute of outage."""
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -43,7 +44,7 @@ TRANSIENT_CODES = frozenset(
         "BandwidthLimitExceeded",
     }
 )
-"""botocore attempts per request (throttling, 5xx, dropped connections) with backoff."""
+"""Error codes worth another attempt, whatever the HTTP status."""
 PREFLIGHT_ATTEMPTS = 2
 """Attempts for the settings check: a wrong endpoint should be reported in seconds."""
 CONNECT_TIMEOUT_SECONDS = 10
@@ -213,22 +214,24 @@ def check_bucket(settings: BucketSettings, side: str) -> None:
         ) from None
 
 
-def check_source_acls(settings: BucketSettings) -> None:
+def check_source_acls(settings: BucketSettings) -> str:
     """For ``acl = copy``: read one source object's ACL now, with few retries, so that a
     provider without ``GetObjectAcl`` is a clear error at start instead of a slow failure
-    of every object. An empty or unlistable bucket leaves the check to the copies."""
+    of every object. An empty or unlistable bucket leaves the check to the copies.
+    Returns what was checked."""
     where = settings.endpoint_url or "AWS S3"
     client = make_client(settings, 1, PREFLIGHT_ATTEMPTS)
     prefix = f"{settings.key_prefix.strip('/')}/" if settings.key_prefix.strip("/") else ""
     try:
         listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix, MaxKeys=1)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-        return
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        return f"no ACL read: the bucket could not be listed ({type(error).__name__})"
     objects = listed.get("Contents", [])
     if not objects:
-        return
+        return "no object to read an ACL from (empty under this prefix)"
+    key = objects[0]["Key"]
     try:
-        client.get_object_acl(Bucket=settings.bucket, Key=objects[0]["Key"])
+        client.get_object_acl(Bucket=settings.bucket, Key=key)
     except botocore.exceptions.ClientError as error:
         code = error.response.get("Error", {}).get("Code") or error.response.get(
             "ResponseMetadata", {}
@@ -238,3 +241,4 @@ def check_source_acls(settings: BucketSettings) -> None:
             f"GetObjectAcl with {code}: a provider without ACLs needs --acl public-read, "
             "private or none ([copy] acl)"
         ) from None
+    return f"object ACLs readable (tried {key!r})"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -98,17 +98,20 @@ class Verifier:
         self._copier = copier
         self._acl = acl
         self._sample_size = sample
-        self._workers = workers
         self._random = random.Random(seed)  # noqa: S311 (sampling, not secrets)
         self._sample: list[Pair] = []
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        self._in_flight = threading.BoundedSemaphore(4 * workers)
+        self._errors: list[BaseException] = []
         self.requests = RequestCounter()
         self.requests.attach(copier.source.client)
         self.requests.attach(copier.destination.client)
         self._survey = copier.survey()
         self.totals = VerifyTotals()
-        self.presence_requests = 0
-        """Requests of the presence and size checks (the rest went to the sample)."""
+        self.presence_requests: int | None = None
+        """Requests of the presence and size checks (the rest went to the sample); None
+        with ``sample=None``, where both kinds of check run at once."""
         self.findings = JsonLines()
         self.first_findings: list[dict[str, Any]] = []
         self.absent_at_source = JsonLines()
@@ -129,7 +132,11 @@ class Verifier:
             (
                 (key, size)
                 for index, key in enumerate(candidates)
-                if (size := self._size(self._copier.source, key, seen.of_candidate(index)))
+                if (
+                    size := self._size(
+                        self._copier.source, key, _confirmed(seen.of_candidate(index))
+                    )
+                )
                 is not None
             ),
             None,
@@ -141,9 +148,7 @@ class Verifier:
         source_key, size = found
         destination_key = self._copier.destination_key(source_key)
         sighting = seen.destination if source_key == ref.key else UNKNOWN
-        if sighting is ABSENT:
-            sighting = UNKNOWN  # a missing object is rare: make sure with a HEAD
-        present = self._size(self._copier.destination, destination_key, sighting)
+        present = self._size(self._copier.destination, destination_key, _confirmed(sighting))
         if present is None:
             self._found(Problem.MISSING, ref, destination_key, f"source {source_key} has {size} B")
         elif present != size:
@@ -152,17 +157,20 @@ class Verifier:
             totals.matching += 1
             self._offer(Pair(ref, source_key, destination_key))
 
-    def _size(self, bucket: Bucket, key: str, seen: Sighting) -> int | None:
+    @staticmethod
+    def _size(bucket: Bucket, key: str, seen: Sighting) -> int | None:
         if isinstance(seen, Listed):
             return seen.size
-        if seen is ABSENT:
-            return None
         head = _head(bucket.client, bucket.name, key)
         return None if head is None else int(head["ContentLength"])
 
     def _offer(self, pair: Pair) -> None:
-        """Reservoir sampling: every matching object has the same chance to be checked."""
-        if self._sample_size is None or len(self._sample) < self._sample_size:
+        """Reservoir sampling: every matching object has the same chance to be checked
+        (with ``sample=None`` each is checked at once, in the pool)."""
+        if self._sample_size is None:
+            self._check_soon(pair)
+            return
+        if len(self._sample) < self._sample_size:
             self._sample.append(pair)
             return
         slot = self._random.randrange(self.totals.matching)
@@ -170,14 +178,31 @@ class Verifier:
             self._sample[slot] = pair
 
     def check_sample(self) -> None:
-        """Headers and ACL class of the sampled objects, on both sides, in parallel."""
-        self.presence_requests = self.requests.total
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="verify") as pool:
-            for _ in pool.map(self._check_pair, self._sample):
-                pass
-        self.totals.sampled = len(self._sample)
+        """Headers and ACL class of the sampled objects, on both sides, in parallel; raises
+        the first error a check met (a request that failed after its retries)."""
+        if self._sample_size is not None:
+            self.presence_requests = self.requests.total
+        for pair in self._sample:
+            self._check_soon(pair)
+        self._pool.shutdown(wait=True)
+        if self._errors:
+            raise self._errors[0]
+
+    def _check_soon(self, pair: Pair) -> None:
+        self._in_flight.acquire()
+        future = self._pool.submit(self._check_pair, pair)
+        future.add_done_callback(self._checked)
+
+    def _checked(self, future: Future[None]) -> None:
+        self._in_flight.release()
+        error = future.exception()
+        if error is not None:
+            with self._lock:
+                self._errors.append(error)
 
     def _check_pair(self, pair: Pair) -> None:
+        with self._lock:
+            self.totals.sampled += 1
         source, destination = self._copier.source, self._copier.destination
         source_head = _head(source.client, source.name, pair.source_key)
         destination_head = _head(destination.client, destination.name, pair.destination_key)
@@ -192,22 +217,20 @@ class Verifier:
             self._found(Problem.HEADER, pair.ref, pair.destination_key, "; ".join(differences))
         if self._acl == AclMode.NONE:
             return
-        expected = str(self._acl)
-        if self._acl == AclMode.COPY:
-            expected = self._read_acl(source, pair.source_key)
-        actual = self._read_acl(destination, pair.destination_key)
+        try:
+            expected = str(self._acl)
+            if self._acl == AclMode.COPY:
+                expected = acl_class(source.client, source.name, pair.source_key)
+            actual = acl_class(destination.client, destination.name, pair.destination_key)
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            detail = f"ACL unreadable ({code}); a provider without ACLs needs --acl none"
+            self._found(Problem.ACL, pair.ref, pair.destination_key, detail)
+            return
         if actual != expected:
             self._found(
                 Problem.ACL, pair.ref, pair.destination_key, f"{actual}, expected {expected}"
             )
-
-    @staticmethod
-    def _read_acl(bucket: Bucket, key: str) -> str:
-        try:
-            return acl_class(bucket.client, bucket.name, key)
-        except botocore.exceptions.ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            return f"unreadable ({code}; a provider without ACLs needs --acl none)"
 
     def _found(self, problem: Problem, ref: ObjectRef, key: str, detail: str) -> None:
         with self._lock:
@@ -217,15 +240,16 @@ class Verifier:
             if len(self.first_findings) < SHOWN_KEYS:
                 self.first_findings.append(entry)
 
-    @property
-    def list_requests(self) -> int:
-        """ListObjectsV2 requests made for the presence checks."""
-        return self._survey.list_requests
-
     def close(self) -> None:
-        """Remove the spool files."""
+        """Stop the checks and remove the spool files."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.findings.close()
         self.absent_at_source.close()
+
+
+def _confirmed(seen: Sighting) -> Sighting:
+    """An absence decides a finding here: it is asked for again (it is rare)."""
+    return UNKNOWN if seen is ABSENT else seen
 
 
 def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
@@ -251,7 +275,11 @@ def _entry(ref: ObjectRef, key: str, detail: str) -> dict[str, Any]:
 def format_verify(verifier: Verifier, seconds: float) -> str:
     """The closing summary of ``verify``, with the first few problems."""
     totals, requests = verifier.totals, verifier.requests
-    per_thousand = verifier.presence_requests * 1000 / totals.objects if totals.objects else 0.0
+    presence = verifier.presence_requests
+    cost = ""
+    if presence is not None and totals.objects:
+        cost = f"; presence and size: {presence:,} = {presence * 1000 / totals.objects:,.1f} "
+        cost += "per 1,000 objects"
     operations = ", ".join(f"{name} {count:,}" for name, count in requests.by_operation.items())
     problems = totals.problems
     lines = [
@@ -264,9 +292,7 @@ def format_verify(verifier: Verifier, seconds: float) -> str:
         f"headers and ACL compared on:         {totals.sampled:>12,}",
         f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
         f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
-        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s; "
-        f"presence and size: {verifier.presence_requests:,} = {per_thousand:,.1f} "
-        "per 1,000 objects",
+        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
     ]
     lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
     lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -119,3 +122,34 @@ def test_throttling_is_retried_and_a_broken_body_raises(
         again = lean.get_object("ok/0.bin")
         assert again["Body"].read() == body
         again["Body"].close()
+
+
+def test_a_server_that_drops_every_connection_costs_each_attempt_once(
+    moto_servers: tuple[MotoS3Server, MotoS3Server], fresh_bucket_name: BucketNames
+) -> None:
+    # a listener that accepts and closes at once, counting connections
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    server, bucket = moto_servers[0], fresh_bucket_name()
+    create_bucket(server.client(), bucket)
+    settings = replace(
+        server.bucket_settings(bucket), endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}"
+    )
+    lean = LeanObjects(make_client(settings, 2), bucket, 2, attempts=3)
+    started = time.monotonic()
+    with pytest.raises(TRANSPORT_ERRORS):
+        lean.get_object("a.png")
+    listener.close()
+    assert len(accepted) == 3
+    assert time.monotonic() - started < 10

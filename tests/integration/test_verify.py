@@ -14,7 +14,7 @@ import pytest
 from mastodon_s3_sync.layout import ObjectRef
 from mastodon_s3_sync.listing import family_and_directory
 from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
+from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.sandbox.schema import SchemaVersion
 from mastodon_s3_sync.sandbox.seed import seed_database
 from tests.integration.conftest import BucketNames
@@ -143,3 +143,24 @@ def test_a_sample_costs_four_requests_per_sampled_object(
     ]
     per_unlisted = max(len(ref.alternates) for ref in unlisted) + 1
     assert 2 * 25 <= requests["HeadObject"] <= 2 * 25 + per_unlisted * len(unlisted)
+
+
+def test_acl_checks_on_a_provider_without_acls_are_refused_at_start(
+    mastodon_db: MakeDb,
+    rclone_servers: tuple[RcloneS3Server, RcloneS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    migration = prepare(mastodon_db, rclone_servers, fresh_bucket_name, acl_supported=False)
+    config = migration.config(tmp_path)
+    assert run("--config", str(config), "--acl", "none").returncode == 0
+    refused = verify("--config", str(config), "--acl", "copy")
+    assert refused.returncode == 2
+    assert "GetObjectAcl" in refused.stderr
+    assert "--acl" in refused.stderr
+    # without ACL checks the same copy verifies, headers compared on every object
+    report = tmp_path / "verify.json"
+    checked = verify("--config", str(config), "--acl", "none", "--full", "--report", str(report))
+    assert checked.returncode == 0, checked.stderr
+    outcome = json.loads(report.read_text())
+    assert outcome["sampled"] == outcome["matching"] == len(migration.manifest.objects)
