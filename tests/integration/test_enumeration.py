@@ -159,10 +159,9 @@ def test_refused_keys_are_reported_and_not_counted_as_sent(mastodon_db: MakeDb) 
     sent = [ref for body in sink.bodies for ref in decode(body).objects]
     count = result.counts[RecordType.MEDIA_ATTACHMENTS]
     assert count.objects == len(sent) == sum(expected_keys(db).values()) - len(refused)
-    assert count.rows == 31
     # and each refused object is reported once, with the copier's wording of the reason
     assert count.refused_keys == len(refused) >= 1
     assert {ref.record_id for ref, _ in refused} == {UNSAFE_MEDIA_ID}
-    assert UNSAFE_MEDIA_ID not in {ref.record_id for ref in sent}
+    assert not {ref.key for ref, _ in refused} & {ref.key for ref in sent}
     for ref, reason in refused:
         assert reason == f"refused key {ref.key!r}: has a . or .. path segment"

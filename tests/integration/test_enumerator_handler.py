@@ -172,7 +172,7 @@ def test_refused_keys_are_logged_as_failed_and_not_counted_as_enumerated(
     sent = [ref for body in drain(setup.sqs, setup.queue_url) for ref in decode(body).objects]
     count = response["counts"]["media_attachments"]
     enumerated = output.metrics("ObjectsEnumerated")
-    assert [document["ObjectsEnumerated"] for document in enumerated] == [len(sent)]
+    assert [document["ObjectsEnumerated"] for document in enumerated] == [[len(sent)]]
     assert count["objects"] == len(sent)
     # and each refused key is logged as the copier logs a failed one, with the run id
     failed = output.logs("object failed")

@@ -785,7 +785,7 @@ def enumerator_refused_line(functions: Functions) -> dict[str, Any]:
     reason = refusal(ref)
     assert reason is not None
     enumerator_handler.log_refused(ref, reason)
-    (line,) = functions.output.logs("object failed")
+    (line,) = [line for line in functions.output.logs("object failed") if line["key"] == ref.key]
     return line
 
 
