@@ -6,7 +6,8 @@ Flags and printing only; the work is in :mod:`mastodon_s3_sync.operations`.
 from __future__ import annotations
 
 import argparse
-import time
+import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -211,14 +212,17 @@ def _status(ops: Operations, args: argparse.Namespace, stdout: TextIO) -> int:
         print(format_status(ops.status(run_id, datetime.now(UTC))), file=stdout)
         return 0
     live = stdout.isatty()
+    stop = threading.Event()  # Ctrl-C ends the loop between refreshes, never mid-request
+    previous = signal.signal(signal.SIGINT, lambda _signal, _frame: stop.set())
     try:
-        while True:
+        while not stop.is_set():
             text = format_status(ops.status(run_id, datetime.now(UTC)))
             stdout.write(f"{CLEAR_SCREEN}{text}\n" if live else f"{text}\n\n")
             stdout.flush()
-            time.sleep(args.watch)
-    except KeyboardInterrupt:
-        return 0
+            stop.wait(args.watch)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
 
 
 def _redrive(ops: Operations, args: argparse.Namespace, stderr: TextIO) -> int:
