@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,7 @@ from .serverless import (
     parse_enumerator_event,
     run_id_time,
 )
-from .settings import STACK_SECTION
+from .settings import STACK_SECTION, read_config_file
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -131,14 +130,7 @@ def configured_stack_name(config: Path | None) -> str:
     """
     if config is None:
         return DEFAULT_STACK_NAME
-    try:
-        document = tomllib.loads(config.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"--config: file {str(config)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SettingsError(f"--config: cannot read {str(config)!r}: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError(f"--config: {str(config)!r} is not valid TOML: {error}") from None
+    document = read_config_file(config)
     table = document.get(STACK_SECTION, {})
     if not isinstance(table, dict):
         raise SettingsError(f"{config}: [{STACK_SECTION}] must be a table")

@@ -476,16 +476,21 @@ def _settings_from_tables(document: Mapping[str, Mapping[str, Any]]) -> Settings
     )
 
 
-def config_layer(path: Path) -> SettingsLayer:
-    """Read a TOML config file (see README, "Configuration") as a layer, checking its shape."""
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML document of ``--config``; errors name the flag and the file."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SettingsError(f"--config: file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise SettingsError(f"--config: cannot read {str(path)!r}: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"--config: {str(path)!r} is not valid TOML: {error}") from None
+
+
+def config_layer(path: Path) -> SettingsLayer:
+    """Read a TOML config file (see README, "Configuration") as a layer, checking its shape."""
+    document = read_config_file(path)
     tables: dict[str, Mapping[str, Any]] = {}
     mastodon_env = None
     for section, value in document.items():
