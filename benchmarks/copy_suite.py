@@ -57,14 +57,14 @@ from dataset import (
     upload,
     upload_large,
 )
-from mastodon_s3_sync.layout import RecordType
-from mastodon_s3_sync.messages import MessagePacker
-from mastodon_s3_sync.sandbox.faultproxy import FaultProxy
-from mastodon_s3_sync.sandbox.media import create_bucket
-from mastodon_s3_sync.sandbox.postgres import LocalPostgres
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server, find_program
-from mastodon_s3_sync.settings import BucketSettings, config_toml
+from mastodon_s3_sync.config.settings import BucketSettings, config_toml
+from mastodon_s3_sync.demo.media import create_bucket
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server, find_program
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.transport.messages import MessagePacker
 from measure import Measurement, timed
+from tests.support.faultproxy import FaultProxy
 from versions import freeze_code, frozen_path, machine_description
 
 RESULTS_JSON = Path(__file__).parent / "results" / "copy_suite.json"

@@ -23,15 +23,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the functions/ package
 
 import functions.copier.handler as copier_handler
-from mastodon_s3_sync.catalog import Catalog, CatalogFilter
-from mastodon_s3_sync.fanout import Cursor, SqsSink, enumerate_to_queue, make_sqs_client
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.messages import MessagePacker
-from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.postgres import LocalPostgres
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
-from mastodon_s3_sync.sandbox.schema import SchemaVersion, create_schema
-from mastodon_s3_sync.sandbox.seed import generate_rows, insert_rows
+from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.s3servers import MotoS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
+from mastodon_s3_sync.demo.seed import generate_rows, insert_rows
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.transport.enumeration import Cursor, enumerate_to_queue
+from mastodon_s3_sync.transport.messages import MessagePacker
+from mastodon_s3_sync.transport.sqs import SqsSink, make_sqs_client
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
 
 RESULTS = Path(__file__).parent / "results" / "fanout_throughput.md"

@@ -89,7 +89,7 @@ def header(suite: Mapping[str, Any], enumeration: Mapping[str, Any] | None) -> l
         "credentials checked). Every scenario runs **twice**: servers reached directly (the "
         "two cores are the limit: the servers take most of them, so each CPU millisecond and "
         "each request a tool spends per object shows) and through a delay proxy per server "
-        "(`mastodon_s3_sync.sandbox.faultproxy.FaultProxy`, in the benchmark's own process) "
+        "(`tests.support.faultproxy.FaultProxy`, in the benchmark's own process) "
         "adding 30 ms before every request, as between two providers over the internet. The "
         "proxies also count requests by S3 operation; tools make the same requests without "
         "them, so request figures come from the 30 ms runs.",

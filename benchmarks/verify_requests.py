@@ -19,14 +19,14 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mastodon_s3_sync.catalog import Catalog, CatalogFilter
-from mastodon_s3_sync.layout import RecordType
-from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.postgres import LocalPostgres
-from mastodon_s3_sync.sandbox.s3servers import RcloneS3Server
-from mastodon_s3_sync.sandbox.schema import SchemaVersion, create_schema
-from mastodon_s3_sync.sandbox.seed import seed_database
-from mastodon_s3_sync.settings import CopySettings, config_toml
+from mastodon_s3_sync.config.settings import AclMode, CopySettings, config_toml
+from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.s3servers import RcloneS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.layout import RecordType
 from versions import machine_description
 
 RESULTS = Path(__file__).parent / "results" / "verify_requests.md"
@@ -84,7 +84,7 @@ def main() -> None:
                 postgres.url(DATABASE),
                 provider_a.bucket_settings("media"),
                 provider_b.bucket_settings("media"),
-                CopySettings(acl="none"),
+                CopySettings(acl=AclMode.NONE),
             )
         )
         reports = {

@@ -15,8 +15,8 @@ import tarfile
 from importlib.metadata import version
 from pathlib import Path
 
-from mastodon_s3_sync.sandbox.postgres import find_postgres_binaries
-from mastodon_s3_sync.sandbox.s3servers import find_program
+from mastodon_s3_sync.demo.postgres import find_postgres_binaries
+from mastodon_s3_sync.demo.s3servers import find_program
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The deployment's settings, from the same TOML file as the CLI.
 
 ``[source]``, ``[destination]``, ``[copy]`` and ``[database]`` are read by the core's
-:func:`mastodon_s3_sync.settings.load_config`, so the CLI and the stack can never disagree
+:func:`mastodon_s3_sync.config.settings.load_config`, so the CLI and the stack can never disagree
 on them; ``[stack]`` (which the CLI ignores) holds what only a deployment needs. Every
 error is a :class:`SettingsError` whose one-line message names the setting.
 """
@@ -16,23 +16,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.operations import DEFAULT_STACK_NAME  # also what the CLI looks for
-from mastodon_s3_sync.serverless import (
-    ACL,
-    BASTION_SECRET_ARN,
-    COPIER_THREADS,
-    CREDENTIALS_SECRET_ARN,
-    DATABASE_SECRET_ARN,
-    DATABASE_SSLMODE,
-    DEFAULT_TIME_GUARD_SECONDS,
-    PAGE_SIZE,
-    TIME_GUARD_SECONDS,
-)
-from mastodon_s3_sync.settings import (
+from mastodon_s3_sync.config.settings import (
     DEFAULT_WORKERS,
     STACK_SECTION,
-    AclSetting,
+    AclMode,
     AddressingStyle,
     BucketSettings,
     Settings,
@@ -40,6 +27,19 @@ from mastodon_s3_sync.settings import (
     load_config,
     sslmode_setting,
 )
+from mastodon_s3_sync.contract import (
+    ACL,
+    BASTION_SECRET_ARN,
+    COPIER_THREADS,
+    CREDENTIALS_SECRET_ARN,
+    DATABASE_SECRET_ARN,
+    DATABASE_SSLMODE,
+    DEFAULT_STACK_NAME,  # also what the CLI looks for
+    DEFAULT_TIME_GUARD_SECONDS,
+    PAGE_SIZE,
+    TIME_GUARD_SECONDS,
+)
+from mastodon_s3_sync.errors import SettingsError
 
 Architecture = Literal["arm64", "x86_64"]
 Side = Literal["source", "destination"]
@@ -173,7 +173,7 @@ class StackConfig:
     destination: BucketSide
     database_secret_arn: str
     stack_name: str = DEFAULT_STACK_NAME
-    acl: AclSetting = "copy"
+    acl: AclMode = AclMode.COPY
     copier_threads: int = DEFAULT_WORKERS
     page_size: int | None = None
     database_sslmode: SslMode = "require"

@@ -47,9 +47,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct, IConstruct
 
-from mastodon_s3_sync.layout import RecordType, apply_key_prefix, is_blank
-from mastodon_s3_sync.operations import METRICS_NAMESPACE as METRICS_NAMESPACE  # status reads it
-from mastodon_s3_sync.serverless import QUEUE_URL
+from mastodon_s3_sync.contract import METRICS_NAMESPACE as METRICS_NAMESPACE  # status reads it
+from mastodon_s3_sync.contract import QUEUE_URL
+from mastodon_s3_sync.mastodon.layout import RecordType, apply_key_prefix, is_blank
 
 from .bundling import HANDLER, build_asset
 from .config import BucketSide, StackConfig

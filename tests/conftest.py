@@ -11,7 +11,8 @@ from typing import Protocol
 import pg8000.native
 import pytest
 
-from mastodon_s3_sync.sandbox import LocalPostgres, SchemaVersion, create_schema
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 
 
 @dataclass(frozen=True)

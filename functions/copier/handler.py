@@ -25,17 +25,19 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mastodon_s3_sync import lambda_metrics
-from mastodon_s3_sync.copier import Copier, CopyResult, Outcome, build_copier
-from mastodon_s3_sync.fanout import MessageFailed, copy_message
-from mastodon_s3_sync.memory import return_large_buffers_to_the_os
-from mastodon_s3_sync.messages import CopyMessage, MessageError, decode
-from mastodon_s3_sync.serverless import (
+from mastodon_s3_sync.config.lambda_env import (
+    acl_mode,
     bucket_settings,
     copier_threads,
-    copy_options,
     time_guard_seconds,
 )
+from mastodon_s3_sync.copying.copier import Copier, CopyOptions, CopyResult
+from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.transport import lambda_metrics
+from mastodon_s3_sync.transport.assembly import build_copier
+from mastodon_s3_sync.transport.messages import CopyMessage, MessageError, decode
+from mastodon_s3_sync.transport.worker import MessageFailed, copy_message
 
 logger = Logger()
 # A batch whose every message failed still answers batchItemFailures (no function error).
@@ -55,7 +57,7 @@ def runtime() -> tuple[Copier, ThreadPoolExecutor]:
     threads = copier_threads(os.environ)
     source = bucket_settings(os.environ, "source", read_secret)
     destination = bucket_settings(os.environ, "destination", read_secret)
-    copier = build_copier(source, destination, copy_options(os.environ), threads)
+    copier = build_copier(source, destination, CopyOptions(acl=acl_mode(os.environ)), threads)
     return copier, ThreadPoolExecutor(threads, thread_name_prefix="copier")
 
 

@@ -19,25 +19,27 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mastodon_s3_sync import lambda_metrics
-from mastodon_s3_sync.catalog import Catalog
-from mastodon_s3_sync.copier import Outcome
-from mastodon_s3_sync.database import open_database
-from mastodon_s3_sync.errors import SyncError
-from mastodon_s3_sync.fanout import SqsSink, enumerate_to_queue
-from mastodon_s3_sync.layout import ObjectRef
-from mastodon_s3_sync.serverless import (
-    QUEUE_URL,
-    RUN_STARTED_MESSAGE,
-    EventError,
+from mastodon_s3_sync.config.lambda_env import (
     bastion_settings,
-    continuation_event,
     database_settings,
-    enumerator_response,
-    parse_enumerator_event,
     source_key_prefix,
     time_guard_seconds,
 )
+from mastodon_s3_sync.contract import QUEUE_URL, RUN_STARTED_MESSAGE
+from mastodon_s3_sync.errors import SyncError
+from mastodon_s3_sync.mastodon.catalog import Catalog
+from mastodon_s3_sync.mastodon.database import open_database
+from mastodon_s3_sync.mastodon.layout import ObjectRef
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.transport import lambda_metrics
+from mastodon_s3_sync.transport.enumeration import enumerate_to_queue
+from mastodon_s3_sync.transport.lambda_edge import (
+    EventError,
+    continuation_event,
+    enumerator_response,
+    parse_enumerator_event,
+)
+from mastodon_s3_sync.transport.sqs import SqsSink
 
 logger = Logger()
 

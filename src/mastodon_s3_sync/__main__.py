@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from mastodon_s3_sync.cli import main
 
 sys.exit(main())

@@ -15,8 +15,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mastodon_s3_sync.layout import ObjectRef, apply_key_prefix
-from mastodon_s3_sync.sandbox.media import SeedManifest
+from mastodon_s3_sync.demo.media import SeedManifest
+from mastodon_s3_sync.mastodon.layout import ObjectRef, apply_key_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -22,14 +22,20 @@ import pytest
 import functions.copier.handler as copier_handler
 import functions.enumerator.handler as enumerator_handler
 from mastodon_s3_sync import cli
-from mastodon_s3_sync.copier import AclMode, Copier, CopyOptions, Outcome
-from mastodon_s3_sync.layout import ObjectRef, RecordType, objects_for_row, unsafe_key_reason
-from mastodon_s3_sync.messages import MessageError, decode
-from mastodon_s3_sync.s3 import Bucket, make_client
-from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
-from mastodon_s3_sync.serverless import EventError, parse_enumerator_event
-from mastodon_s3_sync.settings import BucketSettings, config_toml
+from mastodon_s3_sync.config.settings import AclMode, BucketSettings, config_toml
+from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.s3servers import MotoS3Server
+from mastodon_s3_sync.mastodon.layout import (
+    ObjectRef,
+    RecordType,
+    objects_for_row,
+    unsafe_key_reason,
+)
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.storage.s3 import Bucket, make_client
+from mastodon_s3_sync.transport.lambda_edge import EventError, parse_enumerator_event
+from mastodon_s3_sync.transport.messages import MessageError, decode
 from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
 from tests.integration.conftest import BucketNames

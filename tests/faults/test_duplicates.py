@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from mastodon_s3_sync.copier import AclMode, CopyOptions, Outcome, build_copier
-from mastodon_s3_sync.fanout import MessageFailed, copy_message
-from mastodon_s3_sync.layout import RecordType
-from mastodon_s3_sync.messages import decode
-from mastodon_s3_sync.sandbox.faultproxy import FaultProxy, mixed_faults
-from mastodon_s3_sync.sandbox.s3servers import REGION, MotoS3Server
-from mastodon_s3_sync.settings import BucketSettings
+from mastodon_s3_sync.config.settings import AclMode, BucketSettings
+from mastodon_s3_sync.copying.copier import CopyOptions
+from mastodon_s3_sync.demo.s3servers import REGION, MotoS3Server
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.transport.assembly import build_copier
+from mastodon_s3_sync.transport.messages import decode
+from mastodon_s3_sync.transport.worker import MessageFailed, copy_message
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
 from tests.faults.invariant import MATRIX, check_invariant
 from tests.integration.test_copier_handler import (
@@ -34,6 +35,7 @@ from tests.integration.test_copier_handler import (
     refs_of,
     seed,
 )
+from tests.support.faultproxy import FaultProxy, mixed_faults
 
 pytestmark = pytest.mark.integration
 

@@ -11,16 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from mastodon_s3_sync.sandbox.faultproxy import (
-    Fault,
-    FaultProxy,
-    FaultRule,
-    Operation,
-    classify,
-    mixed_faults,
-)
-from mastodon_s3_sync.sandbox.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
 from tests.integration.conftest import BucketNames
+from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation, classify, mixed_faults
 
 pytestmark = pytest.mark.integration
 

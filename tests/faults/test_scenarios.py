@@ -24,10 +24,18 @@ from typing import Any
 import pg8000.native
 import pytest
 
-from mastodon_s3_sync.catalog import Catalog, CatalogFilter
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.sandbox import LocalPostgres
-from mastodon_s3_sync.sandbox.faultproxy import (
+from mastodon_s3_sync.config.settings import CopySettings, config_toml
+from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.s3servers import MotoS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from tests.conftest import MastodonDb
+from tests.faults.invariant import MATRIX, Verdict, check_invariant, open_uploads
+from tests.integration.conftest import BucketNames
+from tests.support.faultproxy import (
     MULTIPART_OPERATIONS,
     Fault,
     FaultProxy,
@@ -35,14 +43,6 @@ from mastodon_s3_sync.sandbox.faultproxy import (
     Operation,
     mixed_faults,
 )
-from mastodon_s3_sync.sandbox.media import SeedManifest, create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
-from mastodon_s3_sync.sandbox.seed import seed_database
-from mastodon_s3_sync.settings import CopySettings, config_toml
-from tests.conftest import MastodonDb
-from tests.faults.invariant import MATRIX, Verdict, check_invariant, open_uploads
-from tests.integration.conftest import BucketNames
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,11 @@ import pytest
 
 import functions.copier.handler as copier_handler
 import functions.enumerator.handler as enumerator_handler
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.sandbox import LocalPostgres
-from mastodon_s3_sync.sandbox.faultproxy import Fault, FaultProxy, FaultRule, Operation
-from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server
-from mastodon_s3_sync.settings import BucketSettings, config_toml
+from mastodon_s3_sync.config.settings import BucketSettings, config_toml
+from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
 from tests.faults.invariant import acl_class
@@ -38,6 +37,7 @@ from tests.integration.test_copier_handler import (
     one_body,
     refs_of,
 )
+from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
 
 pytestmark = pytest.mark.integration
 

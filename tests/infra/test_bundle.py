@@ -41,10 +41,10 @@ from infra.bundling import (
     requirements,
     sources,
 )
-from mastodon_s3_sync.layout import ObjectRef, RecordType, objects_for_row
-from mastodon_s3_sync.messages import MessagePacker
-from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import REGION, MotoS3Server
+from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.s3servers import REGION, MotoS3Server
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, objects_for_row
+from mastodon_s3_sync.transport.messages import MessagePacker
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mastodon_s3_sync.operations import STACK_OUTPUTS
+from mastodon_s3_sync.contract import STACK_OUTPUTS
 from tests.infra.conftest import Synthesized
 from tests.integration.test_operations import OUTPUT_NAMES
 

@@ -41,18 +41,18 @@ from infra.stack import (
     RUNTIME,
     VISIBILITY_TIMEOUT_FACTOR,
 )
-from mastodon_s3_sync import lambda_metrics
-from mastodon_s3_sync.copier import AclMode
-from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.layout import RecordType, apply_key_prefix
-from mastodon_s3_sync.serverless import (
-    QUEUE_URL,
+from mastodon_s3_sync.config.lambda_env import (
+    acl_mode,
     bucket_settings,
     copier_threads,
-    copy_options,
     database_settings,
     time_guard_seconds,
 )
+from mastodon_s3_sync.config.settings import AclMode
+from mastodon_s3_sync.contract import QUEUE_URL
+from mastodon_s3_sync.errors import SettingsError
+from mastodon_s3_sync.mastodon.layout import RecordType, apply_key_prefix
+from mastodon_s3_sync.transport import lambda_metrics
 from tests.infra.conftest import DATABASE_SECRET, REPO_ROOT, Synthesized
 
 Json = dict[str, Any]
@@ -334,7 +334,7 @@ def test_copier_environment_is_what_the_handler_reads(synthesized: Synthesized) 
         assert settings.addressing_style == side.addressing_style
         assert (settings.access_key_id is None) == side.uses_role
     assert read == [side.credentials_secret_arn for side in config.sides() if not side.uses_role]
-    assert copy_options(environment).acl == AclMode(config.acl)
+    assert acl_mode(environment) == AclMode(config.acl)
     assert copier_threads(environment) == config.copier_threads
     assert time_guard_seconds(environment) == config.time_guard_seconds
     # the CLI's credentials never reach the function

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
 
 BucketNames = Callable[[], str]
 """Returns a bucket name no other test uses."""

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from mastodon_s3_sync.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.errors import DatabaseError
-from mastodon_s3_sync.layout import RecordType
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.layout import RecordType
 from tests.conftest import MastodonDb
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mastodon_s3_sync.cli import main
-from mastodon_s3_sync.sandbox import LocalPostgres
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from tests.conftest import MastodonDb, MastodonDbFactory
 from tests.integration.conftest import BucketNames
 

@@ -20,11 +20,11 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 import functions.copier.handler as handler_module
-from mastodon_s3_sync.fanout import make_sqs_client
-from mastodon_s3_sync.layout import ObjectRef, RecordType, Row, objects_for_row
-from mastodon_s3_sync.messages import CopyMessage, MessagePacker, decode, encode
-from mastodon_s3_sync.sandbox.media import SeedManifest, create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import REGION, MotoS3Server
+from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
+from mastodon_s3_sync.demo.s3servers import REGION, MotoS3Server
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, Row, objects_for_row
+from mastodon_s3_sync.transport.messages import CopyMessage, MessagePacker, decode, encode
+from mastodon_s3_sync.transport.sqs import make_sqs_client
 from tests.events.factory import (
     FakeLambdaContext,
     canned_event,

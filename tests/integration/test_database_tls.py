@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mastodon_s3_sync.database import connect
+from mastodon_s3_sync.config.settings import DatabaseSettings, parse_database_url
+from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.errors import DatabaseError, SettingsError
-from mastodon_s3_sync.sandbox import LocalPostgres
-from mastodon_s3_sync.settings import DatabaseSettings, parse_database_url
+from mastodon_s3_sync.mastodon.database import connect
 
 pytestmark = pytest.mark.integration
 

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mastodon_s3_sync.catalog import Catalog, CatalogFilter
-from mastodon_s3_sync.fanout import Cursor, MessageSink, enumerate_to_queue
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.messages import decode
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
-from mastodon_s3_sync.sandbox.seed import seed_database
-from mastodon_s3_sync.serverless import continuation_event, parse_enumerator_event
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.transport.enumeration import Cursor, enumerate_to_queue
+from mastodon_s3_sync.transport.lambda_edge import continuation_event, parse_enumerator_event
+from mastodon_s3_sync.transport.messages import decode
+from mastodon_s3_sync.transport.sqs import MessageSink
 from tests.conftest import MastodonDb
 
 pytestmark = pytest.mark.integration

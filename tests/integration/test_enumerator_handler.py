@@ -13,13 +13,13 @@ import boto3
 import pytest
 
 import functions.enumerator.handler as handler_module
-from mastodon_s3_sync.layout import RecordType
-from mastodon_s3_sync.messages import decode
-from mastodon_s3_sync.operations import LATEST_RUN_QUERY, run_start
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
-from mastodon_s3_sync.sandbox.seed import seed_database
-from mastodon_s3_sync.serverless import RUN_STARTED_MESSAGE
+from mastodon_s3_sync.contract import RUN_STARTED_MESSAGE
+from mastodon_s3_sync.demo.s3servers import MotoS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.ops.operations import LATEST_RUN_QUERY, run_start
+from mastodon_s3_sync.transport.messages import decode
 from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext
 from tests.integration.conftest import BucketNames

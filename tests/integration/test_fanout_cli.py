@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
-from mastodon_s3_sync.sandbox.seed import seed_database
-from mastodon_s3_sync.settings import config_toml
+from mastodon_s3_sync.config.settings import config_toml
+from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.s3servers import MotoS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import seed_database
 from tests.conftest import MastodonDb
 from tests.integration.conftest import BucketNames
 from tests.integration.test_run import all_refs

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 import botocore.exceptions
 import pytest
 
-from mastodon_s3_sync.lean_s3 import TRANSPORT_ERRORS, LeanObjects, lean_objects
-from mastodon_s3_sync.s3 import make_client
-from mastodon_s3_sync.sandbox.faultproxy import Fault, FaultProxy, FaultRule, Operation
-from mastodon_s3_sync.sandbox.media import create_bucket
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.demo.media import create_bucket
+from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS, LeanObjects, lean_objects
+from mastodon_s3_sync.storage.s3 import make_client
+from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
 
 from .conftest import BucketNames
 

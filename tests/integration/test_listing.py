@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from mastodon_s3_sync.layout import id_partition
-from mastodon_s3_sync.listing import ABSENT, UNKNOWN, BucketListing, Listed
-from mastodon_s3_sync.sandbox.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.mastodon.layout import id_partition
+from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, BucketListing, Listed
 
 from .conftest import BucketNames
 

@@ -38,16 +38,14 @@ from botocore.stub import ANY, Stubber
 
 import functions.copier.handler as copier_handler
 import functions.enumerator.handler as enumerator_handler
-from mastodon_s3_sync import lambda_metrics
 from mastodon_s3_sync.cli import main
-from mastodon_s3_sync.copier import CopyResult, Outcome
+from mastodon_s3_sync.contract import METRICS_NAMESPACE, RUN_STARTED_MESSAGE
+from mastodon_s3_sync.copying.copier import CopyResult
+from mastodon_s3_sync.demo.s3servers import LOOPBACK_HOST, REGION, MotoS3Server
 from mastodon_s3_sync.errors import SettingsError, SyncError
-from mastodon_s3_sync.fanout import EnumerationResult, TypeCount, refusal
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.messages import CopyMessage
-from mastodon_s3_sync.operations import (
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.ops.operations import (
     LATEST_RUN_QUERY,
-    METRICS_NAMESPACE,
     MOVE_TASK_LISTINGS,
     AwsClients,
     LoggedKey,
@@ -61,12 +59,11 @@ from mastodon_s3_sync.operations import (
     make_clients,
     run_start,
 )
-from mastodon_s3_sync.sandbox.s3servers import LOOPBACK_HOST, REGION, MotoS3Server
-from mastodon_s3_sync.serverless import (
-    RUN_STARTED_MESSAGE,
-    enumerator_response,
-    parse_enumerator_event,
-)
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.transport import lambda_metrics
+from mastodon_s3_sync.transport.enumeration import EnumerationResult, TypeCount, refusal
+from mastodon_s3_sync.transport.lambda_edge import enumerator_response, parse_enumerator_event
+from mastodon_s3_sync.transport.messages import CopyMessage
 from tests.integration.test_copier_handler import CurrentStdout, Output
 
 if TYPE_CHECKING:

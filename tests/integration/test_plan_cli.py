@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
-from mastodon_s3_sync.sandbox.seed import generate_rows, insert_rows
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import generate_rows, insert_rows
 from tests.conftest import MastodonDb
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def plan(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 # An independent statement of Mastodon's layout, written from the spec's prose and
-# deliberately not sharing code with mastodon_s3_sync.layout.
+# deliberately not sharing code with mastodon_s3_sync.mastodon.layout.
 def partition(record_id: int) -> str:
     width = 9 if record_id < 10**9 else 12
     digits = str(abs(record_id)).zfill(width - (record_id < 0))  # a sign takes one place

@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mastodon_s3_sync.catalog import Catalog, CatalogFilter
-from mastodon_s3_sync.copier import AclMode, Copier, CopyOptions, Outcome
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.s3 import Bucket
-from mastodon_s3_sync.sandbox.media import SeedManifest, create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
-from mastodon_s3_sync.sandbox.seed import seed_database
-from mastodon_s3_sync.settings import CopySettings, config_toml
+from mastodon_s3_sync.config.settings import AclMode, CopySettings, config_toml
+from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
+from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.storage.s3 import Bucket
 from tests.conftest import MastodonDb
 from tests.integration.conftest import BucketNames
 

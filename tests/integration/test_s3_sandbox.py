@@ -18,22 +18,22 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from mastodon_s3_sync.layout import ObjectRef, RecordType, objects_for_row
-from mastodon_s3_sync.s3 import make_client
-from mastodon_s3_sync.sandbox.media import (
+from mastodon_s3_sync.demo.media import (
     CACHE_CONTROL,
     MULTIPART_PART_SIZE,
     SeedManifest,
     create_bucket,
     seed_bucket,
 )
-from mastodon_s3_sync.sandbox.s3servers import (
+from mastodon_s3_sync.demo.s3servers import (
     LOOPBACK_HOST,
     LocalS3Server,
     MotoS3Server,
     RcloneS3Server,
     S3ServerError,
 )
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, objects_for_row
+from mastodon_s3_sync.storage.s3 import make_client
 from tests.integration.conftest import BucketNames
 
 if TYPE_CHECKING:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mastodon_s3_sync.layout import ObjectRef
-from mastodon_s3_sync.listing import family_and_directory
-from mastodon_s3_sync.sandbox.media import create_bucket, seed_bucket
-from mastodon_s3_sync.sandbox.s3servers import MotoS3Server, RcloneS3Server
-from mastodon_s3_sync.sandbox.schema import SchemaVersion
-from mastodon_s3_sync.sandbox.seed import seed_database
+from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.layout import ObjectRef
+from mastodon_s3_sync.storage.listing import family_and_directory
 from tests.integration.conftest import BucketNames
 from tests.integration.test_run import COUNTS, MakeDb, Migration, all_refs, prepare, run
 

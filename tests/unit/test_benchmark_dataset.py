@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import dataset
-from mastodon_s3_sync.layout import ObjectRef
+from mastodon_s3_sync.mastodon.layout import ObjectRef
 
 SIZE_CLASSES = {
     "preview": dataset.PREVIEW,

@@ -14,9 +14,11 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from mastodon_s3_sync.copier import AclMode, Copier, CopyOptions, Outcome
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.s3 import Bucket
+from mastodon_s3_sync.config.settings import AclMode
+from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.storage.s3 import Bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -205,7 +207,7 @@ def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
     stubs: tuple[Stubber, Stubber, S3Client, S3Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source_stub, destination_stub, source, destination = stubs
-    monkeypatch.setattr("mastodon_s3_sync.copier.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("mastodon_s3_sync.copying.copier.time.sleep", lambda _seconds: None)
     for _ in range(3):
         not_found(destination_stub, "head_object", KEY, "new")
         source_stub.add_response(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mastodon_s3_sync.layout import (
+from mastodon_s3_sync.mastodon.layout import (
     RecordType,
     Style,
     id_partition,

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mastodon_s3_sync.listing import UNKNOWN, BucketListing, Listed, family_and_directory
+from mastodon_s3_sync.storage.listing import UNKNOWN, BucketListing, Listed, family_and_directory
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from mastodon_s3_sync.config.mastodon_env import load_settings, mastodon_layer, parse_dotenv
+from mastodon_s3_sync.config.settings import BucketSettings, SettingsLayer, resolve
 from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.mastodon_env import load_settings, mastodon_layer, parse_dotenv
-from mastodon_s3_sync.settings import BucketSettings, SettingsLayer, resolve
 
 NO_FLAGS = SettingsLayer("flags", {})
 

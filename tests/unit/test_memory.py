@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-from mastodon_s3_sync.memory import return_large_buffers_to_the_os
+from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
 
 
 def test_the_mmap_threshold_is_fixed_on_glibc() -> None:

@@ -8,9 +8,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mastodon_s3_sync.fanout import QueueError, SqsSink
-from mastodon_s3_sync.layout import ObjectRef, RecordType
-from mastodon_s3_sync.messages import (
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.transport.messages import (
     MAX_EXPECTED_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_OBJECTS,
@@ -20,6 +19,7 @@ from mastodon_s3_sync.messages import (
     decode,
     encode,
 )
+from mastodon_s3_sync.transport.sqs import QueueError, SqsSink
 
 SNOWFLAKE = 2**62 + 12345  # beyond 2^53: a float would round it
 
@@ -116,7 +116,7 @@ def test_a_key_with_dots_inside_a_segment_is_fine() -> None:
 def test_failed_batch_entries_are_retried_and_permanent_failures_raise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("mastodon_s3_sync.fanout.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("mastodon_s3_sync.transport.sqs.time.sleep", lambda _seconds: None)
     client = boto3.client(
         "sqs", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
     )

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mastodon_s3_sync.copier import Outcome
+from mastodon_s3_sync.contract import DEFAULT_STACK_NAME
 from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.layout import RecordType
-from mastodon_s3_sync.operations import (
-    DEFAULT_STACK_NAME,
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.ops.operations import (
     StatusSnapshot,
     TypeCounts,
     configured_stack_name,
@@ -19,7 +18,8 @@ from mastodon_s3_sync.operations import (
     logged_keys_query,
     run_start,
 )
-from mastodon_s3_sync.serverless import new_run_id
+from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.transport.lambda_edge import new_run_id
 
 STARTED = datetime(2026, 11, 27, 6, 15, tzinfo=UTC)
 

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.serverless import (
+from mastodon_s3_sync.config.lambda_env import (
     bastion_settings,
     bucket_settings,
     copier_threads,
     database_settings,
-    parse_enumerator_event,
     time_guard_seconds,
 )
+from mastodon_s3_sync.errors import SettingsError
+from mastodon_s3_sync.transport.lambda_edge import parse_enumerator_event
 
 SECRETS: dict[str, Mapping[str, Any]] = {
     "arn:db": {

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.settings import (
+from mastodon_s3_sync.config.settings import (
+    AclMode,
     BucketSettings,
     CopySettings,
     DatabaseSettings,
@@ -18,6 +18,7 @@ from mastodon_s3_sync.settings import (
     parse_s3_url,
     parse_since,
 )
+from mastodon_s3_sync.errors import SettingsError
 
 
 def test_database_url_parts() -> None:
@@ -186,7 +187,7 @@ def test_config_toml_reads_back_as_the_same_settings(tmp_path: Path) -> None:
         addressing_style="path",
     )
     destination = BucketSettings(bucket="new")
-    copy = CopySettings(acl="none", workers=4, multipart_threshold_mib=8, part_size_mib=8)
+    copy = CopySettings(acl=AclMode.NONE, workers=4, multipart_threshold_mib=8, part_size_mib=8)
     url = "postgresql://mastodon:pw@127.0.0.1:5432/mastodon"
     settings = load_config(write(tmp_path, config_toml(url, source, destination, copy)))
     assert (settings.source, settings.destination, settings.copy) == (source, destination, copy)

@@ -8,9 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from mastodon_s3_sync.config.settings import SshSettings
 from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.settings import SshSettings
-from mastodon_s3_sync.tunnel import load_private_key, open_tunnel, parse_host_key
+from mastodon_s3_sync.mastodon.tunnel import load_private_key, open_tunnel, parse_host_key
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

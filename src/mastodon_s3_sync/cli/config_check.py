@@ -1,0 +1,155 @@
+"""``config check``: the resolved settings with their origins, then a test of each connection.
+
+Before an hours-long migration, an admin wants to see what the tool will use (which value
+came from the flags, the config file or Mastodon's ``.env``) and whether every endpoint
+answers. Secrets are shown only as ``****`` and their length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import TextIO
+
+import botocore.exceptions
+import pg8000.exceptions
+
+from mastodon_s3_sync.config.settings import BucketSettings, ResolvedSettings, Settings
+from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
+from mastodon_s3_sync.mastodon.catalog import Catalog
+from mastodon_s3_sync.mastodon.database import SqlConnection, open_database
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.storage.s3 import check_bucket, check_source_acls
+
+SECRET_FIELDS = frozenset({"password", "secret_access_key", "private_key"})
+"""Fields shown masked: passwords, secret keys, private keys."""
+SECTIONS = ("database", "source", "destination", "copy", "bastion")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One connection test: ``ok`` None means skipped (not configured, not needed)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    exit_code: int = 0
+
+    def line(self) -> str:
+        """``OK   database: …`` — one line per check."""
+        status = {True: "OK", False: "FAIL", None: "SKIP"}[self.ok]
+        return f"{status:<4} {self.name}: {self.detail}"
+
+
+def mask(value: str) -> str:
+    """A secret as the user may see it: that it is set, and how long it is."""
+    return f"**** ({len(value)} chars)"
+
+
+def settings_lines(resolved: ResolvedSettings) -> list[str]:
+    """Every setting, grouped by section, with where it came from; secrets masked."""
+    lines: list[str] = []
+    for section in SECTIONS:
+        value = getattr(resolved.settings, section)
+        lines.append(f"[{section}]")
+        if value is None:
+            lines.append("  (not configured)")
+            continue
+        for item in fields(value):
+            setting = getattr(value, item.name)
+            if setting is None or setting == "":
+                shown = "(none)"
+            elif item.name in SECRET_FIELDS:
+                shown = mask(str(setting))
+            else:
+                shown = str(setting)
+            origin = resolved.origins.get(f"{section}.{item.name}", "default")
+            lines.append(f"  {item.name:<24} {shown:<40} <- {origin}")
+    return lines
+
+
+def _run_check(name: str, check: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(name, True, check())
+    except SyncError as error:
+        return CheckResult(name, False, str(error), error.exit_code)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        return CheckResult(name, False, str(error), SettingsError.exit_code)
+
+
+def _check_database(settings: Settings) -> str:
+    database = settings.require_database()
+    with open_database(database, settings.bastion) as conn:
+        catalog = Catalog(conn, page_size=database.page_size)
+        for record_type in RecordType:
+            catalog.table_columns(record_type)
+        version = _schema_version(conn)
+    tls = "no (Unix socket)" if database.unix_socket else database.sslmode
+    return (
+        f"{database.describe()} (TLS: {tls}): tables {', '.join(map(str, RecordType))} present"
+        + (f", schema version {version}" if version else ", no schema_migrations table")
+    )
+
+
+def _schema_version(conn: SqlConnection) -> str | None:
+    """Mastodon's latest migration (``schema_migrations``), when the table is there."""
+    try:
+        exists = conn.run("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not exists or not exists[0][0]:
+            return None
+        rows = conn.run("SELECT max(version) FROM schema_migrations")
+    except (pg8000.exceptions.Error, OSError) as error:
+        raise DatabaseError(f"reading schema_migrations failed: {error}") from None
+    return str(rows[0][0]) if rows and rows[0][0] else None
+
+
+def _check_bastion(settings: Settings) -> str:
+    from mastodon_s3_sync.mastodon.tunnel import (
+        open_tunnel,  # paramiko: only where a bastion is used
+    )
+
+    bastion, database = settings.bastion, settings.require_database()
+    assert bastion is not None
+    with open_tunnel(bastion, database.host, database.port):
+        pass
+    return f"logged in to {bastion.describe()}, forwarding to {database.host}:{database.port}"
+
+
+def _check_bucket(bucket: BucketSettings, side: str, read_acl: bool) -> Callable[[], str]:
+    def check() -> str:
+        check_bucket(bucket, side)
+        where = bucket.endpoint_url or "AWS S3"
+        found = f"bucket {bucket.bucket!r} at {where} answers"
+        return f"{found}; {check_source_acls(bucket)}" if read_acl else found
+
+    return check
+
+
+def run_checks(settings: Settings) -> Iterator[CheckResult]:
+    """Test each configured connection; sections that are not configured are skipped."""
+    if settings.bastion is not None:
+        yield _run_check("bastion", lambda: _check_bastion(settings))
+    yield _run_check("database", lambda: _check_database(settings))
+    for side, bucket in (("source", settings.source), ("destination", settings.destination)):
+        name = f"{side} bucket"
+        if bucket is None:
+            yield CheckResult(name, None, f"not configured (--{side} or [{side}] bucket)")
+            continue
+        read_acl = side == "source" and settings.copy.acl == "copy"
+        yield _run_check(name, _check_bucket(bucket, side, read_acl))
+
+
+def config_check(resolved: ResolvedSettings, out: TextIO) -> int:
+    """Print the settings and the checks; the exit status of the first failure, else 0."""
+    for line in settings_lines(resolved):
+        print(line, file=out)
+    for note in resolved.notes:
+        print(f"note: {note}", file=out)
+    print(file=out)
+    status = 0
+    for result in run_checks(resolved.settings):
+        print(result.line(), file=out, flush=True)
+        if result.ok is False and not status:
+            status = result.exit_code
+    print("all checks passed" if status == 0 else "some checks failed", file=out)
+    return status

@@ -1,0 +1,1 @@
+"""One typed settings model and its sources: flags, TOML, .env.production, MSS_* variables."""

@@ -1,0 +1,310 @@
+"""Mastodon's own configuration (``.env.production``) as a settings layer.
+
+An admin already described the database and the current bucket to Mastodon; reading that
+file means they only describe the destination. The file is read as the ``dotenv`` gem reads
+it for Mastodon, and mapped with the defaults Mastodon applies (``config/database.yml``,
+``config/initializers/paperclip.rb``). Values are never echoed in errors: they may be secrets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from mastodon_s3_sync.config.settings import (
+    DEFAULT_PORT,
+    URL_FORM,
+    ResolvedSettings,
+    SettingsLayer,
+    SslMode,
+    config_layer,
+    parse_database_url,
+    resolve,
+)
+from mastodon_s3_sync.errors import SettingsError
+
+MASTODON_DB_DEFAULTS = {
+    "DB_HOST": "localhost",
+    "DB_PORT": str(DEFAULT_PORT),
+    "DB_NAME": "mastodon_production",
+    "DB_USER": "mastodon",
+}
+"""What Mastodon's config/database.yml uses (production) when a variable is unset."""
+MASTODON_SSLMODE_DEFAULT = "prefer"
+MASTODON_S3_REGION_DEFAULT = "us-east-1"
+RAILS_DATABASE_URL_OPTIONS = frozenset(
+    {
+        "advisory_locks",
+        "application_name",
+        "checkout_timeout",
+        "connect_timeout",
+        "encoding",
+        "idle_timeout",
+        "keepalives",
+        "keepalives_count",
+        "keepalives_idle",
+        "keepalives_interval",
+        "min_messages",
+        "pool",
+        "prepared_statements",
+        "reaping_frequency",
+        "statement_limit",
+        "timeout",
+    }
+)
+"""``DATABASE_URL`` query parameters Rails accepts that tune its connection pool, statements,
+timeouts or logging: they change neither where nor how we connect, so they are left out."""
+
+_ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|:(?=\s))[ \t]*(.*)")
+_SUBSTITUTION = re.compile(r"(\\?)\$(?:\{(\w+)\}|(\w+))")
+_DOUBLE_QUOTED_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def _expand(value: str, known: Mapping[str, str]) -> str:
+    """``$VAR`` and ``${VAR}`` from earlier lines (the dotenv gem does this; ``\\$`` stays)."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(1):
+            return match.group(0)[1:]
+        return known.get(match.group(2) or match.group(3), "")
+
+    return _SUBSTITUTION.sub(one, value)
+
+
+def _unescape_double_quoted(body: str) -> str:
+    out: list[str] = []
+    chars = iter(body)
+    for char in chars:
+        if char != "\\":
+            out.append(char)
+            continue
+        escaped = next(chars, "")
+        if escaped == "$":
+            out.append("\\$")  # kept for _expand, which turns it into a literal $
+        else:
+            out.append(_DOUBLE_QUOTED_ESCAPES.get(escaped, escaped))
+    return "".join(out)
+
+
+def _closing_quote(text: str, quote: str) -> int:
+    """Index of the quote that ends ``text`` (after the opening one), or -1."""
+    index = 0
+    while index < len(text):
+        if text[index] == "\\" and quote == '"':
+            index += 2
+            continue
+        if text[index] == quote:
+            return index
+        index += 1
+    return -1
+
+
+def parse_dotenv(path: Path) -> dict[str, str]:
+    """Read a dotenv file: ``KEY=value`` lines, ``export``, quotes, comments; last one wins.
+
+    Unquoted values end at ``#`` and are stripped; single quotes are literal; double
+    quotes take ``\\n``-style escapes and may span lines; ``$VAR`` expands from earlier
+    lines outside single quotes. Anything else is an error naming ``file:line``.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SettingsError(f"--mastodon-env: file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"--mastodon-env: cannot read {str(path)!r}: {error}") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    values: dict[str, str] = {}
+    number = 0
+    while number < len(lines):
+        line, start = lines[number].strip(), number + 1
+        number += 1
+        if not line or line.startswith("#"):
+            continue
+        assignment = _ASSIGNMENT.fullmatch(line)
+        if assignment is None:
+            raise SettingsError(
+                f"{path}:{start}: not a KEY=VALUE line (a variable name, =, then the value)"
+            )
+        key, rest = assignment.groups()
+        if rest[:1] in ("'", '"'):
+            quote, body = rest[0], rest[1:]
+            end = _closing_quote(body, quote)
+            while end < 0 and number < len(lines):  # a quoted value may span lines
+                body += "\n" + lines[number]
+                number += 1
+                end = _closing_quote(body, quote)
+            if end < 0:
+                raise SettingsError(f"{path}:{start}: {key}: the {quote} quote is never closed")
+            after = body[end + 1 :].strip()
+            if after and not after.startswith("#"):
+                raise SettingsError(
+                    f"{path}:{start}: {key}: unexpected text after the closing {quote} quote"
+                )
+            value = body[:end]
+            if quote == '"':
+                value = _expand(_unescape_double_quoted(value), values)
+        else:
+            value = _expand(rest.split("#", 1)[0].strip(), values)
+        values[key] = value
+    return values
+
+
+def _is_local(host: str) -> bool:
+    if host.startswith("/") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _sslmode(mastodon_mode: str, host: str, label: str) -> tuple[SslMode, str]:
+    """Our sslmode for Mastodon's (libpq's) one, and how it was decided (for config check)."""
+    if mastodon_mode in ("prefer", "allow"):
+        # libpq falls back to plain text there; we never do silently: a local server needs
+        # no TLS, a remote one must offer it (sslmode = disable says otherwise, explicitly).
+        local = _is_local(host)
+        decided = "disable (local server)" if local else "require (remote server)"
+        return ("disable" if local else "require"), f"{label} -> {decided}"
+    if mastodon_mode in ("disable", "require", "verify-ca", "verify-full"):
+        return mastodon_mode, label  # type: ignore[return-value]
+    raise SettingsError(
+        f"{label}: unknown sslmode {mastodon_mode!r}; Mastodon (libpq) takes disable, "
+        "allow, prefer, require, verify-ca or verify-full"
+    )
+
+
+def _database_table(
+    env: Mapping[str, str], where: str
+) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
+    table: dict[str, Any] = {}
+    labels: dict[tuple[str, str], str] = {}
+
+    def put(key: str, value: Any, label: str) -> None:
+        table[key] = value
+        labels["database", key] = label
+
+    mastodon_mode = env.get("DB_SSLMODE") or MASTODON_SSLMODE_DEFAULT
+    ssl_variable = f"{where} DB_SSLMODE " + (
+        mastodon_mode if env.get("DB_SSLMODE") else f"unset (Mastodon's {mastodon_mode})"
+    )
+    if env.get("DATABASE_URL"):  # wins over the DB_* variables, as in Mastodon (Rails)
+        url_label = f"{where} DATABASE_URL"
+        try:
+            parts = urlsplit(env["DATABASE_URL"].strip())
+        except ValueError:  # urllib's reason can quote the host or the password: not shown
+            raise SettingsError(
+                f"{url_label}: not a valid URL (a [ or ] outside an IPv6 address, or a "
+                "character not allowed in a host name; percent-encode [ ] / ? # @ : in the "
+                f"password); write it as {URL_FORM}"
+            ) from None
+        query = parse_qs(parts.query)
+        ignored = sorted(set(query) & RAILS_DATABASE_URL_OPTIONS)
+        for name in ignored:
+            del query[name]
+        if "sslmode" in query:  # libpq's modes, mapped below like DB_SSLMODE
+            mastodon_mode = query.pop("sslmode")[-1]
+            ssl_variable = f"{url_label} sslmode={mastodon_mode}"
+        url = parts._replace(query=urlencode(query, doseq=True)).geturl()
+        note = f" ({', '.join(ignored)}: Rails' own, ignored)" if ignored else ""
+        put("url", url, url_label + note)
+        mode, label = _sslmode(mastodon_mode, parse_database_url(url, url_label).host, ssl_variable)
+        put("sslmode", mode, label)
+    else:
+        values = {name: env.get(name) or default for name, default in MASTODON_DB_DEFAULTS.items()}
+        for name, key in (("DB_HOST", "host"), ("DB_NAME", "name"), ("DB_USER", "user")):
+            unset = "" if env.get(name) else f" (unset: Mastodon's {values[name]})"
+            put(key, values[name], f"{where} {name}{unset}")
+        try:
+            port = int(values["DB_PORT"])
+        except ValueError:
+            port = 0
+        if not 0 < port < 65536:
+            raise SettingsError(f"{where} DB_PORT: not a port number between 1 and 65535")
+        put("port", port, f"{where} DB_PORT" + ("" if env.get("DB_PORT") else " (unset)"))
+        if env.get("DB_PASS"):  # Mastodon sends '' when unset: no password (peer, trust)
+            put("password", env["DB_PASS"], f"{where} DB_PASS")
+        mode, label = _sslmode(mastodon_mode, values["DB_HOST"], ssl_variable)
+        put("sslmode", mode, label)
+    if env.get("DB_SSLROOTCERT"):
+        put("sslrootcert", env["DB_SSLROOTCERT"], f"{where} DB_SSLROOTCERT")
+    return table, labels
+
+
+def _source_table(
+    env: Mapping[str, str], where: str
+) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
+    table: dict[str, Any] = {}
+    labels: dict[tuple[str, str], str] = {}
+
+    def put(key: str, variable: str, value: str | None = None, note: str = "") -> None:
+        table[key] = env[variable] if value is None else value
+        labels["source", key] = f"{where} {variable}{note}"
+
+    if not env.get("S3_BUCKET"):
+        raise SettingsError(f"{where}: S3_ENABLED is true but S3_BUCKET is not set")
+    put("bucket", "S3_BUCKET")
+    if env.get("S3_KEY_PREFIX"):
+        put("key_prefix", "S3_KEY_PREFIX")
+    if env.get("S3_REGION"):
+        put("region", "S3_REGION")
+    else:
+        put("region", "S3_REGION", MASTODON_S3_REGION_DEFAULT, " (unset: Mastodon's default)")
+    if env.get("S3_ENDPOINT"):
+        put("endpoint_url", "S3_ENDPOINT")
+        # With an endpoint Mastodon forces path-style requests unless told otherwise.
+        virtual = env.get("S3_OVERRIDE_PATH_STYLE") == "true"
+        note = "=true" if virtual else " not true, with S3_ENDPOINT"
+        put("addressing_style", "S3_OVERRIDE_PATH_STYLE", "virtual" if virtual else "path", note)
+    keys = [env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")]
+    if any(keys) and not all(keys):
+        raise SettingsError(
+            f"{where}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together"
+        )
+    if all(keys):
+        put("access_key_id", "AWS_ACCESS_KEY_ID")
+        put("secret_access_key", "AWS_SECRET_ACCESS_KEY")
+    return table, labels
+
+
+def mastodon_layer(path: Path) -> SettingsLayer:
+    """The database, the source bucket and the ACL mode from Mastodon's ``.env`` file."""
+    env = parse_dotenv(path)
+    where = path.name
+    database, labels = _database_table(env, where)
+    tables: dict[str, dict[str, Any]] = {"database": database}
+    notes: list[str] = []
+    if env.get("S3_ENABLED") == "true":
+        source, source_labels = _source_table(env, where)
+        tables["source"] = source
+        labels |= source_labels
+        if "S3_PERMISSION" in env and not env["S3_PERMISSION"]:
+            # Mastodon sends no ACL at all: the provider has none (R2, owner-enforced buckets).
+            tables["copy"] = {"acl": "none"}
+            labels["copy", "acl"] = f"{where} S3_PERMISSION (empty: no ACLs)"
+    else:
+        notes.append(
+            f"{where}: S3_ENABLED is not true, so Mastodon keeps media on its local disk "
+            "(or Swift); the source bucket is not taken from it"
+        )
+    return SettingsLayer(f".env {path}", tables, labels, base=path.parent, notes=tuple(notes))
+
+
+def load_settings(
+    config: Path | None, mastodon_env: Path | None, flags: SettingsLayer
+) -> ResolvedSettings:
+    """A command's settings: flags over the config file over Mastodon's ``.env``.
+
+    The ``.env`` is ``mastodon_env`` (the flag), else the config file's ``mastodon_env``.
+    """
+    config_file = config_layer(config) if config is not None else None
+    env_path = mastodon_env or (config_file.mastodon_env if config_file else None)
+    layers = [mastodon_layer(env_path)] if env_path is not None else []
+    if config_file is not None:
+        layers.append(config_file)
+    layers.append(flags)
+    return resolve(layers)

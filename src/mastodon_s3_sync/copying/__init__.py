@@ -1,0 +1,1 @@
+"""Copying one object reference (skip / copy / missing / failed), and verifying a copy."""

@@ -1,0 +1,315 @@
+"""``verify``: prove the destination holds every object the database references, as the
+source has it.
+
+Presence and size come from ordered listings of both buckets (see :mod:`.listing`): about
+two list requests per 1,000 objects. Headers and ACL class are not in listings; they are
+compared with a HEAD and a GetObjectAcl on each side for a random sample of the objects
+(every object with ``sample=None``). A key no listing could answer is asked for directly.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions
+
+from mastodon_s3_sync.cli.report import SHOWN_KEYS, JsonLines
+from mastodon_s3_sync.config.settings import AclMode
+from mastodon_s3_sync.copying.copier import Copier, Sightings, acl_class
+from mastodon_s3_sync.mastodon.layout import ObjectRef
+from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, Listed, Sighting
+from mastodon_s3_sync.storage.s3 import Bucket, RequestCounter
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_SAMPLE = 1000
+COMPARED_HEADERS = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "Metadata",
+)
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+class Problem(StrEnum):
+    """A way the destination can differ from the source."""
+
+    MISSING = "missing"
+    SIZE = "size"
+    HEADER = "header"
+    ACL = "acl"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A referenced object found at the source, and its key at the destination."""
+
+    ref: ObjectRef
+    source_key: str
+    destination_key: str
+
+
+@dataclass
+class VerifyTotals:
+    """What ``verify`` found."""
+
+    objects: int = 0
+    matching: int = 0
+    """At the destination with the source's size."""
+    absent_at_source: int = 0
+    """Referenced, but at the source under no key: nothing to copy (lost before)."""
+    sampled: int = 0
+    """Objects whose headers (and ACL class) were compared."""
+    problems: dict[Problem, int] = field(default_factory=lambda: dict.fromkeys(Problem, 0))
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is missing or different."""
+        return not any(self.problems.values())
+
+
+class Verifier:
+    """Checks references against both buckets; findings are spooled to disk.
+
+    Call :meth:`check` with the references in enumeration order, then
+    :meth:`check_sample` for headers and ACLs.
+    """
+
+    def __init__(
+        self,
+        copier: Copier,
+        acl: AclMode,
+        *,
+        sample: int | None = DEFAULT_SAMPLE,
+        workers: int = 16,
+        seed: int = 0,
+    ) -> None:
+        self._copier = copier
+        self._acl = acl
+        self._sample_size = sample
+        self._random = random.Random(seed)  # noqa: S311 (sampling, not secrets)
+        self._sample: list[Pair] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        self._in_flight = threading.BoundedSemaphore(4 * workers)
+        self._errors: list[BaseException] = []
+        self.requests = RequestCounter()
+        self.requests.attach(copier.source.client)
+        self.requests.attach(copier.destination.client)
+        self._survey = copier.survey()
+        self.totals = VerifyTotals()
+        self.presence_requests: int | None = None
+        """Requests of the presence and size checks (the rest went to the sample); None
+        with ``sample=None``, where both kinds of check run at once."""
+        self.findings = JsonLines()
+        self.first_findings: list[dict[str, Any]] = []
+        self.absent_at_source = JsonLines()
+
+    def check(self, refs: Iterable[ObjectRef], on_object: Callable[[], None] | None = None) -> None:
+        """Presence and size of each reference, in the order given."""
+        for ref in refs:
+            self._check_one(ref, self._survey.sight(ref))
+            if on_object is not None:
+                on_object()
+
+    def _check_one(self, ref: ObjectRef, seen: Sightings) -> None:
+        totals = self.totals
+        totals.objects += 1
+        totals.by_type[str(ref.record_type)] = totals.by_type.get(str(ref.record_type), 0) + 1
+        candidates = (ref.key, *ref.alternates)
+        found = next(
+            (
+                (key, size)
+                for index, key in enumerate(candidates)
+                if (
+                    size := self._size(
+                        self._copier.source, key, _confirmed(seen.of_candidate(index))
+                    )
+                )
+                is not None
+            ),
+            None,
+        )
+        if found is None:
+            totals.absent_at_source += 1
+            self.absent_at_source.add(_entry(ref, ref.key, "at the source under no key"))
+            return
+        source_key, size = found
+        destination_key = self._copier.destination_key(source_key)
+        sighting = seen.destination if source_key == ref.key else UNKNOWN
+        present = self._size(self._copier.destination, destination_key, _confirmed(sighting))
+        if present is None:
+            self._found(Problem.MISSING, ref, destination_key, f"source {source_key} has {size} B")
+        elif present != size:
+            self._found(Problem.SIZE, ref, destination_key, f"{present} B, source {size} B")
+        else:
+            totals.matching += 1
+            self._offer(Pair(ref, source_key, destination_key))
+
+    @staticmethod
+    def _size(bucket: Bucket, key: str, seen: Sighting) -> int | None:
+        if isinstance(seen, Listed):
+            return seen.size
+        head = _head(bucket.client, bucket.name, key)
+        return None if head is None else int(head["ContentLength"])
+
+    def _offer(self, pair: Pair) -> None:
+        """Reservoir sampling: every matching object has the same chance to be checked
+        (with ``sample=None`` each is checked at once, in the pool)."""
+        if self._sample_size is None:
+            self._check_soon(pair)
+            return
+        if len(self._sample) < self._sample_size:
+            self._sample.append(pair)
+            return
+        slot = self._random.randrange(self.totals.matching)
+        if slot < self._sample_size:
+            self._sample[slot] = pair
+
+    def check_sample(self) -> None:
+        """Headers and ACL class of the sampled objects, on both sides, in parallel; raises
+        the first error a check met (a request that failed after its retries)."""
+        if self._sample_size is not None:
+            self.presence_requests = self.requests.total
+        for pair in self._sample:
+            self._check_soon(pair)
+        self._pool.shutdown(wait=True)
+        if self._errors:
+            raise self._errors[0]
+
+    def _check_soon(self, pair: Pair) -> None:
+        self._in_flight.acquire()
+        future = self._pool.submit(self._check_pair, pair)
+        future.add_done_callback(self._checked)
+
+    def _checked(self, future: Future[None]) -> None:
+        self._in_flight.release()
+        error = future.exception()
+        if error is not None:
+            with self._lock:
+                self._errors.append(error)
+
+    def _check_pair(self, pair: Pair) -> None:
+        with self._lock:
+            self.totals.sampled += 1
+        source, destination = self._copier.source, self._copier.destination
+        source_head = _head(source.client, source.name, pair.source_key)
+        destination_head = _head(destination.client, destination.name, pair.destination_key)
+        if source_head is None or destination_head is None:
+            return  # deleted since the listing: not a difference of the copy
+        differences = [
+            f"{name}: {destination_head.get(name)!r}, source {source_head.get(name)!r}"
+            for name in COMPARED_HEADERS
+            if source_head.get(name) != destination_head.get(name)
+        ]
+        if differences:
+            self._found(Problem.HEADER, pair.ref, pair.destination_key, "; ".join(differences))
+        if self._acl == AclMode.NONE:
+            return
+        try:
+            expected = str(self._acl)
+            if self._acl == AclMode.COPY:
+                expected = acl_class(source.client, source.name, pair.source_key)
+            actual = acl_class(destination.client, destination.name, pair.destination_key)
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            detail = f"ACL unreadable ({code}); a provider without ACLs needs --acl none"
+            self._found(Problem.ACL, pair.ref, pair.destination_key, detail)
+            return
+        if actual != expected:
+            self._found(
+                Problem.ACL, pair.ref, pair.destination_key, f"{actual}, expected {expected}"
+            )
+
+    def _found(self, problem: Problem, ref: ObjectRef, key: str, detail: str) -> None:
+        with self._lock:
+            self.totals.problems[problem] += 1
+            entry = {"problem": str(problem), **_entry(ref, key, detail)}
+            self.findings.add(entry)
+            if len(self.first_findings) < SHOWN_KEYS:
+                self.first_findings.append(entry)
+
+    def close(self) -> None:
+        """Stop the checks and remove the spool files."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.findings.close()
+        self.absent_at_source.close()
+
+
+def _confirmed(seen: Sighting) -> Sighting:
+    """An absence decides a finding here: it is asked for again (it is rare)."""
+    return UNKNOWN if seen is ABSENT else seen
+
+
+def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except botocore.exceptions.ClientError as error:
+        if str(error.response.get("Error", {}).get("Code", "")) in _NOT_FOUND:
+            return None
+        raise
+
+
+def _entry(ref: ObjectRef, key: str, detail: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "type": str(ref.record_type),
+        "record_id": str(ref.record_id),
+        "attachment": ref.attachment,
+        "style": ref.style,
+        "detail": detail,
+    }
+
+
+def format_verify(verifier: Verifier, seconds: float) -> str:
+    """The closing summary of ``verify``, with the first few problems."""
+    totals, requests = verifier.totals, verifier.requests
+    presence = verifier.presence_requests
+    cost = ""
+    if presence is not None and totals.objects:
+        cost = f"; presence and size: {presence:,} = {presence * 1000 / totals.objects:,.1f} "
+        cost += "per 1,000 objects"
+    operations = ", ".join(f"{name} {count:,}" for name, count in requests.by_operation.items())
+    problems = totals.problems
+    lines = [
+        f"objects referenced:                  {totals.objects:>12,}",
+        f"  at the destination, same size:     {totals.matching:>12,}",
+        f"  missing at the destination:        {problems[Problem.MISSING]:>12,}",
+        f"  size differs:                      {problems[Problem.SIZE]:>12,}",
+        f"  absent at the source too:          {totals.absent_at_source:>12,}"
+        "  (nothing to copy; in --report)",
+        f"headers and ACL compared on:         {totals.sampled:>12,}",
+        f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
+        f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
+        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
+    ]
+    lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
+    lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
+    return "\n".join(lines)
+
+
+def verify_counts(verifier: Verifier) -> dict[str, Any]:
+    """The counts of the JSON report."""
+    totals = verifier.totals
+    return {
+        "objects": totals.objects,
+        "matching": totals.matching,
+        "absent_at_source": totals.absent_at_source,
+        "sampled": totals.sampled,
+        "problems": {str(problem): count for problem, count in totals.problems.items()},
+        "by_type": totals.by_type,
+        "requests": dict(verifier.requests.by_operation),
+        "presence_requests": verifier.presence_requests,
+    }

@@ -1,0 +1,134 @@
+"""The embedded default: a whole Mastodon media migration on this machine.
+
+A throwaway PostgreSQL holds a generated small Mastodon; two local S3 servers stand for
+the old and the new provider. The source bucket is filled as Mastodon would have filled
+it, including a suspended account's private media, legacy placements and rows whose
+files are gone. The CLI then runs the real ``run`` and ``verify`` against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pg8000.native
+
+from mastodon_s3_sync.config.settings import config_toml
+from mastodon_s3_sync.copying.copier import PRIVATE, acl_class
+from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
+from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+
+DEMO_COUNTS = {"accounts": 200, "media_attachments": 400, "custom_emojis": 40, "preview_cards": 150}
+QUICK_COUNTS = {"accounts": 30, "media_attachments": 60, "custom_emojis": 8, "preview_cards": 20}
+"""``demo --quick``: the same story in a few seconds (the test suite runs it)."""
+SUSPENDED_MEDIA = 12
+"""Media rows given to the suspended account: their objects are private."""
+MISSING_EVERY = 45
+LEGACY_EVERY = 60
+DATABASE = "mastodon_production"
+SOURCE_BUCKET, DESTINATION_BUCKET = "old-provider-media", "new-provider-media"
+
+
+@dataclass
+class Sandbox:
+    """What the demo started, and where to find it."""
+
+    postgres: LocalPostgres
+    source: LocalS3Server
+    destination: LocalS3Server
+    config: Path
+    rows: dict[str, int]
+    manifest: SeedManifest
+
+    def describe(self) -> str:
+        """Connection details, for ``--keep`` and for the log."""
+        return "\n".join(
+            [
+                f"database:    {self.postgres.url(DATABASE)}",
+                f"source:      s3://{SOURCE_BUCKET} at {self.source.endpoint_url}",
+                f"destination: s3://{DESTINATION_BUCKET} at {self.destination.endpoint_url}",
+                f"credentials: {self.source.access_key_id} / {self.source.secret_access_key}",
+                f"config:      {self.config}",
+            ]
+        )
+
+    def private_objects_still_private(self) -> tuple[int, int]:
+        """(private objects at the source, how many of them are private at the destination)."""
+        private = [o.key for o in self.manifest.objects.values() if o.acl == PRIVATE]
+        client = self.destination.client()
+        kept = sum(1 for key in private if acl_class(client, DESTINATION_BUCKET, key) == PRIVATE)
+        return len(private), kept
+
+
+def _suspend_one_account(conn: pg8000.native.Connection) -> set[int]:
+    """Suspend a local account and give it some media: Mastodon made all of it private."""
+    run = conn.run
+    [[account_id]] = run(
+        "SELECT id FROM accounts WHERE domain IS NULL AND avatar_file_name IS NOT NULL "
+        "ORDER BY id LIMIT 1"
+    )
+    run("UPDATE accounts SET suspended_at = now() WHERE id = :id", id=account_id)
+    media = run(
+        "SELECT id FROM media_attachments WHERE remote_url = '' AND file_file_name <> '' "
+        "ORDER BY id LIMIT :n",
+        n=SUSPENDED_MEDIA,
+    )
+    media_ids = [row[0] for row in media]
+    run(
+        "UPDATE media_attachments SET account_id = :a WHERE id = ANY(:ids)",
+        a=account_id,
+        ids=media_ids,
+    )
+    return {int(account_id), *(int(media_id) for media_id in media_ids)}
+
+
+def _refs(conn: pg8000.native.Connection) -> list[ObjectRef]:
+    catalog = Catalog(conn, page_size=1000)
+    return [
+        ref
+        for record_type in RecordType
+        for row in catalog.walk(record_type, CatalogFilter())
+        for ref in row.objects
+    ]
+
+
+@contextlib.contextmanager
+def sandbox(work_dir: Path, counts: dict[str, int] = DEMO_COUNTS) -> Iterator[Sandbox]:
+    """Start and fill everything (``counts`` rows per table); stop it all on exit."""
+    with LocalPostgres() as postgres, MotoS3Server() as source, MotoS3Server() as destination:
+        postgres.create_database(DATABASE)
+        conn = postgres.connect(DATABASE)
+        try:
+            create_schema(conn, SchemaVersion.CURRENT)
+            rows = dict(seed_database(conn, SchemaVersion.CURRENT, counts, seed=2026))
+            private = _suspend_one_account(conn)
+            refs = _refs(conn)
+        finally:
+            conn.close()
+        create_bucket(source.client(), SOURCE_BUCKET)
+        create_bucket(destination.client(), DESTINATION_BUCKET)
+        manifest = seed_bucket(
+            source.client(),
+            SOURCE_BUCKET,
+            refs,
+            seed=2026,
+            private_record_ids=private,
+            missing_every=MISSING_EVERY,
+            legacy_every=LEGACY_EVERY,
+        )
+        config = work_dir / "mastodon-s3-sync.toml"
+        config.write_text(
+            config_toml(
+                postgres.url(DATABASE),
+                source.bucket_settings(SOURCE_BUCKET),
+                destination.bucket_settings(DESTINATION_BUCKET),
+            )
+        )
+        yield Sandbox(postgres, source, destination, config, rows, manifest)

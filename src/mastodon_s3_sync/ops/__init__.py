@@ -1,0 +1,1 @@
+"""Operating a deployed serverless run: start, status, redrive, missing."""

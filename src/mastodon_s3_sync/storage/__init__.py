@@ -1,0 +1,1 @@
+"""Object stores: the S3 clients (botocore and the lean hot-path client), listings, retries."""

@@ -1,0 +1,244 @@
+"""S3 clients for any S3-compatible provider, and a preflight check of each side.
+
+Clients are built once per process (per Lambda container) and passed in.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from mastodon_s3_sync.config.settings import BucketSettings
+from mastodon_s3_sync.errors import SettingsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from mastodon_s3_sync.storage.lean import LeanObjects
+
+RETRY_ATTEMPTS = 10
+"""Attempts per request (throttling, 5xx, dropped connections) with backoff."""
+MAX_BACKOFF_SECONDS = 20.0
+"""Longest wait between two attempts: ten attempts ride out about a minute of outage."""
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+    }
+)
+"""Error codes worth another attempt, whatever the HTTP status."""
+PREFLIGHT_ATTEMPTS = 2
+"""Attempts for the settings check: a wrong endpoint should be reported in seconds."""
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A bucket on one side, with the client that reaches it."""
+
+    client: S3Client
+    name: str
+    key_prefix: str
+    side: str  # "source" or "destination", for messages
+    lean: LeanObjects | None = None
+    """GET/PUT/ACL of single objects without botocore's per-request cost (None: botocore)."""
+
+
+class RequestCounter:
+    """Counts the HTTP requests that clients send, retries included, by operation."""
+
+    def __init__(self) -> None:
+        self.by_operation: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def attach(self, client: S3Client) -> None:
+        """Count every request ``client`` sends from now on."""
+        client.meta.events.register("before-send.s3", self._count)
+
+    def _count(self, event_name: str, **_: object) -> None:
+        # Returning None lets the request go out (a value would stand in for the response).
+        with self._lock:
+            self.by_operation[event_name.rsplit(".", 1)[-1]] += 1
+
+    @property
+    def total(self) -> int:
+        """All requests counted so far."""
+        return sum(self.by_operation.values())
+
+
+def make_client(
+    settings: BucketSettings, max_connections: int, attempts: int = RETRY_ATTEMPTS
+) -> S3Client:
+    """A thread-safe client with retries and the checksum settings non-AWS servers need."""
+    try:
+        session = boto3.session.Session(
+            profile_name=settings.profile,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            region_name=settings.region,
+        )
+    except botocore.exceptions.ProfileNotFound:
+        raise SettingsError(
+            f"profile {settings.profile!r} is not in the AWS config files; "
+            "check the profile setting of this side"
+        ) from None
+    config = Config(
+        retries={"mode": "standard", "max_attempts": attempts},
+        max_pool_connections=max_connections,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        tcp_keepalive=True,
+        # Every upload carries Content-MD5, which the server checks; hashing each body
+        # a second time with SHA-256 for the signature (botocore's default over plain
+        # HTTP) would only cost CPU. Over HTTPS botocore already skips it.
+        s3={"addressing_style": settings.addressing_style, "payload_signing_enabled": False},
+        # Since boto3 1.36 uploads carry CRC32 trailers by default, which several
+        # S3-compatible servers reject; we send Content-MD5 ourselves instead.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    try:
+        client = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+    except ValueError as error:  # e.g. a malformed endpoint URL or region
+        raise SettingsError(f"{error}; check endpoint_url and region of this side") from None
+    # Answered before botocore's own handler, which stops retrying for the whole client
+    # once ~35 errors drained its retry quota: a provider down for a few seconds would
+    # then fail every object in flight instead of costing time.
+    # (The stubs type handlers as returning None; needs-retry handlers return the delay.)
+    client.meta.events.register_first("needs-retry.s3", TransientRetries(attempts))  # type: ignore[arg-type]
+    return client
+
+
+class TransientRetries:
+    """Retries throttling, 5xx answers and broken connections with capped exponential
+    backoff (full jitter), up to ``attempts`` attempts per request, without a retry quota.
+
+    Registered on ``needs-retry``: returns the seconds to wait, or None to leave the
+    decision to botocore's standard handler (other errors, or attempts used up).
+    """
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    def __call__(
+        self,
+        attempts: int,
+        response: tuple[object, dict[str, Any]] | None = None,
+        caught_exception: Exception | None = None,
+        **_: object,
+    ) -> float | None:
+        if attempts >= self.attempts or not _is_transient(response, caught_exception):
+            return None
+        ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempts - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not crypto)
+
+
+def _is_transient(
+    response: tuple[object, dict[str, Any]] | None, caught_exception: Exception | None
+) -> bool:
+    if caught_exception is not None:
+        return isinstance(
+            caught_exception,
+            botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError,
+        )
+    if response is None:
+        return False
+    http_response, parsed = response
+    status = getattr(http_response, "status_code", 0)
+    code = str(parsed.get("Error", {}).get("Code", ""))
+    return status in TRANSIENT_STATUS or code in TRANSIENT_CODES
+
+
+def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSettings) -> bool:
+    """Whether a server-side CopyObject can move bytes without passing through us."""
+    return (
+        source.endpoint_url == destination.endpoint_url
+        and source.region == destination.region
+        and source.profile == destination.profile
+        and source.access_key_id == destination.access_key_id
+        and source.secret_access_key == destination.secret_access_key
+    )
+
+
+def check_bucket(settings: BucketSettings, side: str) -> None:
+    """HeadBucket with few retries, and errors that name the setting to fix."""
+    where = settings.endpoint_url or "AWS S3"
+    bucket = Bucket(make_client(settings, 1, PREFLIGHT_ATTEMPTS), settings.bucket, "", side)
+    try:
+        bucket.client.head_bucket(Bucket=bucket.name)
+    except botocore.exceptions.ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("404", "NoSuchBucket") or status == 404:
+            raise SettingsError(
+                f"{bucket.side} bucket {bucket.name!r} does not exist at {where}; "
+                f"check [{bucket.side}] bucket (or --{bucket.side}) and endpoint_url"
+            ) from None
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise SettingsError(
+                f"{bucket.side} credentials were refused by {where} for bucket {bucket.name!r} "
+                f"({code or status}); check [{bucket.side}] access_key_id/secret_access_key "
+                f"or profile (--{bucket.side}-profile)"
+            ) from None
+        raise SettingsError(
+            f"{bucket.side} bucket {bucket.name!r} at {where} answered {code or status}"
+        ) from None
+    except botocore.exceptions.NoCredentialsError:
+        raise SettingsError(
+            f"no credentials for the {bucket.side}: set [{bucket.side}] access_key_id and "
+            f"secret_access_key, a profile (--{bucket.side}-profile), or AWS_ACCESS_KEY_ID"
+        ) from None
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError):
+        raise SettingsError(
+            f"cannot reach the {bucket.side} endpoint {where}; check [{bucket.side}] "
+            f"endpoint_url (or --{bucket.side}-endpoint-url)"
+        ) from None
+
+
+def check_source_acls(settings: BucketSettings) -> str:
+    """For ``acl = copy``: read one source object's ACL now, with few retries, so that a
+    provider without ``GetObjectAcl`` is a clear error at start instead of a slow failure
+    of every object. An empty or unlistable bucket leaves the check to the copies.
+    Returns what was checked."""
+    where = settings.endpoint_url or "AWS S3"
+    client = make_client(settings, 1, PREFLIGHT_ATTEMPTS)
+    prefix = f"{settings.key_prefix.strip('/')}/" if settings.key_prefix.strip("/") else ""
+    try:
+        listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix, MaxKeys=1)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        return f"no ACL read: the bucket could not be listed ({type(error).__name__})"
+    objects = listed.get("Contents", [])
+    if not objects:
+        return "no object to read an ACL from (empty under this prefix)"
+    key = objects[0]["Key"]
+    try:
+        client.get_object_acl(Bucket=settings.bucket, Key=key)
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code") or error.response.get(
+            "ResponseMetadata", {}
+        ).get("HTTPStatusCode")
+        raise SettingsError(
+            f"--acl copy reads each source object's ACL, but the source at {where} answered "
+            f"GetObjectAcl with {code}: a provider without ACLs needs --acl public-read, "
+            "private or none ([copy] acl)"
+        ) from None
+    return f"object ACLs readable (tried {key!r})"

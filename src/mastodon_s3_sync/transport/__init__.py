@@ -1,0 +1,1 @@
+"""How references travel: the in-process engine, SQS fan-out, the Lambda-edge helpers."""

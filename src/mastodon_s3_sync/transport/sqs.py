@@ -1,0 +1,118 @@
+"""SQS for the fan-out: batched sends that retry the entries SQS reports failed; the client."""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Protocol
+
+import boto3
+from botocore.config import Config
+
+from mastodon_s3_sync.errors import SyncError
+from mastodon_s3_sync.storage.s3 import RETRY_ATTEMPTS
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+
+SQS_BATCH_ENTRIES = 10
+
+
+SQS_BATCH_BYTES = 256 * 1024
+
+
+SEND_ATTEMPTS = 6
+
+
+SENDS_IN_FLIGHT = 4
+
+
+class QueueError(SyncError):
+    """Messages could not be sent to the queue."""
+
+
+class MessageSink(Protocol):
+    """Where message bodies go: SQS, or a list in tests and benchmarks."""
+
+    def send(self, body: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class SqsSink:
+    """Sends bodies with ``SendMessageBatch``: 10 per call, several calls in flight,
+    entries reported ``Failed`` retried with backoff. :meth:`flush` waits for all."""
+
+    def __init__(self, client: SQSClient, queue_url: str, in_flight: int = SENDS_IN_FLIGHT):
+        self._client = client
+        self._queue_url = queue_url
+        self._pool = ThreadPoolExecutor(in_flight, thread_name_prefix="sqs-send")
+        self._pending: list[Future[None]] = []
+        self._batch: list[str] = []
+        self._batch_bytes = 0
+
+    def send(self, body: str) -> None:
+        """Queue one body for sending."""
+        size = len(body.encode())
+        if self._batch and (
+            len(self._batch) == SQS_BATCH_ENTRIES or self._batch_bytes + size > SQS_BATCH_BYTES
+        ):
+            self._submit()
+        self._batch.append(body)
+        self._batch_bytes += size
+
+    def _submit(self) -> None:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        running = []
+        for future in self._pending:
+            if future.done():
+                future.result()  # a failed send stops the enumeration now
+            else:
+                running.append(future)
+        if len(running) >= SENDS_IN_FLIGHT * 2:  # bounded memory: wait for the oldest
+            running.pop(0).result()
+        self._pending = [*running, self._pool.submit(self._send_batch, batch)]
+
+    def _send_batch(self, bodies: list[str]) -> None:
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)
+        ]
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            failed = {item["Id"]: item for item in response.get("Failed", [])}
+            if not failed:
+                return
+            permanent = [item for item in failed.values() if item.get("SenderFault")]
+            if permanent or attempt == SEND_ATTEMPTS:
+                item = (permanent or list(failed.values()))[0]
+                raise QueueError(
+                    f"SQS refused {len(failed)} message(s): {item.get('Code')}: "
+                    f"{item.get('Message', '')}"
+                )
+            entries = [entry for entry in entries if entry["Id"] in failed]
+            time.sleep(min(2**attempt * 0.05, 2) * random.uniform(0.5, 1))  # noqa: S311
+        raise AssertionError("unreachable")
+
+    def flush(self) -> None:
+        """Send what is batched and wait for every call; raises the first failure."""
+        if self._batch:
+            self._submit()
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        """Stop the sender threads."""
+        self._pool.shutdown(wait=True)
+
+
+def make_sqs_client(
+    endpoint_url: str | None, region: str | None, profile: str | None = None
+) -> SQSClient:
+    """An SQS client with the same retry behaviour as the S3 clients."""
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    config = Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS})
+    return session.client("sqs", endpoint_url=endpoint_url, config=config)
