@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.media import CACHE_CONTROL, content_type_for
 from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
-from mastodon_s3_sync.demo.seed import insert_rows
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, objects_for_row
 
 if TYPE_CHECKING:

@@ -23,11 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the functions/ package
 
 import functions.copier.handler as copier_handler
+from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
-from mastodon_s3_sync.demo.seed import generate_rows, insert_rows
+from mastodon_s3_sync.demo.seed import generate_rows
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.transport.enumeration import Cursor, enumerate_to_queue

@@ -20,9 +20,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
-from mastodon_s3_sync.demo.seed import generate_rows, insert_rows
+from mastodon_s3_sync.demo.seed import generate_rows
 from measure import timed
 from versions import freeze_code, frozen_path, machine_description
 

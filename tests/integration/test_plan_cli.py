@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.schema import SchemaVersion
-from mastodon_s3_sync.demo.seed import generate_rows, insert_rows
+from mastodon_s3_sync.demo.seed import generate_rows
 from tests.conftest import MastodonDb
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,10 @@ import pg8000.native
 import pytest
 
 from mastodon_s3_sync.demo import postgres as postgres_module
+from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.postgres import LocalPostgres, LocalPostgresError, find_postgres_binaries
 from mastodon_s3_sync.demo.schema import TABLES, SchemaVersion, table_columns
-from mastodon_s3_sync.demo.seed import generate_rows, insert_rows, seed_database
+from mastodon_s3_sync.demo.seed import generate_rows, seed_database
 from tests.conftest import MastodonDbFactory
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mastodon_s3_sync.config.settings import DatabaseSettings
+from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.postgres import LocalPostgres
-from mastodon_s3_sync.demo.seed import generate_rows, insert_rows
+from mastodon_s3_sync.demo.seed import generate_rows
 from mastodon_s3_sync.errors import DatabaseError, SettingsError
 from mastodon_s3_sync.mastodon.database import connect
 from mastodon_s3_sync.mastodon.tunnel import open_tunnel, parse_host_key
