@@ -15,7 +15,7 @@ import tarfile
 from importlib.metadata import version
 from pathlib import Path
 
-from mastodon_s3_sync.demo.postgres import find_postgres_binaries
+from mastodon_s3_sync.demo.pg_binaries import find_postgres_binaries
 from mastodon_s3_sync.demo.s3servers import find_program
 
 REPOSITORY = Path(__file__).resolve().parents[1]

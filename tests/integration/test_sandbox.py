@@ -16,9 +16,10 @@ import pg8000.exceptions
 import pg8000.native
 import pytest
 
-from mastodon_s3_sync.demo import postgres as postgres_module
+from mastodon_s3_sync.demo import pg_binaries
 from mastodon_s3_sync.demo.loader import insert_rows
-from mastodon_s3_sync.demo.postgres import LocalPostgres, LocalPostgresError, find_postgres_binaries
+from mastodon_s3_sync.demo.pg_binaries import LocalPostgresError, find_postgres_binaries
+from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.schema import TABLES, SchemaVersion, table_columns
 from mastodon_s3_sync.demo.seed import generate_rows, seed_database
 from tests.conftest import MastodonDbFactory
@@ -148,7 +149,7 @@ def test_a_busy_port_fails_with_the_server_log() -> None:
 
 def test_without_postgresql_the_error_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    monkeypatch.setattr(postgres_module, "_DEBIAN_BINDIR_GLOB", "/nonexistent/*/bin")
+    monkeypatch.setattr(pg_binaries, "_DEBIAN_BINDIR_GLOB", "/nonexistent/*/bin")
     monkeypatch.setitem(sys.modules, "pgserver", None)  # makes `import pgserver` fail
 
     with pytest.raises(LocalPostgresError, match="pip install pgserver"):
@@ -166,7 +167,7 @@ def test_falls_back_to_the_binaries_bundled_with_pgserver(
     fake = types.ModuleType("pgserver")
     fake.__file__ = str(tmp_path / "pgserver" / "__init__.py")
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    monkeypatch.setattr(postgres_module, "_DEBIAN_BINDIR_GLOB", "/nonexistent/*/bin")
+    monkeypatch.setattr(pg_binaries, "_DEBIAN_BINDIR_GLOB", "/nonexistent/*/bin")
     monkeypatch.setitem(sys.modules, "pgserver", fake)
 
     found = find_postgres_binaries()
