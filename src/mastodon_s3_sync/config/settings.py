@@ -8,7 +8,6 @@ setting (``[section] key`` in the file, the flag, or the variable) and says how 
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import tomli_w
 
 from mastodon_s3_sync.errors import SettingsError
 
@@ -544,17 +545,14 @@ def config_toml(
     copy: CopySettings | None = None,
 ) -> str:
     """A config file that :func:`load_config` reads back as these settings (demo, tests)."""
-    lines = ["[database]", f"url = {json.dumps(database_url)}"]
+    document: dict[str, Any] = {"database": {"url": database_url}}
     for side, bucket in (("source", source), ("destination", destination)):
-        lines += ["", f"[{side}]"]
-        lines += [
-            f"{name} = {json.dumps(value)}"
-            for name, value in asdict(bucket).items()
-            if value not in (None, "")
-        ]
+        document[side] = {
+            name: value for name, value in asdict(bucket).items() if value not in (None, "")
+        }
     if copy is not None:
-        lines += ["", "[copy]", *(f"{k} = {json.dumps(v)}" for k, v in asdict(copy).items())]
-    return "\n".join(lines) + "\n"
+        document["copy"] = asdict(copy)
+    return tomli_w.dumps(document)
 
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
