@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
+from mastodon_s3_sync.config.layers import STACK_SECTION, load_config
 from mastodon_s3_sync.config.settings import (
     DEFAULT_WORKERS,
-    STACK_SECTION,
     AclMode,
     AddressingStyle,
     BucketSettings,
     Settings,
     SslMode,
-    load_config,
     sslmode_setting,
 )
 from mastodon_s3_sync.contract import (

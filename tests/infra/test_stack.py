@@ -42,9 +42,8 @@ from infra.stack import (
     VISIBILITY_TIMEOUT_FACTOR,
 )
 from mastodon_s3_sync.config.lambda_env import (
-    acl_mode,
     bucket_settings,
-    copier_threads,
+    copy_settings,
     database_settings,
     time_guard_seconds,
 )
@@ -334,8 +333,8 @@ def test_copier_environment_is_what_the_handler_reads(synthesized: Synthesized) 
         assert settings.addressing_style == side.addressing_style
         assert (settings.access_key_id is None) == side.uses_role
     assert read == [side.credentials_secret_arn for side in config.sides() if not side.uses_role]
-    assert acl_mode(environment) == AclMode(config.acl)
-    assert copier_threads(environment) == config.copier_threads
+    assert copy_settings(environment).acl == AclMode(config.acl)
+    assert copy_settings(environment).workers == config.copier_threads
     assert time_guard_seconds(environment) == config.time_guard_seconds
     # the CLI's credentials never reach the function
     assert not any("ACCESS_KEY" in name or "PROFILE" in name for name in environment)

@@ -14,7 +14,8 @@ from typing import TextIO
 import botocore.exceptions
 import pg8000.exceptions
 
-from mastodon_s3_sync.config.settings import BucketSettings, ResolvedSettings, Settings
+from mastodon_s3_sync.config.layers import ResolvedSettings
+from mastodon_s3_sync.config.settings import BucketSettings, Settings
 from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
 from mastodon_s3_sync.mastodon.catalog import Catalog
 from mastodon_s3_sync.mastodon.database import SqlConnection, open_database
