@@ -26,13 +26,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from infra.app import add_checks
 from infra.bundling import HANDLER, PYTHON_VERSION
-from infra.config import (
-    DEFAULT_CONFIG_NAME,
-    DEFAULT_MAX_CONCURRENCY,
-    STACK_KEYS,
-    config_path,
-    load_stack_config,
-)
+from infra.config import DEFAULT_CONFIG_NAME, config_path, load_stack_config
 from infra.stack import (
     COPY_QUEUE_RETENTION,
     DEAD_LETTER_RETENTION,
@@ -48,6 +42,7 @@ from mastodon_s3_sync.config.lambda_env import (
     time_guard_seconds,
 )
 from mastodon_s3_sync.config.settings import AclMode
+from mastodon_s3_sync.config.stack import DEFAULT_MAX_CONCURRENCY, STACK_KEYS
 from mastodon_s3_sync.contract import QUEUE_URL
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.layout import RecordType, apply_key_prefix

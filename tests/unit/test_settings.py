@@ -14,10 +14,8 @@ from mastodon_s3_sync.config.settings import (
     BucketSettings,
     CopySettings,
     DatabaseSettings,
-    parse_database_url,
-    parse_s3_url,
-    parse_since,
 )
+from mastodon_s3_sync.config.values import parse_database_url, parse_s3_url, parse_since
 from mastodon_s3_sync.errors import SettingsError
 
 

@@ -34,6 +34,7 @@ from mastodon_s3_sync.cli.report import (
     write_json_report,
     write_report,
 )
+from mastodon_s3_sync.config.checks import endpoint_setting
 from mastodon_s3_sync.config.layers import ResolvedSettings, SettingsLayer
 from mastodon_s3_sync.config.mastodon_env import load_settings
 from mastodon_s3_sync.config.settings import (
@@ -44,11 +45,8 @@ from mastodon_s3_sync.config.settings import (
     AclMode,
     BucketSettings,
     Settings,
-    endpoint_setting,
-    parse_database_url,
-    parse_s3_url,
-    parse_since,
 )
+from mastodon_s3_sync.config.values import parse_database_url, parse_s3_url, parse_since
 from mastodon_s3_sync.copying.copier import CopyOptions, CopyResult, Survey
 from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
 from mastodon_s3_sync.copying.verify import DEFAULT_SAMPLE, Verifier, format_verify, verify_counts

@@ -17,9 +17,9 @@ from mastodon_s3_sync.config.settings import (
     CopySettings,
     DatabaseSettings,
     SshSettings,
-    parse_database_url,
     validated,
 )
+from mastodon_s3_sync.config.values import parse_database_url
 from mastodon_s3_sync.contract import (
     ACL,
     BASTION_SECRET_ARN,

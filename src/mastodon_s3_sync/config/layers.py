@@ -25,9 +25,10 @@ from mastodon_s3_sync.config.settings import (
     BucketSettings,
     CopySettings,
     Settings,
-    parse_database_url,
     validated,
 )
+from mastodon_s3_sync.config.stack import MISSING_SECRET_ARN, STACK_KEYS
+from mastodon_s3_sync.config.values import parse_database_url
 from mastodon_s3_sync.errors import SettingsError
 
 CONNECTION_KEYS = frozenset(
@@ -100,6 +101,8 @@ class ResolvedSettings:
 
 
 def _missing(section: str, key: str | None) -> str:
+    if section == STACK_SECTION:
+        return MISSING_SECRET_ARN
     if section in ("source", "destination"):
         return ' is missing: set bucket = "BUCKET-NAME"'
     if section == "database":
@@ -213,22 +216,25 @@ def _bastion_fields(table: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path, flag: str = "--config") -> dict[str, Any]:
     """The TOML document of ``--config``; errors name the flag and the file."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SettingsError(f"--config: file {str(path)!r} does not exist") from None
+        raise SettingsError(f"{flag}: file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise SettingsError(f"--config: cannot read {str(path)!r}: {error}") from None
+        raise SettingsError(f"{flag}: cannot read {str(path)!r}: {error}") from None
     except tomllib.TOMLDecodeError as error:
-        raise SettingsError(f"--config: {str(path)!r} is not valid TOML: {error}") from None
+        raise SettingsError(f"{flag}: {str(path)!r} is not valid TOML: {error}") from None
 
 
-def config_layer(path: Path) -> SettingsLayer:
-    """Read a TOML config file (see README, "Configuration") as a layer, checking its shape."""
-    document = read_config_file(path)
-    tables: dict[str, Mapping[str, Any]] = {}
+def config_layer(path: Path, flag: str = "--config", stack: bool = False) -> SettingsLayer:
+    """Read a TOML config file (see README, "Configuration") as a layer, checking its shape.
+
+    ``stack``: keep the ``[stack]`` table (the CDK app's; the CLI leaves it out), even empty.
+    """
+    document = read_config_file(path, flag)
+    tables: dict[str, Mapping[str, Any]] = {STACK_SECTION: {}} if stack else {}
     mastodon_env = None
     for section, value in document.items():
         if section == MASTODON_ENV_KEY:
@@ -247,9 +253,17 @@ def config_layer(path: Path) -> SettingsLayer:
             )
         if not isinstance(value, dict):
             raise SettingsError(f"{path}: {section} must be a [{section}] table")
+        known = STACK_KEYS if section == STACK_SECTION else CONFIG_KEYS[section]
+        unknown = sorted(set(value) - known)
         if section == STACK_SECTION:
-            continue  # read and checked by the CDK app (infra/)
-        unknown = sorted(set(value) - CONFIG_KEYS[section])
+            if stack and unknown:
+                raise SettingsError(
+                    f"[stack] unknown key(s): {', '.join(unknown)}; "
+                    f"known keys: {', '.join(sorted(STACK_KEYS))}"
+                )
+            if stack:
+                tables[section] = value
+            continue
         if unknown:
             raise SettingsError(
                 f"{path}: unknown key(s) in [{section}]: {', '.join(unknown)}; "
@@ -259,9 +273,12 @@ def config_layer(path: Path) -> SettingsLayer:
     return SettingsLayer(f"config {path}", tables, base=path.parent, mastodon_env=mastodon_env)
 
 
-def load_config(path: Path) -> Settings:
-    """Read a TOML config file (see README, "Configuration") into Settings."""
-    return resolve([config_layer(path)]).settings
+def load_config(path: Path, flag: str = "--config", stack: bool = False) -> Settings:
+    """Read a TOML config file (see README, "Configuration") into Settings.
+
+    ``stack``: with its ``[stack]`` section checked too (for the CDK app, ``-c config=PATH``).
+    """
+    return resolve([config_layer(path, flag, stack)]).settings
 
 
 def config_toml(

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from mastodon_s3_sync.config.checks import SslMode
 from mastodon_s3_sync.config.layers import ResolvedSettings, SettingsLayer, config_layer, resolve
-from mastodon_s3_sync.config.settings import DEFAULT_PORT, URL_FORM, SslMode, parse_database_url
+from mastodon_s3_sync.config.settings import DEFAULT_PORT, URL_FORM
+from mastodon_s3_sync.config.values import parse_database_url
 from mastodon_s3_sync.errors import SettingsError
 
 MASTODON_DB_DEFAULTS = {
