@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from mastodon_s3_sync.config.checks import AddressingStyle, SslMode
+from mastodon_s3_sync.config.checks import DEFAULT_PORT, DEFAULT_SSH_PORT, AddressingStyle, SslMode
 from mastodon_s3_sync.config.layers import load_config
 from mastodon_s3_sync.config.settings import (
     DEFAULT_WORKERS,
@@ -23,10 +23,8 @@ from mastodon_s3_sync.config.settings import (
     Settings,
 )
 from mastodon_s3_sync.config.stack import (
-    DEFAULT_BASTION_PORT,
     DEFAULT_BATCH_SIZE,
     DEFAULT_COPIER_MEMORY_MB,
-    DEFAULT_DATABASE_PORT,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_QUEUE_AGE_ALARM_HOURS,
@@ -109,7 +107,7 @@ class VpcPlacement:
     vpc_id: str
     subnet_ids: tuple[str, ...]
     database_security_group_id: str | None = None
-    database_port: int = DEFAULT_DATABASE_PORT
+    database_port: int = DEFAULT_PORT
     bastion_port: int | None = None
     """Outbound SSH to a bastion inside the VPC (only with ``bastion_secret_arn``)."""
 
@@ -254,8 +252,8 @@ def _vpc(stack: StackSettings) -> VpcPlacement | None:
         vpc_id=stack.vpc_id,
         subnet_ids=stack.subnet_ids,
         database_security_group_id=stack.database_security_group_id,
-        database_port=stack.database_port or DEFAULT_DATABASE_PORT,
+        database_port=stack.database_port or DEFAULT_PORT,
         bastion_port=(
-            (stack.bastion_port or DEFAULT_BASTION_PORT) if stack.bastion_secret_arn else None
+            (stack.bastion_port or DEFAULT_SSH_PORT) if stack.bastion_secret_arn else None
         ),
     )

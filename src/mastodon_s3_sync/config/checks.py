@@ -18,6 +18,8 @@ from mastodon_s3_sync.errors import SettingsError
 
 SslMode = Literal["disable", "require", "verify-ca", "verify-full"]
 AddressingStyle = Literal["auto", "path", "virtual"]
+DEFAULT_PORT = 5432  # PostgreSQL's
+DEFAULT_SSH_PORT = 22
 SECTION_CONFIG = ConfigDict(extra="forbid")
 MISSING = "missing"  # pydantic's error type for a required value, also used for ""
 

@@ -10,9 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+from mastodon_s3_sync.config.checks import DEFAULT_PORT, DEFAULT_SSH_PORT
 from mastodon_s3_sync.config.settings import (
-    DEFAULT_PORT,
-    DEFAULT_SSH_PORT,
     BucketSettings,
     CopySettings,
     DatabaseSettings,

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from dotenv.parser import Binding, parse_stream
 
-from mastodon_s3_sync.config.checks import SslMode
+from mastodon_s3_sync.config.checks import DEFAULT_PORT, SslMode
 from mastodon_s3_sync.config.layers import ResolvedSettings, SettingsLayer, config_layer, resolve
-from mastodon_s3_sync.config.settings import DEFAULT_PORT, URL_FORM
+from mastodon_s3_sync.config.settings import URL_FORM
 from mastodon_s3_sync.config.values import parse_database_url
 from mastodon_s3_sync.errors import SettingsError
 

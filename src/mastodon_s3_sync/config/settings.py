@@ -21,6 +21,8 @@ from pydantic.dataclasses import dataclass
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mastodon_s3_sync.config.checks import (
+    DEFAULT_PORT,
+    DEFAULT_SSH_PORT,
     SECTION_CONFIG,
     AddressingStyle,
     SettingName,
@@ -47,8 +49,6 @@ class AclMode(StrEnum):
 
 
 MIB = 1024 * 1024
-DEFAULT_PORT = 5432
-DEFAULT_SSH_PORT = 22
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 100_000
 DEFAULT_WORKERS = 16

@@ -6,8 +6,14 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from mastodon_s3_sync.config.checks import bucket_name, named, port, sslmode_setting
-from mastodon_s3_sync.config.settings import DEFAULT_PORT, URL_FORM, DatabaseSettings
+from mastodon_s3_sync.config.checks import (
+    DEFAULT_PORT,
+    bucket_name,
+    named,
+    port,
+    sslmode_setting,
+)
+from mastodon_s3_sync.config.settings import URL_FORM, DatabaseSettings
 from mastodon_s3_sync.errors import SettingsError
 
 
