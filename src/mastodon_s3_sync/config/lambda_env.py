@@ -1,6 +1,8 @@
 """Settings of the Lambda functions: from their MSS_* environment variables and Secrets Manager.
 
 The handlers pass ``os.environ`` and a secret reader in, so this module never reads either.
+Each section is checked by the same settings model as the CLI's; errors name the variable
+(``environment variable MSS_ACL: …``) instead of a config file key.
 """
 
 from __future__ import annotations
