@@ -57,7 +57,8 @@ from dataset import (
     upload,
     upload_large,
 )
-from mastodon_s3_sync.config.settings import BucketSettings, config_toml
+from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server, find_program

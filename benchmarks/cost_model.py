@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # infra/
 
-from infra.config import DEFAULT_BATCH_SIZE, DEFAULT_COPIER_MEMORY_MB
+from mastodon_s3_sync.config.stack import DEFAULT_BATCH_SIZE, DEFAULT_COPIER_MEMORY_MB
 from summary import DELAY_MODE, DIRECT_MODE, Summary, summarize
 
 RESULTS = Path(__file__).parent / "results"

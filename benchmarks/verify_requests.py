@@ -19,7 +19,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mastodon_s3_sync.config.settings import AclMode, CopySettings, config_toml
+from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import AclMode, CopySettings
 from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import RcloneS3Server

@@ -76,10 +76,12 @@ DISTRIBUTIONS: Mapping[str, tuple[str, ...]] = {
     # boto3 is bundled rather than taken from the runtime: the code needs botocore >= 1.36
     # (request_checksum_calculation), and the SDK the runtime includes is whatever AWS last
     # put there; the asset's copy comes first on sys.path (/var/task).
-    "copier": ("boto3", "pg8000", "aws-lambda-powertools"),
+    # Both read their settings through the settings model (pydantic-settings, with pydantic
+    # and pydantic-core as a binary wheel).
+    "copier": ("boto3", "pg8000", "aws-lambda-powertools", "pydantic-settings"),
     # The enumerator also reaches the database through an SSH bastion (tunnel: paramiko,
     # with cryptography, bcrypt and PyNaCl as binary wheels).
-    "enumerator": ("boto3", "pg8000", "aws-lambda-powertools", "paramiko"),
+    "enumerator": ("boto3", "pg8000", "aws-lambda-powertools", "paramiko", "pydantic-settings"),
 }
 """Distributions each function installs; their specs come from ``pyproject.toml``."""
 

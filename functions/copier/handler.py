@@ -26,9 +26,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mastodon_s3_sync.config.lambda_env import (
-    acl_mode,
     bucket_settings,
-    copier_threads,
+    copy_settings,
     time_guard_seconds,
 )
 from mastodon_s3_sync.copying.copier import Copier, CopyOptions, CopyResult
@@ -54,11 +53,11 @@ def read_secret(arn: str) -> dict[str, Any]:
 def runtime() -> tuple[Copier, ThreadPoolExecutor]:
     """The copier and its threads, built once per container from the environment."""
     return_large_buffers_to_the_os()
-    threads = copier_threads(os.environ)
+    copy = copy_settings(os.environ)
     source = bucket_settings(os.environ, "source", read_secret)
     destination = bucket_settings(os.environ, "destination", read_secret)
-    copier = build_copier(source, destination, CopyOptions(acl=acl_mode(os.environ)), threads)
-    return copier, ThreadPoolExecutor(threads, thread_name_prefix="copier")
+    copier = build_copier(source, destination, CopyOptions(copy), copy.workers)
+    return copier, ThreadPoolExecutor(copy.workers, thread_name_prefix="copier")
 
 
 def report(message: CopyMessage, results: Sequence[CopyResult]) -> None:

@@ -22,7 +22,8 @@ import pytest
 import functions.copier.handler as copier_handler
 import functions.enumerator.handler as enumerator_handler
 from mastodon_s3_sync import cli
-from mastodon_s3_sync.config.settings import AclMode, BucketSettings, config_toml
+from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import AclMode, BucketSettings, CopySettings
 from mastodon_s3_sync.copying.copier import Copier, CopyOptions
 from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
@@ -318,7 +319,7 @@ def test_strange_file_names_never_address_outside_the_destination_prefix() -> No
     copier = Copier(
         Bucket(client, "nowhere", "", "source"),
         Bucket(client, "nowhere", DESTINATION_PREFIX, "destination"),
-        CopyOptions(acl=AclMode.NONE),
+        CopyOptions(CopySettings(acl=AclMode.NONE)),
     )
     refused = 0
     for label, ref in strange_refs():

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mastodon_s3_sync.config.settings import AclMode, BucketSettings
+from mastodon_s3_sync.config.settings import AclMode, BucketSettings, CopySettings
 from mastodon_s3_sync.copying.copier import CopyOptions
 from mastodon_s3_sync.demo.s3servers import REGION, MotoS3Server
 from mastodon_s3_sync.mastodon.layout import RecordType
@@ -80,7 +80,7 @@ def test_duplicate_deliveries_end_as_one_clean_delivery(
         other_container = build_copier(
             side(sides.source_bucket, sides.provider_a.endpoint_url),
             side(sides.destination_bucket, proxy.url),
-            CopyOptions(acl=AclMode.COPY),
+            CopyOptions(CopySettings(acl=AclMode.COPY)),
             threads=4,
         )
         outcomes: list[Outcome] = []

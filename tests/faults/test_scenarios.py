@@ -24,7 +24,8 @@ from typing import Any
 import pg8000.native
 import pytest
 
-from mastodon_s3_sync.config.settings import CopySettings, config_toml
+from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import CopySettings
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
@@ -51,7 +52,7 @@ MIB = 1024 * 1024
 COUNTS = {"accounts": 24, "media_attachments": 45, "custom_emojis": 8, "preview_cards": 16}
 LARGE_VIDEOS = 3
 LARGE_SIZE = 12 * MIB
-MULTIPART = CopySettings(workers=8, multipart_threshold_mib=8, part_size_mib=5)
+MULTIPART = CopySettings(workers=8, multipart_threshold_bytes=8 * MIB, part_size_bytes=5 * MIB)
 # Object operations; HeadBucket is left alone (the start-up check has its own scenario).
 OBJECT_OPERATIONS = (
     Operation.GET,

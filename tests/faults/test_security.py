@@ -20,7 +20,8 @@ import pytest
 
 import functions.copier.handler as copier_handler
 import functions.enumerator.handler as enumerator_handler
-from mastodon_s3_sync.config.settings import BucketSettings, config_toml
+from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server

@@ -26,13 +26,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from infra.app import add_checks
 from infra.bundling import HANDLER, PYTHON_VERSION
-from infra.config import (
-    DEFAULT_CONFIG_NAME,
-    DEFAULT_MAX_CONCURRENCY,
-    STACK_KEYS,
-    config_path,
-    load_stack_config,
-)
+from infra.config import DEFAULT_CONFIG_NAME, config_path, load_stack_config
 from infra.stack import (
     COPY_QUEUE_RETENTION,
     DEAD_LETTER_RETENTION,
@@ -42,13 +36,13 @@ from infra.stack import (
     VISIBILITY_TIMEOUT_FACTOR,
 )
 from mastodon_s3_sync.config.lambda_env import (
-    acl_mode,
     bucket_settings,
-    copier_threads,
+    copy_settings,
     database_settings,
     time_guard_seconds,
 )
 from mastodon_s3_sync.config.settings import AclMode
+from mastodon_s3_sync.config.stack import DEFAULT_MAX_CONCURRENCY, STACK_KEYS
 from mastodon_s3_sync.contract import QUEUE_URL
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.layout import RecordType, apply_key_prefix
@@ -334,8 +328,8 @@ def test_copier_environment_is_what_the_handler_reads(synthesized: Synthesized) 
         assert settings.addressing_style == side.addressing_style
         assert (settings.access_key_id is None) == side.uses_role
     assert read == [side.credentials_secret_arn for side in config.sides() if not side.uses_role]
-    assert acl_mode(environment) == AclMode(config.acl)
-    assert copier_threads(environment) == config.copier_threads
+    assert copy_settings(environment).acl == AclMode(config.acl)
+    assert copy_settings(environment).workers == config.copier_threads
     assert time_guard_seconds(environment) == config.time_guard_seconds
     # the CLI's credentials never reach the function
     assert not any("ACCESS_KEY" in name or "PROFILE" in name for name in environment)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mastodon_s3_sync.config.settings import DatabaseSettings, parse_database_url
+from mastodon_s3_sync.config.settings import DatabaseSettings
+from mastodon_s3_sync.config.values import parse_database_url
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.errors import DatabaseError, SettingsError
 from mastodon_s3_sync.mastodon.database import connect

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from mastodon_s3_sync.config.settings import config_toml
+from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mastodon_s3_sync.config.settings import AclMode, CopySettings, config_toml
+from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import AclMode, CopySettings
 from mastodon_s3_sync.copying.copier import Copier, CopyOptions
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
@@ -226,7 +227,7 @@ def test_fixed_acl_modes(
     copier = Copier(
         Bucket(source.client(), source_bucket, "", "source"),
         Bucket(destination.client(), destination_bucket, "", "destination"),
-        CopyOptions(acl=mode),
+        CopyOptions(CopySettings(acl=mode)),
     )
     assert {copier.copy(ref).outcome for ref in refs} == {Outcome.COPIED}
     client = destination.client()
@@ -251,7 +252,11 @@ def test_multipart_copy_of_a_large_object_leaves_no_upload_behind(
     copier = Copier(
         Bucket(source.client(), source_bucket, "", "source"),
         Bucket(destination.client(), destination_bucket, "", "destination"),
-        CopyOptions(acl=AclMode.COPY, multipart_threshold=8 * MIB, part_size=8 * MIB),
+        CopyOptions(
+            CopySettings(
+                acl=AclMode.COPY, multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB
+            )
+        ),
     )
     result = copier.copy(ref)
     assert (result.outcome, result.bytes_copied) == (Outcome.COPIED, 21 * MIB)
@@ -361,7 +366,7 @@ def test_interrupting_leaves_no_partial_object_and_a_rerun_completes(
         large_sizes=True,
         multipart_threshold=15 * MIB,
     )
-    multipart = CopySettings(multipart_threshold_mib=8, part_size_mib=8)
+    multipart = CopySettings(multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB)
     config, report = migration.config(tmp_path, copy=multipart), tmp_path / "report.json"
     command = [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)]
     command += ["--workers", "3", "--report", str(report)]

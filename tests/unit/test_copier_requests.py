@@ -14,7 +14,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from mastodon_s3_sync.config.settings import AclMode
+from mastodon_s3_sync.config.settings import AclMode, CopySettings
 from mastodon_s3_sync.copying.copier import Copier, CopyOptions
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
@@ -52,12 +52,14 @@ def copier(
     *,
     source_prefix: str = "",
     destination_prefix: str = "",
-    **options: Any,
+    force: bool = False,
+    server_side: bool = False,
+    **settings: Any,
 ) -> Copier:
     return Copier(
         Bucket(source, "old", source_prefix, "source"),
         Bucket(destination, "new", destination_prefix, "destination"),
-        CopyOptions(**options),
+        CopyOptions(CopySettings(**settings), force=force, server_side=server_side),
     )
 
 
@@ -273,7 +275,11 @@ def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
     destination_stub.add_response(
         "abort_multipart_upload", {}, {"Bucket": "new", "Key": KEY, "UploadId": "u1"}
     )
-    options: dict[str, Any] = {"acl": AclMode.NONE, "multipart_threshold": 4096, "part_size": 4096}
+    options: dict[str, Any] = {
+        "acl": AclMode.NONE,
+        "multipart_threshold_bytes": 4096,
+        "part_size_bytes": 4096,
+    }
     result = copier(source, destination, **options).copy_or_fail(REF)
     assert result.outcome == Outcome.FAILED
     assert "InternalError" in result.reason

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from mastodon_s3_sync.config.layers import SettingsLayer, resolve
 from mastodon_s3_sync.config.mastodon_env import load_settings, mastodon_layer, parse_dotenv
-from mastodon_s3_sync.config.settings import BucketSettings, SettingsLayer, resolve
+from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.errors import SettingsError
 
 NO_FLAGS = SettingsLayer("flags", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mastodon_s3_sync.config.settings import CONFIG_KEYS, MASTODON_ENV_KEY
+from mastodon_s3_sync.config.layers import CONFIG_KEYS, MASTODON_ENV_KEY
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

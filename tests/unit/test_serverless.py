@@ -11,7 +11,7 @@ import pytest
 from mastodon_s3_sync.config.lambda_env import (
     bastion_settings,
     bucket_settings,
-    copier_threads,
+    copy_settings,
     database_settings,
     time_guard_seconds,
 )
@@ -92,11 +92,14 @@ def test_bastion_and_bucket_secrets() -> None:
 
 
 def test_numbers_from_the_environment() -> None:
-    assert copier_threads({}) == 16
-    assert copier_threads({"MSS_COPIER_THREADS": "64"}) == 64
+    assert copy_settings({}).workers == 16
+    assert copy_settings({"MSS_COPIER_THREADS": "64"}).workers == 64
+    assert copy_settings({"MSS_ACL": "none"}).acl == "none"
     assert time_guard_seconds({"MSS_TIME_GUARD_SECONDS": "120"}) == 120.0
     with pytest.raises(SettingsError, match="MSS_COPIER_THREADS"):
-        copier_threads({"MSS_COPIER_THREADS": "0"})
+        copy_settings({"MSS_COPIER_THREADS": "0"})
+    with pytest.raises(SettingsError, match="MSS_ACL"):
+        copy_settings({"MSS_ACL": "public"})
     with pytest.raises(SettingsError, match="MSS_TIME_GUARD_SECONDS"):
         time_guard_seconds({"MSS_TIME_GUARD_SECONDS": "soon"})
 

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from mastodon_s3_sync.config.layers import config_toml, load_config
 from mastodon_s3_sync.config.settings import (
+    MIB,
     AclMode,
     BucketSettings,
     CopySettings,
     DatabaseSettings,
-    config_toml,
-    load_config,
-    parse_database_url,
-    parse_s3_url,
-    parse_since,
 )
+from mastodon_s3_sync.config.values import parse_database_url, parse_s3_url, parse_since
 from mastodon_s3_sync.errors import SettingsError
 
 
@@ -187,7 +185,9 @@ def test_config_toml_reads_back_as_the_same_settings(tmp_path: Path) -> None:
         addressing_style="path",
     )
     destination = BucketSettings(bucket="new")
-    copy = CopySettings(acl=AclMode.NONE, workers=4, multipart_threshold_mib=8, part_size_mib=8)
+    copy = CopySettings(
+        acl=AclMode.NONE, workers=4, multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB
+    )
     url = "postgresql://mastodon:pw@127.0.0.1:5432/mastodon"
     settings = load_config(write(tmp_path, config_toml(url, source, destination, copy)))
     assert (settings.source, settings.destination, settings.copy) == (source, destination, copy)

@@ -34,6 +34,8 @@ from mastodon_s3_sync.cli.report import (
     write_json_report,
     write_report,
 )
+from mastodon_s3_sync.config.checks import endpoint_setting
+from mastodon_s3_sync.config.layers import ResolvedSettings, SettingsLayer
 from mastodon_s3_sync.config.mastodon_env import load_settings
 from mastodon_s3_sync.config.settings import (
     DEFAULT_WORKERS,
@@ -42,15 +44,10 @@ from mastodon_s3_sync.config.settings import (
     URL_FORM,
     AclMode,
     BucketSettings,
-    ResolvedSettings,
     Settings,
-    SettingsLayer,
-    endpoint_setting,
-    parse_database_url,
-    parse_s3_url,
-    parse_since,
 )
-from mastodon_s3_sync.copying.copier import MIB, CopyOptions, CopyResult, Survey
+from mastodon_s3_sync.config.values import parse_database_url, parse_s3_url, parse_since
+from mastodon_s3_sync.copying.copier import CopyOptions, CopyResult, Survey
 from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
 from mastodon_s3_sync.copying.verify import DEFAULT_SAMPLE, Verifier, format_verify, verify_counts
 from mastodon_s3_sync.errors import SettingsError, SyncError
@@ -478,13 +475,9 @@ def run_copy(args: argparse.Namespace, stderr: TextIO) -> int:
     source, destination = _checked_buckets(settings)
     acl, workers = settings.copy.acl, settings.copy.workers
     stop = threading.Event()
-    options = CopyOptions(
-        acl=acl,
-        force=args.force,
-        multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
-        part_size=settings.copy.part_size_mib * MIB,
+    copier = build_copier(
+        source, destination, CopyOptions(settings.copy, force=args.force), workers, stop
     )
-    copier = build_copier(source, destination, options, workers, stop)
     log = OutcomeLog()
     display = RunDisplay(stderr, log, live=stderr.isatty())
     started, clock = datetime.now(UTC), time.monotonic()
@@ -538,7 +531,7 @@ def run_verify(args: argparse.Namespace, stderr: TextIO) -> int:
     database = settings.require_database()
     source, destination = _checked_buckets(settings)
     acl, workers = settings.copy.acl, settings.copy.workers
-    copier = build_copier(source, destination, CopyOptions(acl=acl), workers)
+    copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
     verifier = Verifier(copier, acl, sample=None if args.full else args.sample, workers=workers)
     bars = _progress_bars(stderr)
     started, clock = datetime.now(UTC), time.monotonic()
@@ -626,15 +619,11 @@ def run_worker_command(args: argparse.Namespace, stderr: TextIO) -> int:
     """``worker``: the copier side of the fan-out, on any machine."""
     settings = resolved_from_args(args).settings
     source, destination = _checked_buckets(settings)
-    acl, workers = settings.copy.acl, settings.copy.workers
+    workers = settings.copy.workers
     stop = threading.Event()
-    options = CopyOptions(
-        acl=acl,
-        force=args.force,
-        multipart_threshold=settings.copy.multipart_threshold_mib * MIB,
-        part_size=settings.copy.part_size_mib * MIB,
+    copier = build_copier(
+        source, destination, CopyOptions(settings.copy, force=args.force), workers, stop
     )
-    copier = build_copier(source, destination, options, workers, stop)
     log = OutcomeLog()
 
     def heard(message_id: str, results: Sequence[CopyResult], error: str) -> None:

@@ -14,7 +14,8 @@ from typing import TextIO
 import botocore.exceptions
 import pg8000.exceptions
 
-from mastodon_s3_sync.config.settings import BucketSettings, ResolvedSettings, Settings
+from mastodon_s3_sync.config.layers import FILE_KEYS, ResolvedSettings
+from mastodon_s3_sync.config.settings import MIB, BucketSettings, Settings
 from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
 from mastodon_s3_sync.mastodon.catalog import Catalog
 from mastodon_s3_sync.mastodon.database import SqlConnection, open_database
@@ -56,7 +57,9 @@ def settings_lines(resolved: ResolvedSettings) -> list[str]:
             lines.append("  (not configured)")
             continue
         for item in fields(value):
-            setting = getattr(value, item.name)
+            setting, shown_name = getattr(value, item.name), item.name
+            if item.name.endswith("_bytes"):  # as the config file says it: in MiB
+                setting, shown_name = setting // MIB, FILE_KEYS[item.name]
             if setting is None or setting == "":
                 shown = "(none)"
             elif item.name in SECRET_FIELDS:
@@ -64,7 +67,7 @@ def settings_lines(resolved: ResolvedSettings) -> list[str]:
             else:
                 shown = str(setting)
             origin = resolved.origins.get(f"{section}.{item.name}", "default")
-            lines.append(f"  {item.name:<24} {shown:<40} <- {origin}")
+            lines.append(f"  {shown_name:<24} {shown:<40} <- {origin}")
     return lines
 
 

@@ -14,7 +14,8 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
-from mastodon_s3_sync.config.settings import endpoint_setting, parse_since
+from mastodon_s3_sync.config.checks import endpoint_setting
+from mastodon_s3_sync.config.values import parse_since
 from mastodon_s3_sync.contract import DEFAULT_STACK_NAME
 from mastodon_s3_sync.errors import SettingsError, SyncError
 from mastodon_s3_sync.ops.operations import (

@@ -1,28 +1,26 @@
 """Settings of the Lambda functions: from their MSS_* environment variables and Secrets Manager.
 
 The handlers pass ``os.environ`` and a secret reader in, so this module never reads either.
+Each section is checked by the same settings model as the CLI's; errors name the variable
+(``environment variable MSS_ACL: …``) instead of a config file key.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
+from mastodon_s3_sync.config.checks import DEFAULT_PORT, DEFAULT_SSH_PORT
 from mastodon_s3_sync.config.settings import (
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_WORKERS,
-    MAX_PAGE_SIZE,
-    MAX_WORKERS,
-    AclMode,
     BucketSettings,
+    CopySettings,
     DatabaseSettings,
     SshSettings,
-    acl_setting,
-    endpoint_setting,
-    parse_database_url,
-    sslmode_setting,
+    validated,
 )
+from mastodon_s3_sync.config.values import parse_database_url
 from mastodon_s3_sync.contract import (
     ACL,
     BASTION_SECRET_ARN,
@@ -32,6 +30,7 @@ from mastodon_s3_sync.contract import (
     DATABASE_SSLMODE,
     DATABASE_URL,
     DEFAULT_TIME_GUARD_SECONDS,
+    MAX_LAMBDA_TIMEOUT_SECONDS,
     PAGE_SIZE,
     SIDE_VARIABLES,
     TIME_GUARD_SECONDS,
@@ -44,6 +43,42 @@ SecretReader = Callable[[str], Mapping[str, Any]]
 
 
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII only: str.isdigit takes "²", int refuses it
+_VARIABLES = {
+    ("database", "page_size"): PAGE_SIZE,
+    ("database", "sslmode"): DATABASE_SSLMODE,
+    ("copy", "acl"): ACL,
+    ("copy", "workers"): COPIER_THREADS,
+}
+"""Model field -> its variable, where the name is not ``MSS_<SIDE>_<FIELD>``."""
+
+
+def _variable(section: str, key: str | None) -> str:
+    if section in ("source", "destination"):
+        return side_variable(section, (key or "").upper()).rstrip("_")
+    return _VARIABLES.get((section, key or ""), f"{section} secret {key}")
+
+
+def _name(section: str, key: str | None) -> str:
+    variable = _variable(section, key)
+    return f"environment variable {variable}" if variable.startswith("MSS_") else variable
+
+
+def _unset(section: str, key: str | None) -> str:
+    return " is not set (the stack sets it)"
+
+
+def _section(section: str, values: Mapping[str, Any]) -> Any:
+    """One section of :class:`Settings` from the environment's values; errors name them."""
+    present = {key: value for key, value in values.items() if value is not None}
+    document: dict[str, Any] = {section: present}
+    return getattr(validated(document, _name, _unset), section)
+
+
+def _whole_or_text(raw: str | None) -> int | str | None:
+    """A variable's whole number as an int (else the text, for the model to refuse)."""
+    if raw is None or not raw.strip():
+        return None
+    return int(raw) if WHOLE_NUMBER.fullmatch(raw.strip()) else raw
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -55,26 +90,32 @@ def _required(environ: Mapping[str, str], name: str) -> str:
 
 def database_settings(environ: Mapping[str, str], read_secret: SecretReader) -> DatabaseSettings:
     """From ``MSS_DATABASE_SECRET_ARN`` (RDS-style JSON) or ``MSS_DATABASE_URL``."""
-    page_size = _number(environ, PAGE_SIZE, DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    sslmode = environ.get(DATABASE_SSLMODE) or "disable"
+    tuning = {
+        "page_size": _whole_or_text(environ.get(PAGE_SIZE)),
+        "sslmode": environ.get(DATABASE_SSLMODE) or None,
+    }
     if environ.get(DATABASE_URL):
-        url = parse_database_url(environ[DATABASE_URL], DATABASE_URL)
-        return DatabaseSettings(
-            url.name, url.user, url.host, url.port, url.password, url.sslmode, page_size
-        )
+        # The URL's own sslmode, as given; a CA file has no place in a Lambda's URL.
+        url = asdict(parse_database_url(environ[DATABASE_URL], DATABASE_URL))
+        url["sslrootcert"] = None
+        database: DatabaseSettings = _section("database", url | {"page_size": tuning["page_size"]})
+        return database
     secret = read_secret(_required(environ, DATABASE_SECRET_ARN))
     missing = [key for key in ("username", "password", "host", "dbname") if not secret.get(key)]
     if missing:
         raise SettingsError(f"database secret lacks {', '.join(missing)} (RDS-style JSON)")
-    return DatabaseSettings(
-        name=str(secret["dbname"]),
-        user=str(secret["username"]),
-        host=str(secret["host"]),
-        port=int(secret.get("port") or 5432),
-        password=str(secret["password"]),
-        sslmode=sslmode_setting(sslmode, DATABASE_SSLMODE),
-        page_size=page_size,
+    database = _section(
+        "database",
+        {
+            "name": str(secret["dbname"]),
+            "user": str(secret["username"]),
+            "host": str(secret["host"]),
+            "port": secret.get("port") or DEFAULT_PORT,
+            "password": str(secret["password"]),
+            **tuning,
+        },
     )
+    return database
 
 
 def bastion_settings(environ: Mapping[str, str], read_secret: SecretReader) -> SshSettings | None:
@@ -86,13 +127,13 @@ def bastion_settings(environ: Mapping[str, str], read_secret: SecretReader) -> S
     missing = [key for key in ("host", "user", "private_key", "host_key") if not secret.get(key)]
     if missing:
         raise SettingsError(f"bastion secret lacks {', '.join(missing)}")
-    return SshSettings(
-        host=str(secret["host"]),
-        user=str(secret["user"]),
-        private_key=str(secret["private_key"]),
-        port=int(secret.get("port") or 22),
-        host_key=str(secret["host_key"]),
+    fields = ("host", "user", "private_key", "host_key")
+    bastion: SshSettings = _section(
+        "bastion",
+        {key: str(secret[key]) for key in fields}
+        | {"port": secret.get("port") or DEFAULT_SSH_PORT},
     )
+    return bastion
 
 
 def source_key_prefix(environ: Mapping[str, str]) -> str:
@@ -105,54 +146,39 @@ def bucket_settings(
 ) -> BucketSettings:
     """``MSS_SOURCE_*`` or ``MSS_DESTINATION_*``; non-AWS keys from a secret."""
     prefix = side_variable(side, "")
-    values = {name.lower(): environ.get(prefix + name, "") for name in SIDE_VARIABLES}
-    endpoint = values["endpoint_url"] or None
-    if endpoint:
-        endpoint_setting(endpoint, prefix + "ENDPOINT_URL")
-    keys: dict[str, str] = {}
+    values: dict[str, Any] = {
+        name.lower(): environ.get(prefix + name) or None for name in SIDE_VARIABLES
+    }
+    values["key_prefix"] = values["key_prefix"] or ""
     arn = environ.get(prefix + CREDENTIALS_SECRET_ARN)
     if arn:
         secret = read_secret(arn)
         if not secret.get("access_key_id") or not secret.get("secret_access_key"):
             raise SettingsError(f"{prefix}{CREDENTIALS_SECRET_ARN}: secret lacks the key pair")
-        keys = {
-            "access_key_id": str(secret["access_key_id"]),
-            "secret_access_key": str(secret["secret_access_key"]),
-        }
-    style = values["addressing_style"] or "auto"
-    if style not in ("auto", "path", "virtual"):
-        raise SettingsError(f"{prefix}ADDRESSING_STYLE: {style!r} is not auto, path or virtual")
-    return BucketSettings(
-        bucket=_required(environ, prefix + "BUCKET"),
-        key_prefix=values["key_prefix"],
-        endpoint_url=endpoint,
-        region=values["region"] or None,
-        addressing_style=style,  # type: ignore[arg-type]
-        **keys,
-    )
+        values["access_key_id"] = str(secret["access_key_id"])
+        values["secret_access_key"] = str(secret["secret_access_key"])
+    bucket: BucketSettings = _section(side, values)
+    return bucket
 
 
-def acl_mode(environ: Mapping[str, str]) -> AclMode:
-    """The destination ACL mode, ``MSS_ACL`` (default copy)."""
-    return acl_setting(environ.get(ACL) or "copy", ACL)
-
-
-def copier_threads(environ: Mapping[str, str]) -> int:
-    """Threads per copier invocation, ``MSS_COPIER_THREADS`` (default 16)."""
-    return _number(environ, COPIER_THREADS, DEFAULT_WORKERS, 1, MAX_WORKERS)
+def copy_settings(environ: Mapping[str, str]) -> CopySettings:
+    """The destination ACL (``MSS_ACL``) and threads per copier (``MSS_COPIER_THREADS``)."""
+    values = {
+        "acl": environ.get(ACL) or None,
+        "workers": _whole_or_text(environ.get(COPIER_THREADS)),
+    }
+    copy: CopySettings = _section("copy", values)
+    return copy
 
 
 def time_guard_seconds(environ: Mapping[str, str]) -> float:
     """``MSS_TIME_GUARD_SECONDS`` (default 60)."""
-    return float(_number(environ, TIME_GUARD_SECONDS, int(DEFAULT_TIME_GUARD_SECONDS), 0, 900))
-
-
-def _number(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = environ.get(name, "").strip()
+    raw, low, high = environ.get(TIME_GUARD_SECONDS, "").strip(), 0, MAX_LAMBDA_TIMEOUT_SECONDS
     if not raw:
-        return default
+        return DEFAULT_TIME_GUARD_SECONDS
     if not WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         raise SettingsError(
-            f"environment variable {name}: {raw!r} is not a number from {low} to {high}"
+            f"environment variable {TIME_GUARD_SECONDS}: {raw!r} is not a number "
+            f"from {low} to {high}"
         )
-    return int(raw)
+    return float(raw)

@@ -1,30 +1,28 @@
 """Mastodon's own configuration (``.env.production``) as a settings layer.
 
 An admin already described the database and the current bucket to Mastodon; reading that
-file means they only describe the destination. The file is read as the ``dotenv`` gem reads
-it for Mastodon, and mapped with the defaults Mastodon applies (``config/database.yml``,
-``config/initializers/paperclip.rb``). Values are never echoed in errors: they may be secrets.
+file means they only describe the destination. The file is read by python-dotenv plus what
+the ``dotenv`` gem does for Mastodon on top (see :func:`parse_dotenv`), and mapped with the
+defaults Mastodon applies (``config/database.yml``, ``config/initializers/paperclip.rb``).
+Values are never echoed in errors: they may be secrets.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from mastodon_s3_sync.config.settings import (
-    DEFAULT_PORT,
-    URL_FORM,
-    ResolvedSettings,
-    SettingsLayer,
-    SslMode,
-    config_layer,
-    parse_database_url,
-    resolve,
-)
+from dotenv.parser import Binding, parse_stream
+
+from mastodon_s3_sync.config.checks import DEFAULT_PORT, SslMode
+from mastodon_s3_sync.config.layers import ResolvedSettings, SettingsLayer, config_layer, resolve
+from mastodon_s3_sync.config.settings import URL_FORM
+from mastodon_s3_sync.config.values import parse_database_url
 from mastodon_s3_sync.errors import SettingsError
 
 MASTODON_DB_DEFAULTS = {
@@ -59,9 +57,12 @@ RAILS_DATABASE_URL_OPTIONS = frozenset(
 """``DATABASE_URL`` query parameters Rails accepts that tune its connection pool, statements,
 timeouts or logging: they change neither where nor how we connect, so they are left out."""
 
-_ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|:(?=\s))[ \t]*(.*)")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_QUOTE = re.compile(r"\s*(?:export\s+)?[^=]*=\s*(['\"]?)")
+"""The opening quote of a binding's value (python-dotenv does not say which it had)."""
+_YAML_STYLE = re.compile(r"(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.]*):(?=\s)")
+"""``KEY: value``, which the dotenv gem reads as ``KEY=value`` and python-dotenv refuses."""
 _SUBSTITUTION = re.compile(r"(\\?)\$(?:\{(\w+)\}|(\w+))")
-_DOUBLE_QUOTED_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 
 
 def _expand(value: str, known: Mapping[str, str]) -> str:
@@ -75,40 +76,44 @@ def _expand(value: str, known: Mapping[str, str]) -> str:
     return _SUBSTITUTION.sub(one, value)
 
 
-def _unescape_double_quoted(body: str) -> str:
-    out: list[str] = []
-    chars = iter(body)
-    for char in chars:
-        if char != "\\":
-            out.append(char)
-            continue
-        escaped = next(chars, "")
-        if escaped == "$":
-            out.append("\\$")  # kept for _expand, which turns it into a literal $
+def _bindings(text: str) -> Iterator[Binding]:
+    """python-dotenv's bindings, with ``KEY: value`` lines read as the dotenv gem reads them."""
+    for binding in parse_stream(io.StringIO(text)):
+        yaml_style = _YAML_STYLE.match(binding.original.string)
+        if binding.error and yaml_style:
+            line = _YAML_STYLE.sub(r"\1=", binding.original.string, count=1)
+            for again in parse_stream(io.StringIO(line)):
+                yield again._replace(original=binding.original)
         else:
-            out.append(_DOUBLE_QUOTED_ESCAPES.get(escaped, escaped))
-    return "".join(out)
+            yield binding
 
 
-def _closing_quote(text: str, quote: str) -> int:
-    """Index of the quote that ends ``text`` (after the opening one), or -1."""
-    index = 0
-    while index < len(text):
-        if text[index] == "\\" and quote == '"':
-            index += 2
-            continue
-        if text[index] == quote:
-            return index
-        index += 1
-    return -1
+def _malformed(path: Path, binding: Binding) -> SettingsError:
+    """What is wrong with a line python-dotenv could not read, without its value."""
+    where = f"{path}:{binding.original.line}"
+    original = binding.original.string
+    opened = _QUOTE.match(original)
+    key = _KEY.match(original.strip().removeprefix("export").strip())
+    if opened and opened.group(1) and key:
+        quote, rest = opened.group(1), original[opened.end() :]
+        if quote in rest:
+            return SettingsError(
+                f"{where}: {key.group(0)}: unexpected text after the closing {quote} quote"
+            )
+        return SettingsError(f"{where}: {key.group(0)}: the {quote} quote is never closed")
+    return _not_an_assignment(where)
+
+
+def _not_an_assignment(where: str) -> SettingsError:
+    return SettingsError(f"{where}: not a KEY=VALUE line (a variable name, =, then the value)")
 
 
 def parse_dotenv(path: Path) -> dict[str, str]:
     """Read a dotenv file: ``KEY=value`` lines, ``export``, quotes, comments; last one wins.
 
-    Unquoted values end at ``#`` and are stripped; single quotes are literal; double
-    quotes take ``\\n``-style escapes and may span lines; ``$VAR`` expands from earlier
-    lines outside single quotes. Anything else is an error naming ``file:line``.
+    python-dotenv reads the syntax; on top, as Mastodon's dotenv gem does: unquoted values
+    end at ``#``, ``$VAR`` expands from earlier lines outside single quotes, and
+    ``KEY: value`` is an assignment. Anything else is an error naming ``file:line``.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -116,40 +121,23 @@ def parse_dotenv(path: Path) -> dict[str, str]:
         raise SettingsError(f"--mastodon-env: file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise SettingsError(f"--mastodon-env: cannot read {str(path)!r}: {error}") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     values: dict[str, str] = {}
-    number = 0
-    while number < len(lines):
-        line, start = lines[number].strip(), number + 1
-        number += 1
-        if not line or line.startswith("#"):
+    for binding in _bindings(text):
+        if binding.error:
+            raise _malformed(path, binding)
+        if binding.key is None:
+            continue  # a blank or comment line
+        if binding.value is None or not _KEY.fullmatch(binding.key):
+            raise _not_an_assignment(f"{path}:{binding.original.line}")
+        opened = _QUOTE.match(binding.original.string)
+        quote = opened.group(1) if opened else ""
+        value = binding.value
+        if quote == "'":
+            values[binding.key] = value
             continue
-        assignment = _ASSIGNMENT.fullmatch(line)
-        if assignment is None:
-            raise SettingsError(
-                f"{path}:{start}: not a KEY=VALUE line (a variable name, =, then the value)"
-            )
-        key, rest = assignment.groups()
-        if rest[:1] in ("'", '"'):
-            quote, body = rest[0], rest[1:]
-            end = _closing_quote(body, quote)
-            while end < 0 and number < len(lines):  # a quoted value may span lines
-                body += "\n" + lines[number]
-                number += 1
-                end = _closing_quote(body, quote)
-            if end < 0:
-                raise SettingsError(f"{path}:{start}: {key}: the {quote} quote is never closed")
-            after = body[end + 1 :].strip()
-            if after and not after.startswith("#"):
-                raise SettingsError(
-                    f"{path}:{start}: {key}: unexpected text after the closing {quote} quote"
-                )
-            value = body[:end]
-            if quote == '"':
-                value = _expand(_unescape_double_quoted(value), values)
-        else:
-            value = _expand(rest.split("#", 1)[0].strip(), values)
-        values[key] = value
+        if not quote:
+            value = value.split("#", 1)[0].strip()
+        values[binding.key] = _expand(value, values)
     return values
 
 

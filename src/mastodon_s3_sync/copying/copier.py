@@ -2,7 +2,7 @@
 
 Every object ends as exactly one :class:`Outcome`. Bytes travel with their headers and
 their ACL class; what is written is checked (size, MD5) before it counts as copied.
-Memory per copy is bounded by one part (``part_size``) whatever the object size.
+Memory per copy is bounded by one part (``part_size_bytes``) whatever the object size.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.exceptions
 import urllib3.exceptions
 
-from mastodon_s3_sync.config.settings import AclMode
+from mastodon_s3_sync.config.settings import MIB, AclMode, CopySettings
 from mastodon_s3_sync.mastodon.layout import (
     ObjectRef,
     apply_key_prefix,
@@ -38,12 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
 
-MIB = 1024 * 1024
-DEFAULT_MULTIPART_THRESHOLD = 64 * MIB
-"""Larger objects go multipart. Mastodon's own uploads are single PUTs up to 15 MB and
-videos rarely exceed 100 MB: one PUT each is fewer requests than parts."""
-DEFAULT_PART_SIZE = 16 * MIB
-DEFAULT_MEMORY_BUDGET = 128 * MIB
+DEFAULT_MEMORY_BUDGET_BYTES = 128 * MIB
 """Object bytes held in memory at once by all workers together, whatever their number."""
 READ_CHUNK = 1 * MIB
 MAX_SINGLE_COPY = 5 * 1024 * MIB  # CopyObject's limit; larger objects are streamed
@@ -72,14 +67,17 @@ class CopyResult:
 
 @dataclass(frozen=True)
 class CopyOptions:
-    """How to copy; ``server_side`` only when both sides share endpoint and credentials."""
+    """How to copy: the user's copy settings, and what this run decides on top of them.
 
-    acl: AclMode = AclMode.COPY
+    ``force`` is a flag of one command, ``server_side`` follows from the two sides (only when
+    they share endpoint and credentials) and ``memory_budget_bytes`` bounds this process:
+    none is a setting a config file or the stack could give.
+    """
+
+    settings: CopySettings = field(default_factory=CopySettings)
     force: bool = False
     server_side: bool = False
-    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
-    part_size: int = DEFAULT_PART_SIZE
-    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
 
 
 class ByteBudget:
@@ -226,7 +224,7 @@ class Copier:
         self.options = options
         self._stop = stop or threading.Event()
         self._source_prefix = apply_key_prefix(source.key_prefix, "")
-        self._budget = ByteBudget(options.memory_budget)
+        self._budget = ByteBudget(options.memory_budget_bytes)
 
     def destination_key(self, source_key: str) -> str:
         """The same layout path under the destination's key prefix."""
@@ -358,7 +356,7 @@ class Copier:
         return None
 
     def _acl(self, source_key: str) -> str | None:
-        mode = self.options.acl
+        mode = self.options.settings.acl
         if mode == AclMode.NONE:
             return None
         if mode != AclMode.COPY:
@@ -398,8 +396,8 @@ class Copier:
 
     def _stream_copy(self, found: _Found, destination_key: str, acl: str | None) -> None:
         headers = self._headers(found, acl)
-        if found.size > self.options.multipart_threshold:
-            with self._budget.hold(self.options.part_size):
+        if found.size > self.options.settings.multipart_threshold_bytes:
+            with self._budget.hold(self.options.settings.part_size_bytes):
                 self._multipart_copy(found, destination_key, headers)
             return
         with self._budget.hold(found.size):
@@ -467,7 +465,7 @@ class Copier:
         while True:
             if self._stop.is_set():
                 raise Interrupted("stopped before the object was complete")
-            part = self._read(found, self.options.part_size)
+            part = self._read(found, self.options.settings.part_size_bytes)
             if not part:
                 return
             yield part

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pg8000.native
 
-from mastodon_s3_sync.config.settings import config_toml
+from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.copying.copier import PRIVATE, acl_class
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres

@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from mastodon_s3_sync.config.settings import STACK_SECTION, read_config_file
+from mastodon_s3_sync.config.layers import STACK_SECTION, read_config_file
 from mastodon_s3_sync.contract import (
     DEFAULT_STACK_NAME,
     ENUMERATED_METRIC,

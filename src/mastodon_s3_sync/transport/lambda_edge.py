@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mastodon_s3_sync.config.lambda_env import WHOLE_NUMBER
-from mastodon_s3_sync.config.settings import (
-    parse_since,
-)
+from mastodon_s3_sync.config.values import parse_since
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.catalog import CatalogFilter
 from mastodon_s3_sync.mastodon.layout import RecordType
