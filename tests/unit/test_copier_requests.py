@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +16,10 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from mastodon_s3_sync.config.settings import AclMode
-from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.copying.copier import STREAM_RETRIES, Copier, CopyOptions
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import Bucket
 
 if TYPE_CHECKING:
@@ -52,12 +54,14 @@ def copier(
     *,
     source_prefix: str = "",
     destination_prefix: str = "",
+    retry: RetryPolicy = STREAM_RETRIES,
     **options: Any,
 ) -> Copier:
     return Copier(
         Bucket(source, "old", source_prefix, "source"),
         Bucket(destination, "new", destination_prefix, "destination"),
         CopyOptions(**options),
+        retry=retry,
     )
 
 
@@ -204,19 +208,21 @@ def test_force_skips_the_destination_check(
 
 
 def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client], monkeypatch: pytest.MonkeyPatch
+    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
 ) -> None:
     source_stub, destination_stub, source, destination = stubs
-    monkeypatch.setattr("mastodon_s3_sync.copying.copier.time.sleep", lambda _seconds: None)
+    waits: list[float] = []
     for _ in range(3):
         not_found(destination_stub, "head_object", KEY, "new")
         source_stub.add_response(
             "get_object", get_response(etag="0" * 32), {"Bucket": "old", "Key": KEY}
         )
-    result = copier(source, destination, acl=AclMode.NONE).copy_or_fail(REF)
+    retry = replace(STREAM_RETRIES, sleep=waits.append)
+    result = copier(source, destination, retry=retry, acl=AclMode.NONE).copy_or_fail(REF)
     assert result.outcome == Outcome.FAILED
     assert "differs from ETag" in result.reason
     assert "3 attempts" in result.reason
+    assert len(waits) == 2  # a backoff between attempts, none after the last
 
 
 def test_server_side_copy_keeps_metadata_and_sets_the_acl(
