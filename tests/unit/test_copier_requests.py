@@ -1,17 +1,26 @@
-"""The exact requests the copier sends (botocore Stubber: no network, no server)."""
+"""The exact requests the copier sends, through both object-store adapters.
+
+botocore: its Stubber (no network). Lean: the same expectations answered by a recording
+server on 127.0.0.1 and checked on the wire (method, path, headers, body); the requests it
+leaves to botocore (multipart, CopyObject) still meet the Stubber.
+"""
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import io
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
@@ -19,8 +28,10 @@ from mastodon_s3_sync.config.settings import AclMode
 from mastodon_s3_sync.copying.copier import STREAM_RETRIES, Copier, CopyOptions
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.storage.lean import LeanObjects
 from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import Bucket
+from tests.support.recording_s3 import Answer, RecordingS3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -33,39 +44,239 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 REF = ObjectRef(RecordType.PREVIEW_CARDS, 1, "image", "original", KEY, (LEGACY,), len(BODY))
 
 
-def client() -> S3Client:
+LEAN_REQUESTS = {
+    "get_object": ("GET", ""),
+    "head_object": ("HEAD", ""),
+    "put_object": ("PUT", ""),
+    "get_object_acl": ("GET", "acl"),
+}
+"""The single-object requests the lean adapter sends itself (the rest stay botocore's)."""
+OBJECT_HEADERS = {
+    "ContentType": "content-type",
+    "CacheControl": "cache-control",
+    "ContentDisposition": "content-disposition",
+    "ContentEncoding": "content-encoding",
+    "ContentLanguage": "content-language",
+    "ContentMD5": "content-md5",
+    "ACL": "x-amz-acl",
+}
+
+
+class Expectations(Protocol):
+    """What a test expects of one side, in Stubber's terms (Stubber satisfies it)."""
+
+    def add_response(
+        self, method: str, service_response: dict[str, Any], expected_params: dict[str, Any]
+    ) -> None: ...
+
+    def add_client_error(
+        self,
+        method: str,
+        service_error_code: str = "",
+        http_status_code: int = 400,
+        expected_params: dict[str, Any] | None = None,
+    ) -> None: ...
+
+
+class LeanExpectations:
+    """Stubber's expectations for the lean adapter: its requests are answered and recorded
+    by a server on 127.0.0.1 and checked byte for byte; the others go to the Stubber."""
+
+    def __init__(self, server: RecordingS3, stub: Stubber, bucket: str) -> None:
+        self._server, self._stub, self._bucket = server, stub, bucket
+        self._expected: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    def add_response(
+        self, method: str, service_response: dict[str, Any], expected_params: dict[str, Any]
+    ) -> None:
+        if method not in LEAN_REQUESTS:
+            self._stub.add_response(method, service_response, expected_params)
+            return
+        self._expect(method, expected_params)
+        self._server.answer(self._bucket, _answer(method, service_response))
+
+    def add_client_error(
+        self,
+        method: str,
+        service_error_code: str = "",
+        http_status_code: int = 400,
+        expected_params: dict[str, Any] | None = None,
+    ) -> None:
+        if method not in LEAN_REQUESTS:
+            self._stub.add_client_error(
+                method,
+                service_error_code=service_error_code,
+                http_status_code=http_status_code,
+                expected_params=expected_params,
+            )
+            return
+        self._expect(method, expected_params or {})
+        document = f"<Error><Code>{service_error_code}</Code><Message>stub</Message></Error>"
+        self._server.answer(self._bucket, Answer(http_status_code, body=document.encode()))
+
+    def _expect(self, method: str, params: dict[str, Any]) -> None:
+        verb, query = LEAN_REQUESTS[method]
+        path = f"/{params['Bucket']}/{urllib.parse.quote(params['Key'], safe='/~')}"
+        self._expected.append((verb, path, query, params))
+
+    def assert_requests(self) -> None:
+        """Every expected request arrived, in order, as expected."""
+        received = [
+            request
+            for request in self._server.received
+            if request.path.startswith(f"/{self._bucket}/")
+        ]
+        assert len(received) == len(self._expected)
+        for request, (verb, path, query, params) in zip(received, self._expected, strict=True):
+            assert (request.method, request.path, request.query) == (verb, path, query)
+            assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=a/")
+            if verb == "PUT":
+                assert request.body == params["Body"]
+                assert _object_headers(request.headers) == _put_headers(params)
+
+
+def _answer(method: str, response: dict[str, Any]) -> Answer:
+    """The HTTP answer S3 gives where botocore would parse ``response``."""
+    if method == "get_object_acl":
+        return Answer(body=_acl_document(response["Grants"]).encode())
+    headers = {"ETag": response["ETag"]} if "ETag" in response else {}
+    if method == "head_object":
+        return Answer(headers={**headers, "Content-Length": str(response["ContentLength"])})
+    if method == "put_object":
+        return Answer(headers=headers)
+    for field, header in OBJECT_HEADERS.items():
+        if field in response:
+            headers[header] = response[field]
+    if "Expires" in response:
+        headers["expires"] = email.utils.format_datetime(response["Expires"], usegmt=True)
+    for name, value in response.get("Metadata", {}).items():
+        headers[f"x-amz-meta-{name}"] = value
+    return Answer(headers=headers, body=response["Body"].read())
+
+
+def _acl_document(grants: list[dict[str, Any]]) -> str:
+    """An AccessControlPolicy as AWS writes it (namespaced, xsi:type on each grantee)."""
+    entries = "".join(
+        f'<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f'xsi:type="{grant["Grantee"]["Type"]}">'
+        + (
+            f"<URI>{grant['Grantee']['URI']}</URI>"
+            if "URI" in grant["Grantee"]
+            else f"<ID>{grant['Grantee']['ID']}</ID>"
+        )
+        + f"</Grantee><Permission>{grant['Permission']}</Permission></Grant>"
+        for grant in grants
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Owner><ID>owner</ID></Owner><AccessControlList>{entries}</AccessControlList>"
+        "</AccessControlPolicy>"
+    )
+
+
+def _object_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in headers.items()
+        if name in OBJECT_HEADERS.values() or name == "expires" or name.startswith("x-amz-meta-")
+    }
+
+
+def _put_headers(params: dict[str, Any]) -> dict[str, str]:
+    """The headers of a PutObject with boto3's ``params``, as S3 defines them."""
+    headers = {header: params[field] for field, header in OBJECT_HEADERS.items() if field in params}
+    if "Expires" in params:
+        headers["expires"] = email.utils.format_datetime(params["Expires"], usegmt=True)
+    for name, value in params.get("Metadata", {}).items():
+        headers[f"x-amz-meta-{name}"] = value
+    return headers
+
+
+MakeCopier = Callable[..., Copier]
+Sides = tuple[Expectations, Expectations, MakeCopier]
+
+
+def _make_copier(source: Bucket, destination: Bucket) -> MakeCopier:
+    def make(
+        *,
+        source_prefix: str = "",
+        destination_prefix: str = "",
+        retry: RetryPolicy = STREAM_RETRIES,
+        **options: Any,
+    ) -> Copier:
+        return Copier(
+            replace(source, key_prefix=source_prefix),
+            replace(destination, key_prefix=destination_prefix),
+            CopyOptions(**options),
+            retry=retry,
+        )
+
+    return make
+
+
+@pytest.fixture(params=["botocore", "lean"])
+def stubs(request: pytest.FixtureRequest) -> Iterator[Sides]:
+    """Stubbed sides through the botocore adapter, or the lean one (as production runs)."""
+    if request.param == "botocore":
+        source, destination = client(), client()
+        with Stubber(source) as source_stub, Stubber(destination) as destination_stub:
+            yield (
+                source_stub,
+                destination_stub,
+                _make_copier(
+                    Bucket(source, "old", "", "source"),
+                    Bucket(destination, "new", "", "destination"),
+                ),
+            )
+            source_stub.assert_no_pending_responses()
+            destination_stub.assert_no_pending_responses()
+        return
+    with RecordingS3() as server:
+        source, destination = client(server.url), client(server.url)
+        credentials = Credentials("a", "b")
+        with Stubber(source) as source_stub, Stubber(destination) as destination_stub:
+            lean_source = LeanExpectations(server, source_stub, "old")
+            lean_destination = LeanExpectations(server, destination_stub, "new")
+            yield (
+                lean_source,
+                lean_destination,
+                _make_copier(
+                    Bucket(
+                        source,
+                        "old",
+                        "",
+                        "source",
+                        LeanObjects(source, "old", 4, credentials=credentials, verify=True),
+                    ),
+                    Bucket(
+                        destination,
+                        "new",
+                        "",
+                        "destination",
+                        LeanObjects(destination, "new", 4, credentials=credentials, verify=True),
+                    ),
+                ),
+            )
+            source_stub.assert_no_pending_responses()
+            destination_stub.assert_no_pending_responses()
+            assert server.pending() == 0
+            lean_source.assert_requests()
+            lean_destination.assert_requests()
+
+
+def client(endpoint_url: str | None = None) -> S3Client:
     return boto3.client(
-        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+        endpoint_url=endpoint_url,
+        config=Config(s3={"addressing_style": "path"}),
     )
 
 
-@pytest.fixture
-def stubs() -> Iterator[tuple[Stubber, Stubber, S3Client, S3Client]]:
-    source, destination = client(), client()
-    with Stubber(source) as source_stub, Stubber(destination) as destination_stub:
-        yield source_stub, destination_stub, source, destination
-        source_stub.assert_no_pending_responses()
-        destination_stub.assert_no_pending_responses()
-
-
-def copier(
-    source: S3Client,
-    destination: S3Client,
-    *,
-    source_prefix: str = "",
-    destination_prefix: str = "",
-    retry: RetryPolicy = STREAM_RETRIES,
-    **options: Any,
-) -> Copier:
-    return Copier(
-        Bucket(source, "old", source_prefix, "source"),
-        Bucket(destination, "new", destination_prefix, "destination"),
-        CopyOptions(**options),
-        retry=retry,
-    )
-
-
-def not_found(stub: Stubber, method: str, key: str, bucket: str) -> None:
+def not_found(stub: Expectations, method: str, key: str, bucket: str) -> None:
     stub.add_client_error(
         method,
         service_error_code="404" if method == "head_object" else "NoSuchKey",
@@ -126,12 +337,12 @@ def expected_put(key: str, acl: str | None) -> dict[str, Any]:
     ],
 )
 def test_copy_sends_source_headers_and_the_acl_of_the_mode(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
     mode: AclMode,
     public: bool | None,
     sent_acl: str | None,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     # given the destination lacks the object and the source has it
     not_found(destination_stub, "head_object", KEY, "new")
     source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": KEY})
@@ -141,7 +352,7 @@ def test_copy_sends_source_headers_and_the_acl_of_the_mode(
         )
     destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, sent_acl))
     # when
-    result = copier(source, destination, acl=mode).copy(REF)
+    result = copier(acl=mode).copy(REF)
     # then
     assert (result.outcome, result.bytes_copied, result.destination_key) == (
         Outcome.COPIED,
@@ -151,34 +362,34 @@ def test_copy_sends_source_headers_and_the_acl_of_the_mode(
 
 
 def test_same_size_at_the_destination_is_skipped_with_two_heads(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     destination_stub.add_response(
         "head_object", {"ContentLength": 28}, {"Bucket": "new", "Key": KEY}
     )
     source_stub.add_response(
         "head_object", {"ContentLength": 28, "ETag": f'"{MD5}"'}, {"Bucket": "old", "Key": KEY}
     )
-    assert copier(source, destination).copy(REF).outcome == Outcome.SKIPPED
+    assert copier().copy(REF).outcome == Outcome.SKIPPED
 
 
 def test_missing_under_every_candidate_key(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     not_found(destination_stub, "head_object", KEY, "new")
     not_found(source_stub, "get_object", KEY, "old")
     not_found(source_stub, "get_object", LEGACY, "old")
-    result = copier(source, destination).copy(REF)
+    result = copier().copy(REF)
     assert result.outcome == Outcome.MISSING
     assert result.reason
 
 
 def test_found_at_an_alternate_is_copied_to_that_key_under_the_destination_prefix(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     ref = ObjectRef(RecordType.PREVIEW_CARDS, 1, "image", "original", f"m/{KEY}", (f"m/{LEGACY}",))
     not_found(destination_stub, "head_object", f"n/{KEY}", "new")
     not_found(source_stub, "get_object", f"m/{KEY}", "old")
@@ -187,9 +398,7 @@ def test_found_at_an_alternate_is_copied_to_that_key_under_the_destination_prefi
     destination_stub.add_response(
         "put_object", {"ETag": f'"{MD5}"'}, expected_put(f"n/{LEGACY}", None)
     )
-    result = copier(
-        source, destination, source_prefix="m", destination_prefix="n", acl=AclMode.NONE
-    ).copy(ref)
+    result = copier(source_prefix="m", destination_prefix="n", acl=AclMode.NONE).copy(ref)
     assert (result.outcome, result.source_key, result.destination_key) == (
         Outcome.COPIED,
         f"m/{LEGACY}",
@@ -198,19 +407,19 @@ def test_found_at_an_alternate_is_copied_to_that_key_under_the_destination_prefi
 
 
 def test_force_skips_the_destination_check(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": KEY})
     destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, None))
-    result = copier(source, destination, acl=AclMode.NONE, force=True).copy(REF)
+    result = copier(acl=AclMode.NONE, force=True).copy(REF)
     assert result.outcome == Outcome.COPIED
 
 
 def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     waits: list[float] = []
     for _ in range(3):
         not_found(destination_stub, "head_object", KEY, "new")
@@ -218,7 +427,7 @@ def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
             "get_object", get_response(etag="0" * 32), {"Bucket": "old", "Key": KEY}
         )
     retry = replace(STREAM_RETRIES, sleep=waits.append)
-    result = copier(source, destination, retry=retry, acl=AclMode.NONE).copy_or_fail(REF)
+    result = copier(retry=retry, acl=AclMode.NONE).copy_or_fail(REF)
     assert result.outcome == Outcome.FAILED
     assert "differs from ETag" in result.reason
     assert "3 attempts" in result.reason
@@ -226,9 +435,9 @@ def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
 
 
 def test_server_side_copy_keeps_metadata_and_sets_the_acl(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     not_found(destination_stub, "head_object", KEY, "new")
     source_stub.add_response(
         "head_object", {"ContentLength": 28, "ETag": f'"{MD5}"'}, {"Bucket": "old", "Key": KEY}
@@ -245,14 +454,14 @@ def test_server_side_copy_keeps_metadata_and_sets_the_acl(
             "ACL": "private",
         },
     )
-    result = copier(source, destination, server_side=True).copy(REF)
+    result = copier(server_side=True).copy(REF)
     assert result.outcome == Outcome.COPIED
 
 
 def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     body = bytes(range(256)) * 40  # 10,240 bytes: three parts of 4,096 at most
     not_found(destination_stub, "head_object", KEY, "new")
     source_stub.add_response(
@@ -280,6 +489,6 @@ def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
         "abort_multipart_upload", {}, {"Bucket": "new", "Key": KEY, "UploadId": "u1"}
     )
     options: dict[str, Any] = {"acl": AclMode.NONE, "multipart_threshold": 4096, "part_size": 4096}
-    result = copier(source, destination, **options).copy_or_fail(REF)
+    result = copier(**options).copy_or_fail(REF)
     assert result.outcome == Outcome.FAILED
     assert "InternalError" in result.reason
