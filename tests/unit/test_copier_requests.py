@@ -72,6 +72,7 @@ class Expectations(Protocol):
     def add_client_error(
         self,
         method: str,
+        *,
         service_error_code: str = "",
         http_status_code: int = 400,
         expected_params: dict[str, Any] | None = None,
@@ -98,6 +99,7 @@ class LeanExpectations:
     def add_client_error(
         self,
         method: str,
+        *,
         service_error_code: str = "",
         http_status_code: int = 400,
         expected_params: dict[str, Any] | None = None,
@@ -484,7 +486,9 @@ def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
             "ContentMD5": base64.b64encode(hashlib.md5(body[:4096]).digest()).decode(),  # noqa: S324
         },
     )
-    destination_stub.add_client_error("upload_part", "InternalError", http_status_code=500)
+    destination_stub.add_client_error(
+        "upload_part", service_error_code="InternalError", http_status_code=500
+    )
     destination_stub.add_response(
         "abort_multipart_upload", {}, {"Bucket": "new", "Key": KEY, "UploadId": "u1"}
     )
