@@ -23,7 +23,6 @@ import ssl
 import urllib.parse
 import urllib.request
 import weakref
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ import botocore.exceptions
 from botocore.httpsession import get_cert_path
 
 from mastodon_s3_sync import __version__
-from mastodon_s3_sync.storage.protocol import ALL_USERS_URI, READ_PERMISSIONS
+from mastodon_s3_sync.storage.documents import error_fields, grants_public_read
 from mastodon_s3_sync.storage.retry import REQUEST_RETRIES, RetryPolicy, is_transient
 from mastodon_s3_sync.storage.s3 import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
 
@@ -164,7 +163,7 @@ class LeanObjects:
     def is_public(self, key: str) -> bool:
         """Whether the object's ACL lets everyone read it (GetObjectAcl)."""
         _, document = self._exchange("GET", key, "acl", {}, b"", "GetObjectAcl")
-        return _grants_public_read(document)
+        return grants_public_read(document)
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -369,7 +368,7 @@ def _close_idle(idle: queue.LifoQueue[http.client.HTTPConnection]) -> None:
 def _client_error(
     response: http.client.HTTPResponse, operation: str
 ) -> botocore.exceptions.ClientError:
-    fields = _error_fields(response.read())
+    fields = error_fields(response.read())
     error = {
         "Code": fields.get("Code") or str(response.status),
         "Message": fields.get("Message") or response.reason,
@@ -378,45 +377,6 @@ def _client_error(
         {"Error": error, "ResponseMetadata": {"HTTPStatusCode": response.status}},  # type: ignore[typeddict-item]
         operation,
     )
-
-
-def _parse(document: bytes) -> ElementTree.Element | None:
-    """The XML answer of the configured endpoint, or None when it is none (an empty or
-    HTML body). Python's expat refuses entity-expansion bombs."""
-    if not document.strip():
-        return None
-    try:
-        return ElementTree.fromstring(document)  # noqa: S314 (see above)
-    except ElementTree.ParseError:
-        return None
-
-
-def _local(tag: str) -> str:
-    """A tag without its namespace: AWS qualifies ACL documents, other servers may not."""
-    return tag.rpartition("}")[2]
-
-
-def _error_fields(document: bytes) -> dict[str, str]:
-    """``Code`` and ``Message`` of an S3 error document (empty when there is none)."""
-    root = _parse(document)
-    if root is None:
-        return {}
-    return {_local(child.tag): (child.text or "") for child in root}
-
-
-def _grants_public_read(document: bytes) -> bool:
-    """Whether an ``AccessControlPolicy`` grants AllUsers READ or FULL_CONTROL; a document
-    that does not parse grants nothing (private is the safe reading)."""
-    root = _parse(document)
-    if root is None:
-        return False
-    for grant in root.iter():
-        if _local(grant.tag) != "Grant":
-            continue
-        texts = {_local(node.tag): (node.text or "").strip() for node in grant.iter()}
-        if texts.get("URI") == ALL_USERS_URI and texts.get("Permission") in READ_PERMISSIONS:
-            return True
-    return False
 
 
 def _transient(error: botocore.exceptions.ClientError) -> bool:
