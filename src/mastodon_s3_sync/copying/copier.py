@@ -168,8 +168,8 @@ class Survey:
 
     def __init__(self, copier: Copier) -> None:
         self._copier = copier
-        self.source = BucketListing(copier.source.client, copier.source.name)
-        self.destination = BucketListing(copier.destination.client, copier.destination.name)
+        self.source = BucketListing(copier.source.objects)
+        self.destination = BucketListing(copier.destination.objects)
 
     def sight(self, ref: ObjectRef) -> Sightings:
         """Sightings of ``ref``; alternates are looked up only when the canonical key is not

@@ -33,7 +33,11 @@ from botocore.httpsession import get_cert_path
 from mastodon_s3_sync import __version__
 from mastodon_s3_sync.storage.documents import error_fields, grants_public_read
 from mastodon_s3_sync.storage.retry import REQUEST_RETRIES, RetryPolicy, is_transient
-from mastodon_s3_sync.storage.s3 import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+from mastodon_s3_sync.storage.s3 import (
+    CONNECT_TIMEOUT_SECONDS,
+    READ_TIMEOUT_SECONDS,
+    BotoObjects,
+)
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials
@@ -112,6 +116,7 @@ class LeanObjects:
         self._host = url.netloc
         self._base_path = url.path[: -len("k")]
         self._region = client.meta.region_name or "us-east-1"
+        self._listing = BotoObjects(client, bucket)
         self._credentials = credentials
         self._tls = _tls_context(verify)
         self._retry = retry
@@ -164,6 +169,10 @@ class LeanObjects:
         """Whether the object's ACL lets everyone read it (GetObjectAcl)."""
         _, document = self._exchange("GET", key, "acl", {}, b"", "GetObjectAcl")
         return grants_public_read(document)
+
+    def list_page(self, prefix: str, start_after: str, max_keys: int) -> dict[str, Any]:
+        """ListObjectsV2 through botocore: one request per 1,000 keys, its cost is spread."""
+        return self._listing.list_page(prefix, start_after, max_keys)
 
     # -- HTTP --------------------------------------------------------------------------------
 

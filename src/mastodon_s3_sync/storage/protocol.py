@@ -1,10 +1,11 @@
-"""What the copier asks of one bucket for a single object: GET, HEAD, PUT and its ACL class.
+"""What the copier asks of one bucket: GET, HEAD, PUT and ACL class of an object; a list page.
 
 Two adapters satisfy :class:`ObjectStore`: :class:`~mastodon_s3_sync.storage.s3.BotoObjects`
 (botocore) and :class:`~mastodon_s3_sync.storage.lean.LeanObjects` (the lean SigV4 client of
 the hot path). Both answer in boto3's shapes and raise botocore's ``ClientError``, so the
 copier treats them alike. Multipart uploads, server-side CopyObject, DeleteObject and
-listings are rare per object and stay with the botocore client of the bucket.
+(the copier's writes that are rare per object) stay with the botocore client of the bucket;
+the lean adapter lists through botocore too (one request per 1,000 keys).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class ObjectStore(Protocol):
 
     def is_public(self, key: str) -> bool:
         """Whether the object's ACL lets everyone read it (GetObjectAcl)."""
+        ...
+
+    def list_page(self, prefix: str, start_after: str, max_keys: int) -> dict[str, Any]:
+        """ListObjectsV2: ``Contents`` (Key, Size, ETag) after ``start_after``, and
+        ``IsTruncated``."""
         ...
 
 

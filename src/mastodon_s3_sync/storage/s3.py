@@ -78,6 +78,15 @@ class BotoObjects:
             for grant in grants
         )
 
+    def list_page(self, prefix: str, start_after: str, max_keys: int) -> dict[str, Any]:
+        """ListObjectsV2, one page."""
+        return cast(
+            dict[str, Any],
+            self._client.list_objects_v2(
+                Bucket=self._bucket, Prefix=prefix, StartAfter=start_after, MaxKeys=max_keys
+            ),
+        )
+
 
 class RequestCounter:
     """Counts the HTTP requests that clients send, retries included, by operation."""
