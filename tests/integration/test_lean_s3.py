@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 import botocore.exceptions
 import pytest
 
+from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS, LeanObjects, lean_objects
-from mastodon_s3_sync.storage.s3 import make_client
+from mastodon_s3_sync.storage.retry import RetryPolicy
+from mastodon_s3_sync.storage.s3 import make_client, make_session
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
 
 from .conftest import BucketNames
@@ -25,6 +27,23 @@ from .conftest import BucketNames
 pytestmark = pytest.mark.integration
 
 KEYS = ("a/b c+d=e~f_g.png", "ünïcödé/ключ.jpg", "x/%41;:@&$,.png", "plain/000/001/x.png")
+
+
+def _lean(
+    settings: BucketSettings, bucket: str, connections: int, retry: RetryPolicy | None = None
+) -> LeanObjects:
+    """The lean client as the edge builds it: credentials and TLS from the session."""
+    session = make_session(settings)
+    credentials = session.credentials()
+    assert credentials is not None
+    return LeanObjects(
+        make_client(settings, connections, session=session),
+        bucket,
+        connections,
+        credentials=credentials,
+        verify=session.tls_verify(),
+        **({"retry": retry} if retry is not None else {}),
+    )
 
 
 def _fields(body: bytes, acl: str) -> dict[str, object]:
@@ -45,7 +64,7 @@ def test_put_and_get_are_signed_as_a_credential_checking_server_expects(
     server, bucket = rclone_servers[0], fresh_bucket_name()
     client = make_client(server.bucket_settings(bucket), 4)
     create_bucket(client, bucket)
-    lean = LeanObjects(client, bucket, 4)
+    lean = _lean(server.bucket_settings(bucket), bucket, 4)
     for number, key in enumerate(KEYS):
         body = f"object {number} {key}".encode() * 100
         put = lean.put_object(key, body, _fields(body, "public-read"))
@@ -63,14 +82,17 @@ def test_put_and_get_are_signed_as_a_credential_checking_server_expects(
         assert got["ContentLength"] == len(body)
         assert got["ContentDisposition"] == "inline"
         assert got["Metadata"] == {"origin": "mastodon"}
+        head = lean.head_object(key)
+        assert (head["ContentLength"], head["ETag"]) == (len(body), put["ETag"])
+    with pytest.raises(botocore.exceptions.ClientError) as no_head:
+        lean.head_object("not/there.png")
+    assert no_head.value.response["Error"]["Code"] == "404"
     with pytest.raises(botocore.exceptions.ClientError) as missing:
         lean.get_object("not/there.png")
     assert missing.value.response["Error"]["Code"] == "NoSuchKey"
-    wrong = make_client(
-        replace(server.bucket_settings(bucket), secret_access_key="wrong-secret"), 1
-    )
+    wrong = replace(server.bucket_settings(bucket), secret_access_key="wrong-secret")
     with pytest.raises(botocore.exceptions.ClientError) as refused:
-        LeanObjects(wrong, bucket, 1).get_object(KEYS[0])
+        _lean(wrong, bucket, 1).get_object(KEYS[0])
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "wrong-secret" not in str(refused.value)
 
@@ -81,7 +103,7 @@ def test_acl_class_and_expires_as_boto3_reads_them(
     server, bucket = moto_servers[0], fresh_bucket_name()
     client = make_client(server.bucket_settings(bucket), 4)
     create_bucket(client, bucket)
-    lean = LeanObjects(client, bucket, 4)
+    lean = _lean(server.bucket_settings(bucket), bucket, 4)
     for key, acl in (("public/a.png", "public-read"), ("private/b.png", "private")):
         lean.put_object(key, b"x", _fields(b"x", acl))
     assert lean.is_public("public/a.png") is True
@@ -102,7 +124,14 @@ def test_throttling_is_retried_and_a_broken_body_raises(
     ]
     with FaultProxy(server.endpoint_url, rules=rules, seed=3) as proxy:
         settings = replace(server.bucket_settings(bucket), endpoint_url=proxy.url)
-        lean = lean_objects(make_client(settings, 4), bucket, 4)
+        session = make_session(settings)
+        lean = lean_objects(
+            make_client(settings, 4, session=session),
+            bucket,
+            4,
+            session.credentials(),
+            session.tls_verify(),
+        )
         assert lean is not None
         body = bytes(range(256)) * 4096  # 1 MiB: a reset lands mid-body
         for number in range(12):
@@ -146,10 +175,13 @@ def test_a_server_that_drops_every_connection_costs_each_attempt_once(
     settings = replace(
         server.bucket_settings(bucket), endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}"
     )
-    lean = LeanObjects(make_client(settings, 2), bucket, 2, attempts=3)
+    waits: list[float] = []
+    lean = _lean(settings, bucket, 2, RetryPolicy(attempts=3, sleep=waits.append))
     started = time.monotonic()
     with pytest.raises(TRANSPORT_ERRORS):
         lean.get_object("a.png")
     listener.close()
     assert len(accepted) == 3
+    assert len(waits) == 2  # one backoff between attempts, none after the last
+    assert all(0 <= wait <= 2.0 for wait in waits)
     assert time.monotonic() - started < 10

@@ -9,6 +9,7 @@ import pytest
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.mastodon.layout import id_partition
 from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, BucketListing, Listed
+from mastodon_s3_sync.storage.s3 import BotoObjects
 
 from .conftest import BucketNames
 
@@ -55,7 +56,7 @@ def test_in_order_lookups_are_answered_from_few_pages(
         for style in ("original", "small")
     ]
     sizes = _fill(server, bucket, stored)
-    listing = BucketListing(server.client(), bucket, page_keys=PAGE)
+    listing = BucketListing(BotoObjects(server.client(), bucket), page_keys=PAGE)
     for record_id in range(1, 121):
         for family in families:
             for style in ("small", "original"):  # styles out of key order within a row
@@ -79,7 +80,7 @@ def test_out_of_order_lookups_are_unknown_not_absent(
     bucket = fresh_bucket_name()
     family = "media_attachments/files/"
     _fill(server, bucket, [_key(family, n, "original") for n in range(1, 11)])
-    listing = BucketListing(server.client(), bucket, page_keys=PAGE)
+    listing = BucketListing(BotoObjects(server.client(), bucket), page_keys=PAGE)
     assert isinstance(listing.sight(_key(family, 9, "original")), Listed)
     assert listing.sight(_key(family, 2, "original")) is UNKNOWN
     assert listing.sight("not/a/layout-key.png") is UNKNOWN
@@ -93,7 +94,7 @@ def test_sparse_lookups_jump_instead_of_paging_through(
     bucket = fresh_bucket_name()
     family = "preview_cards/images/"
     _fill(server, bucket, [_key(family, n, "original") for n in range(1, 401)])
-    listing = BucketListing(server.client(), bucket, page_keys=10)
+    listing = BucketListing(BotoObjects(server.client(), bucket), page_keys=10)
     wanted = (5, 150, 151, 390)
     assert all(isinstance(listing.sight(_key(family, n, "original")), Listed) for n in wanted)
     # Paging through would take 39 requests; each far jump costs one.
@@ -103,7 +104,9 @@ def test_sparse_lookups_jump_instead_of_paging_through(
 def test_a_bucket_that_cannot_be_listed_gives_unknown(
     moto_servers: tuple[MotoS3Server, MotoS3Server], fresh_bucket_name: BucketNames
 ) -> None:
-    listing = BucketListing(moto_servers[0].client(), fresh_bucket_name())  # never created
+    listing = BucketListing(
+        BotoObjects(moto_servers[0].client(), fresh_bucket_name())
+    )  # never created
     assert listing.sight(_key("accounts/headers/", 1, "original")) is UNKNOWN
     assert listing.refused is not None
     assert "NoSuchBucket" in listing.refused

@@ -1,24 +1,36 @@
-"""The exact requests the copier sends (botocore Stubber: no network, no server)."""
+"""The exact requests the copier sends, through both object-store adapters.
+
+botocore: its Stubber (no network). Lean: the same expectations answered by a recording
+server on 127.0.0.1 and checked on the wire (method, path, headers, body); the requests it
+leaves to botocore (multipart, CopyObject) still meet the Stubber.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from mastodon_s3_sync.config.settings import AclMode, CopySettings
-from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.copying.copier import STREAM_RETRIES, Copier, CopyOptions
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.storage.lean import LeanObjects
+from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import Bucket
+from tests.support.recording_s3 import RecordingS3
+from tests.support.stubbed_s3 import Expectations, LeanExpectations
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -31,39 +43,92 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 REF = ObjectRef(RecordType.PREVIEW_CARDS, 1, "image", "original", KEY, (LEGACY,), len(BODY))
 
 
-def client() -> S3Client:
+MakeCopier = Callable[..., Copier]
+Sides = tuple[Expectations, Expectations, MakeCopier]
+
+
+def _make_copier(source: Bucket, destination: Bucket) -> MakeCopier:
+    def make(
+        *,
+        source_prefix: str = "",
+        destination_prefix: str = "",
+        retry: RetryPolicy = STREAM_RETRIES,
+        force: bool = False,
+        server_side: bool = False,
+        **settings: Any,
+    ) -> Copier:
+        return Copier(
+            replace(source, key_prefix=source_prefix),
+            replace(destination, key_prefix=destination_prefix),
+            CopyOptions(CopySettings(**settings), force=force, server_side=server_side),
+            retry=retry,
+        )
+
+    return make
+
+
+@pytest.fixture(params=["botocore", "lean"])
+def stubs(request: pytest.FixtureRequest) -> Iterator[Sides]:
+    """Stubbed sides through the botocore adapter, or the lean one (as production runs)."""
+    if request.param == "botocore":
+        source, destination = client(), client()
+        with Stubber(source) as source_stub, Stubber(destination) as destination_stub:
+            yield (
+                source_stub,
+                destination_stub,
+                _make_copier(
+                    Bucket(source, "old", "", "source"),
+                    Bucket(destination, "new", "", "destination"),
+                ),
+            )
+            source_stub.assert_no_pending_responses()
+            destination_stub.assert_no_pending_responses()
+        return
+    with RecordingS3() as server:
+        source, destination = client(server.url), client(server.url)
+        credentials = Credentials("a", "b")
+        with Stubber(source) as source_stub, Stubber(destination) as destination_stub:
+            lean_source = LeanExpectations(server, source_stub, "old")
+            lean_destination = LeanExpectations(server, destination_stub, "new")
+            yield (
+                lean_source,
+                lean_destination,
+                _make_copier(
+                    Bucket(
+                        source,
+                        "old",
+                        "",
+                        "source",
+                        LeanObjects(source, "old", 4, credentials=credentials, verify=True),
+                    ),
+                    Bucket(
+                        destination,
+                        "new",
+                        "",
+                        "destination",
+                        LeanObjects(destination, "new", 4, credentials=credentials, verify=True),
+                    ),
+                ),
+            )
+            source_stub.assert_no_pending_responses()
+            destination_stub.assert_no_pending_responses()
+            assert server.pending() == 0
+            lean_source.assert_requests()
+            lean_destination.assert_requests()
+
+
+def client(endpoint_url: str | None = None) -> S3Client:
     return boto3.client(
-        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+        endpoint_url=endpoint_url,
+        config=Config(s3={"addressing_style": "path"}),
     )
 
 
-@pytest.fixture
-def stubs() -> Iterator[tuple[Stubber, Stubber, S3Client, S3Client]]:
-    source, destination = client(), client()
-    with Stubber(source) as source_stub, Stubber(destination) as destination_stub:
-        yield source_stub, destination_stub, source, destination
-        source_stub.assert_no_pending_responses()
-        destination_stub.assert_no_pending_responses()
-
-
-def copier(
-    source: S3Client,
-    destination: S3Client,
-    *,
-    source_prefix: str = "",
-    destination_prefix: str = "",
-    force: bool = False,
-    server_side: bool = False,
-    **settings: Any,
-) -> Copier:
-    return Copier(
-        Bucket(source, "old", source_prefix, "source"),
-        Bucket(destination, "new", destination_prefix, "destination"),
-        CopyOptions(CopySettings(**settings), force=force, server_side=server_side),
-    )
-
-
-def not_found(stub: Stubber, method: str, key: str, bucket: str) -> None:
+def not_found(stub: Expectations, method: str, key: str, bucket: str) -> None:
     stub.add_client_error(
         method,
         service_error_code="404" if method == "head_object" else "NoSuchKey",
@@ -124,12 +189,12 @@ def expected_put(key: str, acl: str | None) -> dict[str, Any]:
     ],
 )
 def test_copy_sends_source_headers_and_the_acl_of_the_mode(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
     mode: AclMode,
     public: bool | None,
     sent_acl: str | None,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     # given the destination lacks the object and the source has it
     not_found(destination_stub, "head_object", KEY, "new")
     source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": KEY})
@@ -139,7 +204,7 @@ def test_copy_sends_source_headers_and_the_acl_of_the_mode(
         )
     destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, sent_acl))
     # when
-    result = copier(source, destination, acl=mode).copy(REF)
+    result = copier(acl=mode).copy(REF)
     # then
     assert (result.outcome, result.bytes_copied, result.destination_key) == (
         Outcome.COPIED,
@@ -149,34 +214,34 @@ def test_copy_sends_source_headers_and_the_acl_of_the_mode(
 
 
 def test_same_size_at_the_destination_is_skipped_with_two_heads(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     destination_stub.add_response(
         "head_object", {"ContentLength": 28}, {"Bucket": "new", "Key": KEY}
     )
     source_stub.add_response(
         "head_object", {"ContentLength": 28, "ETag": f'"{MD5}"'}, {"Bucket": "old", "Key": KEY}
     )
-    assert copier(source, destination).copy(REF).outcome == Outcome.SKIPPED
+    assert copier().copy(REF).outcome == Outcome.SKIPPED
 
 
 def test_missing_under_every_candidate_key(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     not_found(destination_stub, "head_object", KEY, "new")
     not_found(source_stub, "get_object", KEY, "old")
     not_found(source_stub, "get_object", LEGACY, "old")
-    result = copier(source, destination).copy(REF)
+    result = copier().copy(REF)
     assert result.outcome == Outcome.MISSING
     assert result.reason
 
 
 def test_found_at_an_alternate_is_copied_to_that_key_under_the_destination_prefix(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     ref = ObjectRef(RecordType.PREVIEW_CARDS, 1, "image", "original", f"m/{KEY}", (f"m/{LEGACY}",))
     not_found(destination_stub, "head_object", f"n/{KEY}", "new")
     not_found(source_stub, "get_object", f"m/{KEY}", "old")
@@ -185,9 +250,7 @@ def test_found_at_an_alternate_is_copied_to_that_key_under_the_destination_prefi
     destination_stub.add_response(
         "put_object", {"ETag": f'"{MD5}"'}, expected_put(f"n/{LEGACY}", None)
     )
-    result = copier(
-        source, destination, source_prefix="m", destination_prefix="n", acl=AclMode.NONE
-    ).copy(ref)
+    result = copier(source_prefix="m", destination_prefix="n", acl=AclMode.NONE).copy(ref)
     assert (result.outcome, result.source_key, result.destination_key) == (
         Outcome.COPIED,
         f"m/{LEGACY}",
@@ -196,35 +259,37 @@ def test_found_at_an_alternate_is_copied_to_that_key_under_the_destination_prefi
 
 
 def test_force_skips_the_destination_check(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": KEY})
     destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, None))
-    result = copier(source, destination, acl=AclMode.NONE, force=True).copy(REF)
+    result = copier(acl=AclMode.NONE, force=True).copy(REF)
     assert result.outcome == Outcome.COPIED
 
 
 def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client], monkeypatch: pytest.MonkeyPatch
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
-    monkeypatch.setattr("mastodon_s3_sync.copying.copier.time.sleep", lambda _seconds: None)
+    source_stub, destination_stub, copier = stubs
+    waits: list[float] = []
     for _ in range(3):
         not_found(destination_stub, "head_object", KEY, "new")
         source_stub.add_response(
             "get_object", get_response(etag="0" * 32), {"Bucket": "old", "Key": KEY}
         )
-    result = copier(source, destination, acl=AclMode.NONE).copy_or_fail(REF)
+    retry = replace(STREAM_RETRIES, sleep=waits.append)
+    result = copier(retry=retry, acl=AclMode.NONE).copy_or_fail(REF)
     assert result.outcome == Outcome.FAILED
     assert "differs from ETag" in result.reason
     assert "3 attempts" in result.reason
+    assert len(waits) == 2  # a backoff between attempts, none after the last
 
 
 def test_server_side_copy_keeps_metadata_and_sets_the_acl(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     not_found(destination_stub, "head_object", KEY, "new")
     source_stub.add_response(
         "head_object", {"ContentLength": 28, "ETag": f'"{MD5}"'}, {"Bucket": "old", "Key": KEY}
@@ -241,14 +306,14 @@ def test_server_side_copy_keeps_metadata_and_sets_the_acl(
             "ACL": "private",
         },
     )
-    result = copier(source, destination, server_side=True).copy(REF)
+    result = copier(server_side=True).copy(REF)
     assert result.outcome == Outcome.COPIED
 
 
 def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
-    stubs: tuple[Stubber, Stubber, S3Client, S3Client],
+    stubs: Sides,
 ) -> None:
-    source_stub, destination_stub, source, destination = stubs
+    source_stub, destination_stub, copier = stubs
     body = bytes(range(256)) * 40  # 10,240 bytes: three parts of 4,096 at most
     not_found(destination_stub, "head_object", KEY, "new")
     source_stub.add_response(
@@ -271,7 +336,9 @@ def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
             "ContentMD5": base64.b64encode(hashlib.md5(body[:4096]).digest()).decode(),  # noqa: S324
         },
     )
-    destination_stub.add_client_error("upload_part", "InternalError", http_status_code=500)
+    destination_stub.add_client_error(
+        "upload_part", service_error_code="InternalError", http_status_code=500
+    )
     destination_stub.add_response(
         "abort_multipart_upload", {}, {"Bucket": "new", "Key": KEY, "UploadId": "u1"}
     )
@@ -280,6 +347,6 @@ def test_multipart_parts_carry_their_md5_and_the_upload_is_aborted_on_failure(
         "multipart_threshold_bytes": 4096,
         "part_size_bytes": 4096,
     }
-    result = copier(source, destination, **options).copy_or_fail(REF)
+    result = copier(**options).copy_or_fail(REF)
     assert result.outcome == Outcome.FAILED
     assert "InternalError" in result.reason

@@ -7,6 +7,7 @@ import pytest
 from botocore.stub import Stubber
 
 from mastodon_s3_sync.storage.listing import UNKNOWN, BucketListing, Listed, family_and_directory
+from mastodon_s3_sync.storage.s3 import BotoObjects
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ def _stubbed() -> tuple[BucketListing, Stubber]:
     client = boto3.session.Session(
         aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
     ).client("s3")
-    return BucketListing(client, "media"), Stubber(client)
+    return BucketListing(BotoObjects(client, "media")), Stubber(client)
 
 
 KEY = "media_attachments/files/000/000/001/original/a.png"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -19,7 +20,7 @@ from mastodon_s3_sync.transport.messages import (
     decode,
     encode,
 )
-from mastodon_s3_sync.transport.sqs import QueueError, SqsSink
+from mastodon_s3_sync.transport.sqs import SEND_RETRIES, QueueError, SqsSink
 
 SNOWFLAKE = 2**62 + 12345  # beyond 2^53: a float would round it
 
@@ -113,10 +114,8 @@ def test_a_key_with_dots_inside_a_segment_is_fine() -> None:
     assert decode(with_object(key="accounts/avatars/a..b.png")).objects[0].key.endswith("a..b.png")
 
 
-def test_failed_batch_entries_are_retried_and_permanent_failures_raise(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("mastodon_s3_sync.transport.sqs.time.sleep", lambda _seconds: None)
+def test_failed_batch_entries_are_retried_and_permanent_failures_raise() -> None:
+    waits: list[float] = []
     client = boto3.client(
         "sqs", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
     )
@@ -146,7 +145,7 @@ def test_failed_batch_entries_are_retried_and_permanent_failures_raise(
             },
             {"QueueUrl": url, "Entries": [{"Id": "0", "MessageBody": "c"}]},
         )
-        sink = SqsSink(client, url, in_flight=1)
+        sink = SqsSink(client, url, in_flight=1, retry=replace(SEND_RETRIES, sleep=waits.append))
         sink.send("a")
         sink.send("b")
         sink.flush()
@@ -155,3 +154,4 @@ def test_failed_batch_entries_are_retried_and_permanent_failures_raise(
             sink.flush()
         sink.close()
         stub.assert_no_pending_responses()
+    assert len(waits) == 1  # one backoff before resending the failed entry

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import random
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,25 +30,22 @@ from mastodon_s3_sync.mastodon.layout import (
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS
 from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, BucketListing, Listed, Sighting
+from mastodon_s3_sync.storage.protocol import acl_class, is_not_found
+from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import Bucket
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 DEFAULT_MEMORY_BUDGET_BYTES = 128 * MIB
 """Object bytes held in memory at once by all workers together, whatever their number."""
 READ_CHUNK = 1 * MIB
 MAX_SINGLE_COPY = 5 * 1024 * MIB  # CopyObject's limit; larger objects are streamed
-STREAM_ATTEMPTS = 3
+STREAM_RETRIES = RetryPolicy(attempts=3, base_seconds=0.5)
 """Whole-object attempts when a body breaks off or fails its check (a fresh GET each)."""
 
-PUBLIC_READ = "public-read"
-PRIVATE = "private"
-_ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MD5_SHAPED_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,28 +115,7 @@ class _Found:
     key: str
     size: int
     etag: str
-    response: GetObjectOutputTypeDef | None = field(default=None, repr=False)
-
-
-def acl_class(client: S3Client, bucket: str, key: str) -> str:
-    """``public-read`` when everyone may read the object, else ``private``."""
-    grants = client.get_object_acl(Bucket=bucket, Key=key).get("Grants", [])
-    for grant in grants:
-        if grant.get("Grantee", {}).get("URI") == _ALL_USERS and grant.get("Permission") in (
-            "READ",
-            "FULL_CONTROL",
-        ):
-            return PUBLIC_READ
-    return PRIVATE
-
-
-def _error_code(error: botocore.exceptions.ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _is_not_found(error: botocore.exceptions.ClientError) -> bool:
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return _error_code(error) in _NOT_FOUND or status == 404
+    response: dict[str, Any] | None = field(default=None, repr=False)
 
 
 def _describe(error: botocore.exceptions.ClientError) -> str:
@@ -192,8 +166,8 @@ class Survey:
 
     def __init__(self, copier: Copier) -> None:
         self._copier = copier
-        self.source = BucketListing(copier.source.client, copier.source.name)
-        self.destination = BucketListing(copier.destination.client, copier.destination.name)
+        self.source = BucketListing(copier.source.objects)
+        self.destination = BucketListing(copier.destination.objects)
 
     def sight(self, ref: ObjectRef) -> Sightings:
         """Sightings of ``ref``; alternates are looked up only when the canonical key is not
@@ -218,10 +192,12 @@ class Copier:
         destination: Bucket,
         options: CopyOptions,
         stop: threading.Event | None = None,
+        retry: RetryPolicy = STREAM_RETRIES,
     ) -> None:
         self.source = source
         self.destination = destination
         self.options = options
+        self._retry = retry
         self._stop = stop or threading.Event()
         self._source_prefix = apply_key_prefix(source.key_prefix, "")
         self._budget = ByteBudget(options.memory_budget_bytes)
@@ -261,20 +237,21 @@ class Copier:
                 return CopyResult(
                     ref, Outcome.FAILED, reason=f"refused key {key[:100]!r}: {unsafe}"
                 )
-        for attempt in range(1, STREAM_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             try:
                 return self._copy_once(ref, seen if attempt == 1 else NOT_SURVEYED)
             except _Retryable as error:
-                if attempt == STREAM_ATTEMPTS:
+                if not self._retry.may_retry(attempt):
                     raise CopyError(f"{error} (after {attempt} attempts)") from None
             except _STREAM_ERRORS as error:
-                if attempt == STREAM_ATTEMPTS:
+                if not self._retry.may_retry(attempt):
                     raise CopyError(
                         f"transfer broke off: {type(error).__name__}: {error} "
                         f"(after {attempt} attempts)"
                     ) from None
-            time.sleep(random.uniform(0.1, 0.5) * attempt)  # noqa: S311 (jitter, not crypto)
-        raise AssertionError("unreachable")
+            self._retry.pause(attempt)
+            attempt += 1
 
     def _copy_once(self, ref: ObjectRef, seen: Sightings) -> CopyResult:
         candidates = (ref.key, *ref.alternates)
@@ -326,32 +303,28 @@ class Copier:
 
     def _head_size(self, bucket: Bucket, key: str) -> int | None:
         try:
-            return bucket.client.head_object(Bucket=bucket.name, Key=key)["ContentLength"]
+            return int(bucket.objects.head_object(key)["ContentLength"])
         except botocore.exceptions.ClientError as error:
-            if _is_not_found(error):
+            if is_not_found(error):
                 return None
             raise CopyError(f"HEAD {bucket.side} {key}: {_describe(error)}") from None
 
     def _find(
         self, candidates: tuple[str, ...], seen: Sightings, *, with_body: bool
     ) -> _Found | None:
-        client, name = self.source.client, self.source.name
+        objects = self.source.objects
         for index, key in enumerate(candidates):
             sighting = seen.of_candidate(index)  # absent when listed may exist by now: ask
             if isinstance(sighting, Listed) and not with_body:
                 return _Found(key, sighting.size, sighting.etag)
             try:
                 if with_body:
-                    response = (
-                        cast("GetObjectOutputTypeDef", self.source.lean.get_object(key))
-                        if self.source.lean is not None
-                        else client.get_object(Bucket=name, Key=key)
-                    )
+                    response = objects.get_object(key)
                     return _Found(key, response["ContentLength"], response["ETag"], response)
-                head = client.head_object(Bucket=name, Key=key)
+                head = objects.head_object(key)
                 return _Found(key, head["ContentLength"], head["ETag"])
             except botocore.exceptions.ClientError as error:
-                if not _is_not_found(error):
+                if not is_not_found(error):
                     raise CopyError(f"reading source {key}: {_describe(error)}") from None
         return None
 
@@ -362,9 +335,7 @@ class Copier:
         if mode != AclMode.COPY:
             return str(mode)
         try:
-            if self.source.lean is not None:
-                return PUBLIC_READ if self.source.lean.is_public(source_key) else PRIVATE
-            return acl_class(self.source.client, self.source.name, source_key)
+            return acl_class(self.source.objects, source_key)
         except botocore.exceptions.ClientError as error:
             raise CopyError(
                 f"reading the ACL of {source_key}: {_describe(error)} "
@@ -407,17 +378,8 @@ class Copier:
             digest = hashlib.md5(body)  # noqa: S324 (S3's integrity check, not security)
             self._check_source(found, len(body), digest.hexdigest())
             md5 = base64.b64encode(digest.digest()).decode()
-            lean = self.destination.lean
-            response = (
-                lean.put_object(destination_key, _as_body(body), {**headers, "ContentMD5": md5})
-                if lean is not None
-                else self.destination.client.put_object(
-                    Bucket=self.destination.name,
-                    Key=destination_key,
-                    Body=_as_body(body),
-                    ContentMD5=md5,
-                    **headers,
-                )
+            response = self.destination.objects.put_object(
+                destination_key, _as_body(body), {**headers, "ContentMD5": md5}
             )
             self._check_etag(destination_key, response.get("ETag", ""), {digest.hexdigest()})
 

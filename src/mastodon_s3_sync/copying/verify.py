@@ -21,10 +21,11 @@ import botocore.exceptions
 
 from mastodon_s3_sync.cli.report import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.config.settings import AclMode
-from mastodon_s3_sync.copying.copier import Copier, Sightings, acl_class
+from mastodon_s3_sync.copying.copier import Copier, Sightings
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, Listed, Sighting
-from mastodon_s3_sync.storage.s3 import Bucket, RequestCounter
+from mastodon_s3_sync.storage.protocol import NOT_FOUND_CODES, acl_class
+from mastodon_s3_sync.storage.s3 import BotoObjects, Bucket, RequestCounter
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -39,7 +40,6 @@ COMPARED_HEADERS = (
     "Expires",
     "Metadata",
 )
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 class Problem(StrEnum):
@@ -220,9 +220,12 @@ class Verifier:
             return
         try:
             expected = str(self._acl)
+            # Through botocore, whose requests self.requests counts.
             if self._acl == AclMode.COPY:
-                expected = acl_class(source.client, source.name, pair.source_key)
-            actual = acl_class(destination.client, destination.name, pair.destination_key)
+                expected = acl_class(BotoObjects(source.client, source.name), pair.source_key)
+            actual = acl_class(
+                BotoObjects(destination.client, destination.name), pair.destination_key
+            )
         except botocore.exceptions.ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             detail = f"ACL unreadable ({code}); a provider without ACLs needs --acl none"
@@ -257,7 +260,7 @@ def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         return dict(client.head_object(Bucket=bucket, Key=key))
     except botocore.exceptions.ClientError as error:
-        if str(error.response.get("Error", {}).get("Code", "")) in _NOT_FOUND:
+        if str(error.response.get("Error", {}).get("Code", "")) in NOT_FOUND_CODES:
             return None
         raise
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pg8000.native
 
 from mastodon_s3_sync.config.layers import config_toml
-from mastodon_s3_sync.copying.copier import PRIVATE, acl_class
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server
@@ -24,6 +23,8 @@ from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.storage.protocol import PRIVATE, acl_class
+from mastodon_s3_sync.storage.s3 import BotoObjects
 
 DEMO_COUNTS = {"accounts": 200, "media_attachments": 400, "custom_emojis": 40, "preview_cards": 150}
 QUICK_COUNTS = {"accounts": 30, "media_attachments": 60, "custom_emojis": 8, "preview_cards": 20}
@@ -62,8 +63,8 @@ class Sandbox:
     def private_objects_still_private(self) -> tuple[int, int]:
         """(private objects at the source, how many of them are private at the destination)."""
         private = [o.key for o in self.manifest.objects.values() if o.acl == PRIVATE]
-        client = self.destination.client()
-        kept = sum(1 for key in private if acl_class(client, DESTINATION_BUCKET, key) == PRIVATE)
+        objects = BotoObjects(self.destination.client(), DESTINATION_BUCKET)
+        kept = sum(1 for key in private if acl_class(objects, key) == PRIVATE)
         return len(private), kept
 
 

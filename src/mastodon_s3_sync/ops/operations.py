@@ -37,7 +37,7 @@ from mastodon_s3_sync.contract import (
 from mastodon_s3_sync.errors import SettingsError, SyncError
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.outcomes import DONE_OUTCOMES, Outcome
-from mastodon_s3_sync.storage.s3 import RETRY_ATTEMPTS
+from mastodon_s3_sync.storage.retry import REQUEST_RETRIES
 from mastodon_s3_sync.transport.lambda_edge import (
     RUN_ID_EXAMPLE,
     EventError,
@@ -92,7 +92,7 @@ def make_clients(
             "--region: no AWS region; pass --region REGION (where the stack is deployed) "
             "or set AWS_REGION or the profile's region"
         )
-    retries = Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS})
+    retries = REQUEST_RETRIES.botocore_config()
     waits = retries.merge(Config(read_timeout=ENUMERATOR_TIMEOUT_SECONDS + 60))
     return AwsClients(
         cloudformation=session.client("cloudformation", endpoint_url=endpoint_url, config=retries),

@@ -3,9 +3,11 @@
 Most Mastodon objects are 10-300 KB, so the cost of a copy is the cost of its requests, and
 botocore spends about 3.5 ms of CPU on each (events, endpoint rules, response parsing) — more
 than the transfer. This client signs with SigV4 and talks HTTP/1.1 over pooled keep-alive
-connections itself, for these three requests only. It is built from a botocore client (the
-same endpoint, addressing style, region and credentials), answers in boto3's shapes, and raises
-botocore's ``ClientError``, so callers treat both alike; every other request stays with
+connections itself, for these three requests only. It takes its endpoint, addressing style and
+region from a botocore client's public API (a presigned URL, ``meta``), and its credentials and
+certificate checks from the edge that built that client; it answers in boto3's shapes and
+raises botocore's ``ClientError`` (it is an :class:`~mastodon_s3_sync.storage.protocol.ObjectStore`
+like the botocore adapter), so callers treat both alike; every other request stays with
 botocore.
 """
 
@@ -16,10 +18,8 @@ import hashlib
 import hmac
 import http.client
 import queue
-import random
 import re
 import ssl
-import time
 import urllib.parse
 import urllib.request
 import weakref
@@ -31,13 +31,12 @@ import botocore.exceptions
 from botocore.httpsession import get_cert_path
 
 from mastodon_s3_sync import __version__
+from mastodon_s3_sync.storage.documents import error_fields, grants_public_read
+from mastodon_s3_sync.storage.retry import REQUEST_RETRIES, RetryPolicy, is_transient
 from mastodon_s3_sync.storage.s3 import (
     CONNECT_TIMEOUT_SECONDS,
-    MAX_BACKOFF_SECONDS,
     READ_TIMEOUT_SECONDS,
-    RETRY_ATTEMPTS,
-    TRANSIENT_CODES,
-    TRANSIENT_STATUS,
+    BotoObjects,
 )
 
 if TYPE_CHECKING:
@@ -46,12 +45,7 @@ if TYPE_CHECKING:
 
 _UNSIGNED = "UNSIGNED-PAYLOAD"
 _META = "x-amz-meta-"
-_ERROR_CODE = re.compile(rb"<Code>([^<]*)</Code>")
-_ERROR_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
 _SPACES = re.compile(r"[ \t]+")
-_GRANT = re.compile(rb"<Grant>(.*?)</Grant>", re.DOTALL)
-_ALL_USERS = b"<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>"
-_READ = re.compile(rb"<Permission>(?:READ|FULL_CONTROL)</Permission>")
 _PUT_HEADERS = {
     "ContentType": "Content-Type",
     "CacheControl": "Cache-Control",
@@ -72,10 +66,21 @@ TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 """What a broken connection raises here (ConnectionError, IncompleteRead, timeouts…)."""
 
 
-def lean_objects(client: S3Client, bucket: str, max_connections: int) -> LeanObjects | None:
+def lean_objects(
+    client: S3Client,
+    bucket: str,
+    max_connections: int,
+    credentials: Credentials | None,
+    verify: bool | str,
+) -> LeanObjects | None:
     """The lean client for ``bucket``, or None where botocore must stay: an HTTP proxy is
     configured for the endpoint, there are no credentials to sign with, or the bucket lives
-    in another region than the client's (botocore follows S3's redirects; we do not)."""
+    in another region than the client's (botocore follows S3's redirects; we do not).
+
+    ``credentials`` and ``verify`` (certificate checks: a CA bundle path, True, or False)
+    are those ``client`` was made with."""
+    if credentials is None:
+        return None
     endpoint = urllib.parse.urlsplit(client.meta.endpoint_url)
     proxies = urllib.request.getproxies()
     if endpoint.scheme in proxies and not urllib.request.proxy_bypass(endpoint.hostname or ""):
@@ -87,17 +92,21 @@ def lean_objects(client: S3Client, bucket: str, max_connections: int) -> LeanObj
     region = answer["ResponseMetadata"].get("HTTPHeaders", {}).get("x-amz-bucket-region")
     if region and region != (client.meta.region_name or "us-east-1"):
         return None
-    try:
-        return LeanObjects(client, bucket, max_connections)
-    except botocore.exceptions.NoCredentialsError:
-        return None
+    return LeanObjects(client, bucket, max_connections, credentials=credentials, verify=verify)
 
 
 class LeanObjects:
-    """GET, PUT and ACL class of objects in one bucket. Thread-safe."""
+    """GET, HEAD, PUT and ACL class of objects in one bucket. Thread-safe."""
 
     def __init__(
-        self, client: S3Client, bucket: str, max_connections: int, attempts: int = RETRY_ATTEMPTS
+        self,
+        client: S3Client,
+        bucket: str,
+        max_connections: int,
+        *,
+        credentials: Credentials,
+        verify: bool | str,
+        retry: RetryPolicy = REQUEST_RETRIES,
     ) -> None:
         presigned = client.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60
@@ -107,19 +116,15 @@ class LeanObjects:
         self._host = url.netloc
         self._base_path = url.path[: -len("k")]
         self._region = client.meta.region_name or "us-east-1"
-        # The client's own credentials (refreshed by botocore when they are temporary) and
-        # certificate settings (a profile's ca_bundle, AWS_CA_BUNDLE, or botocore's default).
-        credentials = getattr(client, "_request_signer")._credentials  # noqa: B009
-        if credentials is None:
-            raise botocore.exceptions.NoCredentialsError
-        self._credentials: Credentials = credentials
-        self._tls = _tls_context(getattr(client, "_endpoint").http_session._verify)  # noqa: B009
-        self._attempts = attempts
+        self._listing = BotoObjects(client, bucket)
+        self._credentials = credentials
+        self._tls = _tls_context(verify)
+        self._retry = retry
         self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(max_connections)
         weakref.finalize(self, _close_idle, self._idle)
         self._signing_keys: dict[tuple[str, str], bytes] = {}
 
-    # -- the three requests ------------------------------------------------------------------
+    # -- the requests ---------------------------------------------------------------------
 
     def get_object(self, key: str) -> dict[str, Any]:
         """GetObject: a boto3-shaped answer whose ``Body`` streams from the connection."""
@@ -152,12 +157,22 @@ class LeanObjects:
         response, _ = self._exchange("PUT", key, "", headers, body, "PutObject")
         return {"ETag": response.getheader("ETag", "")}
 
+    def head_object(self, key: str) -> dict[str, Any]:
+        """HeadObject: ``ContentLength`` and ``ETag``."""
+        response, _ = self._exchange("HEAD", key, "", {}, b"", "HeadObject")
+        return {
+            "ContentLength": int(response.getheader("Content-Length", "0")),
+            "ETag": response.getheader("ETag", ""),
+        }
+
     def is_public(self, key: str) -> bool:
         """Whether the object's ACL lets everyone read it (GetObjectAcl)."""
         _, document = self._exchange("GET", key, "acl", {}, b"", "GetObjectAcl")
-        return any(
-            _ALL_USERS in grant and _READ.search(grant) for grant in _GRANT.findall(document)
-        )
+        return grants_public_read(document)
+
+    def list_page(self, prefix: str, start_after: str, max_keys: int) -> dict[str, Any]:
+        """ListObjectsV2 through botocore: one request per 1,000 keys, its cost is spread."""
+        return self._listing.list_page(prefix, start_after, max_keys)
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -171,18 +186,19 @@ class LeanObjects:
         operation: str,
     ) -> tuple[http.client.HTTPResponse, bytes]:
         """A request whose whole (small) answer is read, retried like :meth:`_send`."""
-        for attempt in range(1, self._attempts + 1):
+        attempt = 1
+        while True:
             connection, response = self._send(method, key, query, headers, body, operation)
             try:
                 document = response.read()
             except TRANSPORT_ERRORS:
                 connection.close()
-                if attempt == self._attempts:
+                if not self._retry.may_retry(attempt):
                     raise
+                attempt += 1
                 continue
             self.release(connection)
             return response, document
-        raise AssertionError("unreachable")
 
     def _send(
         self,
@@ -215,15 +231,14 @@ class LeanObjects:
                 if reused:
                     continue  # a pooled connection the server had closed: costs no attempt
                 attempt += 1
-                if attempt >= self._attempts:
+                if not self._retry.may_retry(attempt):
                     raise
             else:
                 self.release(connection)
                 attempt += 1
-                if not _transient(error) or attempt >= self._attempts:
+                if not _transient(error) or not self._retry.may_retry(attempt):
                     raise error
-            ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
-            time.sleep(random.uniform(0, ceiling))  # noqa: S311 (jitter, not crypto)
+            self._retry.pause(attempt)
 
     def _idle_connection(self) -> http.client.HTTPConnection | None:
         try:
@@ -362,12 +377,10 @@ def _close_idle(idle: queue.LifoQueue[http.client.HTTPConnection]) -> None:
 def _client_error(
     response: http.client.HTTPResponse, operation: str
 ) -> botocore.exceptions.ClientError:
-    document = response.read()
-    code = _ERROR_CODE.search(document)
-    message = _ERROR_MESSAGE.search(document)
+    fields = error_fields(response.read())
     error = {
-        "Code": code[1].decode() if code else str(response.status),
-        "Message": message[1].decode() if message else response.reason,
+        "Code": fields.get("Code") or str(response.status),
+        "Message": fields.get("Message") or response.reason,
     }
     return botocore.exceptions.ClientError(
         {"Error": error, "ResponseMetadata": {"HTTPStatusCode": response.status}},  # type: ignore[typeddict-item]
@@ -377,9 +390,7 @@ def _client_error(
 
 def _transient(error: botocore.exceptions.ClientError) -> bool:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return (
-        status in TRANSIENT_STATUS or error.response.get("Error", {}).get("Code") in TRANSIENT_CODES
-    )
+    return is_transient(status, str(error.response.get("Error", {}).get("Code", "")))
 
 
 def _http_date(text: str) -> datetime | str:

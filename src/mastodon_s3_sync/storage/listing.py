@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import botocore.exceptions
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    from mastodon_s3_sync.storage.protocol import ObjectStore
 
 LIST_PAGE_KEYS = 1000  # ListObjectsV2's maximum
 _PARTITION_TAIL = re.compile(r"(?:^|/)\d{3}(?:/\d{3})*$")
@@ -102,9 +102,8 @@ class BucketListing:
     or one queue message at a time).
     """
 
-    def __init__(self, client: S3Client, bucket: str, page_keys: int = LIST_PAGE_KEYS) -> None:
-        self._client = client
-        self._bucket = bucket
+    def __init__(self, objects: ObjectStore, page_keys: int = LIST_PAGE_KEYS) -> None:
+        self._objects = objects
         self._page_keys = page_keys
         self._windows: dict[str, _Window] = {}
         self.list_requests = 0
@@ -143,9 +142,7 @@ class BucketListing:
         else:  # jumping ahead: what was listed below the floor is of no further use
             window.keys, window.objects, window.start = [], [], 0
         self.list_requests += 1
-        page = self._client.list_objects_v2(
-            Bucket=self._bucket, Prefix=family, StartAfter=start_after, MaxKeys=self._page_keys
-        )
+        page = self._objects.list_page(family, start_after, self._page_keys)
         contents = page.get("Contents", [])
         previous = start_after
         for item in contents:

@@ -5,46 +5,26 @@ Clients are built once per process (per Lambda container) and passed in.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections import Counter
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config
 
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.errors import SettingsError
+from mastodon_s3_sync.storage.protocol import ALL_USERS_URI, READ_PERMISSIONS, ObjectStore
+from mastodon_s3_sync.storage.retry import RETRY_ATTEMPTS, RetryPolicy, is_transient
 
 if TYPE_CHECKING:
+    import botocore.credentials
     from mypy_boto3_s3 import S3Client
 
-    from mastodon_s3_sync.storage.lean import LeanObjects
-
-RETRY_ATTEMPTS = 10
-"""Attempts per request (throttling, 5xx, dropped connections) with backoff."""
-MAX_BACKOFF_SECONDS = 20.0
-"""Longest wait between two attempts: ten attempts ride out about a minute of outage."""
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "ServiceUnavailable",
-        "InternalError",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-        "Throttling",
-        "ThrottlingException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-    }
-)
-"""Error codes worth another attempt, whatever the HTTP status."""
 PREFLIGHT_ATTEMPTS = 2
 """Attempts for the settings check: a wrong endpoint should be reported in seconds."""
 CONNECT_TIMEOUT_SECONDS = 10
@@ -59,8 +39,53 @@ class Bucket:
     name: str
     key_prefix: str
     side: str  # "source" or "destination", for messages
-    lean: LeanObjects | None = None
-    """GET/PUT/ACL of single objects without botocore's per-request cost (None: botocore)."""
+    objects: ObjectStore = field(default=None)  # type: ignore[assignment]
+    """GET/HEAD/PUT/ACL of single objects (default: botocore through ``client``)."""
+
+    def __post_init__(self) -> None:
+        if self.objects is None:
+            object.__setattr__(self, "objects", BotoObjects(self.client, self.name))
+
+
+class BotoObjects:
+    """The :class:`ObjectStore` of one bucket through a botocore client."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def get_object(self, key: str) -> dict[str, Any]:
+        """GetObject; the ``Body`` streams."""
+        return cast(dict[str, Any], self._client.get_object(Bucket=self._bucket, Key=key))
+
+    def head_object(self, key: str) -> dict[str, Any]:
+        """HeadObject."""
+        return cast(dict[str, Any], self._client.head_object(Bucket=self._bucket, Key=key))
+
+    def put_object(self, key: str, body: bytes, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """PutObject with boto3's field names."""
+        return cast(
+            dict[str, Any],
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **fields),
+        )
+
+    def is_public(self, key: str) -> bool:
+        """Whether a grant lets AllUsers read the object."""
+        grants = self._client.get_object_acl(Bucket=self._bucket, Key=key).get("Grants", [])
+        return any(
+            grant.get("Grantee", {}).get("URI") == ALL_USERS_URI
+            and grant.get("Permission") in READ_PERMISSIONS
+            for grant in grants
+        )
+
+    def list_page(self, prefix: str, start_after: str, max_keys: int) -> dict[str, Any]:
+        """ListObjectsV2, one page."""
+        return cast(
+            dict[str, Any],
+            self._client.list_objects_v2(
+                Bucket=self._bucket, Prefix=prefix, StartAfter=start_after, MaxKeys=max_keys
+            ),
+        )
 
 
 class RequestCounter:
@@ -85,59 +110,98 @@ class RequestCounter:
         return sum(self.by_operation.values())
 
 
-def make_client(
-    settings: BucketSettings, max_connections: int, attempts: int = RETRY_ATTEMPTS
-) -> S3Client:
-    """A thread-safe client with retries and the checksum settings non-AWS servers need."""
+@dataclass(frozen=True)
+class Session:
+    """One side's AWS session: what its clients are made from, and what the lean client
+    needs of it (credentials, certificate checks), read through public botocore APIs."""
+
+    boto: boto3.session.Session
+    core: botocore.session.Session
+
+    def credentials(self) -> botocore.credentials.Credentials | None:
+        """The session's credentials (refreshed by botocore when they are temporary)."""
+        return self.core.get_credentials()
+
+    def tls_verify(self) -> bool | str:
+        """The certificate check its clients make: a CA bundle path (profile ``ca_bundle``
+        or ``AWS_CA_BUNDLE``), or True for botocore's default bundle."""
+        bundle = self.core.get_config_variable("ca_bundle")
+        return str(bundle) if bundle else True
+
+
+def make_session(settings: BucketSettings) -> Session:
+    """The session of one side's settings (profile, keys, region)."""
+    core = botocore.session.Session()
     try:
         session = boto3.session.Session(
             profile_name=settings.profile,
             aws_access_key_id=settings.access_key_id,
             aws_secret_access_key=settings.secret_access_key,
             region_name=settings.region,
+            botocore_session=core,
         )
     except botocore.exceptions.ProfileNotFound:
         raise SettingsError(
             f"profile {settings.profile!r} is not in the AWS config files; "
             "check the profile setting of this side"
         ) from None
-    config = Config(
-        retries={"mode": "standard", "max_attempts": attempts},
-        max_pool_connections=max_connections,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-        tcp_keepalive=True,
-        # Every upload carries Content-MD5, which the server checks; hashing each body
-        # a second time with SHA-256 for the signature (botocore's default over plain
-        # HTTP) would only cost CPU. Over HTTPS botocore already skips it.
-        s3={"addressing_style": settings.addressing_style, "payload_signing_enabled": False},
-        # Since boto3 1.36 uploads carry CRC32 trailers by default, which several
-        # S3-compatible servers reject; we send Content-MD5 ourselves instead.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
+    return Session(session, core)
+
+
+def make_client(
+    settings: BucketSettings,
+    max_connections: int,
+    attempts: int = RETRY_ATTEMPTS,
+    session: Session | None = None,
+) -> S3Client:
+    """A thread-safe client with retries and the checksum settings non-AWS servers need."""
+    session = session or make_session(settings)
+    config = (
+        RetryPolicy(attempts)
+        .botocore_config()
+        .merge(
+            Config(
+                max_pool_connections=max_connections,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+                tcp_keepalive=True,
+                # Every upload carries Content-MD5, which the server checks; hashing each body
+                # a second time with SHA-256 for the signature (botocore's default over plain
+                # HTTP) would only cost CPU. Over HTTPS botocore already skips it.
+                s3={
+                    "addressing_style": settings.addressing_style,
+                    "payload_signing_enabled": False,
+                },
+                # Since boto3 1.36 uploads carry CRC32 trailers by default, which several
+                # S3-compatible servers reject; we send Content-MD5 ourselves instead.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            )
+        )
     )
     try:
-        client = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+        client = session.boto.client("s3", endpoint_url=settings.endpoint_url, config=config)
     except ValueError as error:  # e.g. a malformed endpoint URL or region
         raise SettingsError(f"{error}; check endpoint_url and region of this side") from None
     # Answered before botocore's own handler, which stops retrying for the whole client
     # once ~35 errors drained its retry quota: a provider down for a few seconds would
     # then fail every object in flight instead of costing time.
     # (The stubs type handlers as returning None; needs-retry handlers return the delay.)
-    client.meta.events.register_first("needs-retry.s3", TransientRetries(attempts))  # type: ignore[arg-type]
+    client.meta.events.register_first("needs-retry.s3", TransientRetries(RetryPolicy(attempts)))  # type: ignore[arg-type]
     return client
 
 
 class TransientRetries:
-    """Retries throttling, 5xx answers and broken connections with capped exponential
-    backoff (full jitter), up to ``attempts`` attempts per request, without a retry quota.
+    """Retries throttling, 5xx answers and broken connections with the backoff of
+    ``policy``, up to its attempts per request, without a retry quota.
 
-    Registered on ``needs-retry``: returns the seconds to wait, or None to leave the
-    decision to botocore's standard handler (other errors, or attempts used up).
+    Registered on ``needs-retry``: returns the seconds to wait (botocore sleeps them), or
+    None to leave the decision to botocore's standard handler (other errors, or attempts
+    used up).
     """
 
-    def __init__(self, attempts: int) -> None:
-        self.attempts = attempts
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
 
     def __call__(
         self,
@@ -146,10 +210,9 @@ class TransientRetries:
         caught_exception: Exception | None = None,
         **_: object,
     ) -> float | None:
-        if attempts >= self.attempts or not _is_transient(response, caught_exception):
+        if not self.policy.may_retry(attempts) or not _is_transient(response, caught_exception):
             return None
-        ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempts - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not crypto)
+        return self.policy.delay(attempts)
 
 
 def _is_transient(
@@ -164,8 +227,7 @@ def _is_transient(
         return False
     http_response, parsed = response
     status = getattr(http_response, "status_code", 0)
-    code = str(parsed.get("Error", {}).get("Code", ""))
-    return status in TRANSIENT_STATUS or code in TRANSIENT_CODES
+    return is_transient(status, str(parsed.get("Error", {}).get("Code", "")))
 
 
 def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSettings) -> bool:

@@ -12,13 +12,24 @@ from dataclasses import replace
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.copying.copier import Copier, CopyOptions
 from mastodon_s3_sync.storage.lean import lean_objects
-from mastodon_s3_sync.storage.s3 import Bucket, make_client, same_endpoint_and_credentials
+from mastodon_s3_sync.storage.s3 import (
+    Bucket,
+    make_client,
+    make_session,
+    same_endpoint_and_credentials,
+)
 
 
 def open_bucket(settings: BucketSettings, side: str, max_connections: int) -> Bucket:
-    """One side's bucket with its botocore client and, where it can, the lean client."""
-    client = make_client(settings, max_connections)
-    lean = lean_objects(client, settings.bucket, max_connections)
+    """One side's bucket with its botocore client and, where it can, the lean client for
+    single objects (signed with the same session's credentials and certificate checks)."""
+    session = make_session(settings)
+    client = make_client(settings, max_connections, session=session)
+    lean = lean_objects(
+        client, settings.bucket, max_connections, session.credentials(), session.tls_verify()
+    )
+    if lean is None:
+        return Bucket(client, settings.bucket, settings.key_prefix, side)
     return Bucket(client, settings.bucket, settings.key_prefix, side, lean)
 
 

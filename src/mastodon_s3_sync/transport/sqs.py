@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import random
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 import boto3
-from botocore.config import Config
 
 from mastodon_s3_sync.errors import SyncError
-from mastodon_s3_sync.storage.s3 import RETRY_ATTEMPTS
+from mastodon_s3_sync.storage.retry import REQUEST_RETRIES, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -24,7 +21,8 @@ SQS_BATCH_ENTRIES = 10
 SQS_BATCH_BYTES = 256 * 1024
 
 
-SEND_ATTEMPTS = 6
+SEND_RETRIES = RetryPolicy(attempts=6, base_seconds=0.1, max_backoff_seconds=2.0)
+"""Sends of the entries SQS reported failed (throttled, internal errors)."""
 
 
 SENDS_IN_FLIGHT = 4
@@ -46,8 +44,15 @@ class SqsSink:
     """Sends bodies with ``SendMessageBatch``: 10 per call, several calls in flight,
     entries reported ``Failed`` retried with backoff. :meth:`flush` waits for all."""
 
-    def __init__(self, client: SQSClient, queue_url: str, in_flight: int = SENDS_IN_FLIGHT):
+    def __init__(
+        self,
+        client: SQSClient,
+        queue_url: str,
+        in_flight: int = SENDS_IN_FLIGHT,
+        retry: RetryPolicy = SEND_RETRIES,
+    ):
         self._client = client
+        self._retry = retry
         self._queue_url = queue_url
         self._pool = ThreadPoolExecutor(in_flight, thread_name_prefix="sqs-send")
         self._pending: list[Future[None]] = []
@@ -80,21 +85,22 @@ class SqsSink:
         entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)
         ]
-        for attempt in range(1, SEND_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
             failed = {item["Id"]: item for item in response.get("Failed", [])}
             if not failed:
                 return
             permanent = [item for item in failed.values() if item.get("SenderFault")]
-            if permanent or attempt == SEND_ATTEMPTS:
+            if permanent or not self._retry.may_retry(attempt):
                 item = (permanent or list(failed.values()))[0]
                 raise QueueError(
                     f"SQS refused {len(failed)} message(s): {item.get('Code')}: "
                     f"{item.get('Message', '')}"
                 )
             entries = [entry for entry in entries if entry["Id"] in failed]
-            time.sleep(min(2**attempt * 0.05, 2) * random.uniform(0.5, 1))  # noqa: S311
-        raise AssertionError("unreachable")
+            self._retry.pause(attempt)
+            attempt += 1
 
     def flush(self) -> None:
         """Send what is batched and wait for every call; raises the first failure."""
@@ -114,5 +120,5 @@ def make_sqs_client(
 ) -> SQSClient:
     """An SQS client with the same retry behaviour as the S3 clients."""
     session = boto3.session.Session(profile_name=profile, region_name=region)
-    config = Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS})
+    config = REQUEST_RETRIES.botocore_config()
     return session.client("sqs", endpoint_url=endpoint_url, config=config)
