@@ -30,8 +30,9 @@ from mastodon_s3_sync.config.lambda_env import (
     copy_settings,
     time_guard_seconds,
 )
-from mastodon_s3_sync.copying.copier import Copier, CopyOptions, CopyResult
+from mastodon_s3_sync.copying.copier import Copier
 from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
+from mastodon_s3_sync.copying.results import CopyOptions, CopyResult
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.transport import lambda_metrics
 from mastodon_s3_sync.transport.assembly import build_copier

@@ -24,7 +24,8 @@ import functions.enumerator.handler as enumerator_handler
 from mastodon_s3_sync import cli
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import AclMode, BucketSettings, CopySettings
-from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.mastodon.layout import (

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from mastodon_s3_sync.config.settings import AclMode, BucketSettings, CopySettings
-from mastodon_s3_sync.copying.copier import CopyOptions
+from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.demo.s3servers import REGION, MotoS3Server
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.outcomes import Outcome

@@ -40,7 +40,7 @@ import functions.copier.handler as copier_handler
 import functions.enumerator.handler as enumerator_handler
 from mastodon_s3_sync.cli import main
 from mastodon_s3_sync.contract import METRICS_NAMESPACE, RUN_STARTED_MESSAGE
-from mastodon_s3_sync.copying.copier import CopyResult
+from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.demo.s3servers import LOOPBACK_HOST, REGION, MotoS3Server
 from mastodon_s3_sync.errors import SettingsError, SyncError
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType

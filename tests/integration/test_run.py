@@ -19,7 +19,8 @@ import pytest
 
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import AclMode, CopySettings
-from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion

@@ -23,7 +23,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from mastodon_s3_sync.config.settings import AclMode, CopySettings
-from mastodon_s3_sync.copying.copier import STREAM_RETRIES, Copier, CopyOptions
+from mastodon_s3_sync.copying.copier import STREAM_RETRIES, Copier
+from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.lean import LeanObjects

@@ -47,8 +47,9 @@ from mastodon_s3_sync.config.settings import (
     Settings,
 )
 from mastodon_s3_sync.config.values import parse_database_url, parse_s3_url, parse_since
-from mastodon_s3_sync.copying.copier import CopyOptions, CopyResult, Survey
 from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
+from mastodon_s3_sync.copying.results import CopyOptions, CopyResult
+from mastodon_s3_sync.copying.survey import Survey
 from mastodon_s3_sync.copying.verify import DEFAULT_SAMPLE, Verifier, format_verify, verify_counts
 from mastodon_s3_sync.errors import SettingsError, SyncError
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter, RowObjects

@@ -10,7 +10,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from mastodon_s3_sync.cli.report import OutcomeLog
-from mastodon_s3_sync.copying.copier import CopyResult
+from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.outcomes import Tally
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mastodon_s3_sync.copying.copier import CopyResult
+from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.outcomes import Outcome, RunTotals
 
 REPORT_VERSION = 1

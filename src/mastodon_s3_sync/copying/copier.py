@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.exceptions
 import urllib3.exceptions
 
-from mastodon_s3_sync.config.settings import MIB, AclMode, CopySettings
+from mastodon_s3_sync.config.settings import MIB, AclMode
 from mastodon_s3_sync.mastodon.layout import (
     ObjectRef,
     apply_key_prefix,
@@ -29,85 +29,40 @@ from mastodon_s3_sync.mastodon.layout import (
 )
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS
-from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, BucketListing, Listed, Sighting
+from mastodon_s3_sync.storage.listing import ABSENT, Listed, Sighting
 from mastodon_s3_sync.storage.protocol import acl_class, is_not_found
 from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import Bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+from mastodon_s3_sync.copying.results import (
+    ByteBudget,
+    CopyError,
+    CopyOptions,
+    CopyResult,
+    Interrupted,
+)
+from mastodon_s3_sync.copying.survey import NOT_SURVEYED, Sightings, Survey
 
-DEFAULT_MEMORY_BUDGET_BYTES = 128 * MIB
-"""Object bytes held in memory at once by all workers together, whatever their number."""
 READ_CHUNK = 1 * MIB
+
+
 MAX_SINGLE_COPY = 5 * 1024 * MIB  # CopyObject's limit; larger objects are streamed
+
+
 STREAM_RETRIES = RetryPolicy(attempts=3, base_seconds=0.5)
 """Whole-object attempts when a body breaks off or fails its check (a fresh GET each)."""
 
+
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+
+
 _MD5_SHAPED_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class CopyResult:
-    """The outcome for one reference, where it was found and what moved."""
-
-    ref: ObjectRef
-    outcome: Outcome
-    source_key: str | None = None
-    destination_key: str | None = None
-    bytes_copied: int = 0
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class CopyOptions:
-    """How to copy: the user's copy settings, and what this run decides on top of them.
-
-    ``force`` is a flag of one command, ``server_side`` follows from the two sides (only when
-    they share endpoint and credentials) and ``memory_budget_bytes`` bounds this process:
-    none is a setting a config file or the stack could give.
-    """
-
-    settings: CopySettings = field(default_factory=CopySettings)
-    force: bool = False
-    server_side: bool = False
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
-
-
-class ByteBudget:
-    """Lets workers hold at most ``limit`` bytes of object data at once, together."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._used = 0
-        self._changed = threading.Condition()
-
-    @contextlib.contextmanager
-    def hold(self, amount: int) -> Iterator[None]:
-        """Wait until ``amount`` bytes fit in the budget, and keep them while inside."""
-        amount = min(amount, self._limit)
-        with self._changed:
-            self._changed.wait_for(lambda: self._used + amount <= self._limit)
-            self._used += amount
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._used -= amount
-                self._changed.notify_all()
-
-
-class CopyError(Exception):
-    """The object could not be copied; the message is the reason reported."""
 
 
 class _Retryable(CopyError):
     """A broken or corrupt transfer: worth a fresh attempt."""
-
-
-class Interrupted(CopyError):
-    """The run is stopping; the partial upload was aborted."""
 
 
 @dataclass
@@ -143,46 +98,6 @@ _STREAM_ERRORS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Sightings:
-    """What listings showed of a reference before its copy (see :class:`Survey`):
-    its destination key, and each source candidate (canonical key first)."""
-
-    destination: Sighting = UNKNOWN
-    source: tuple[Sighting, ...] = ()
-
-    def of_candidate(self, index: int) -> Sighting:
-        return self.source[index] if index < len(self.source) else UNKNOWN
-
-
-NOT_SURVEYED = Sightings()
-
-
-class Survey:
-    """Listings of both buckets for one ordered pass (a run, or one queue message).
-
-    Replaces the HEAD requests of the skip check: ask in enumeration order, from one thread.
-    """
-
-    def __init__(self, copier: Copier) -> None:
-        self._copier = copier
-        self.source = BucketListing(copier.source.objects)
-        self.destination = BucketListing(copier.destination.objects)
-
-    def sight(self, ref: ObjectRef) -> Sightings:
-        """Sightings of ``ref``; alternates are looked up only when the canonical key is not
-        listed at the source."""
-        destination = self.destination.sight(self._copier.destination_key(ref.key))
-        source = [self.source.sight(ref.key)]
-        if not isinstance(source[0], Listed):
-            source.extend(self.source.sight(key) for key in ref.alternates)
-        return Sightings(destination, tuple(source))
-
-    @property
-    def list_requests(self) -> int:
-        return self.source.list_requests + self.destination.list_requests
-
-
 class Copier:
     """Copies object references from ``source`` to ``destination``. Thread-safe."""
 
@@ -213,7 +128,7 @@ class Copier:
 
     def survey(self) -> Survey:
         """Listings for the skip checks of one ordered pass."""
-        return Survey(self)
+        return Survey(self.source, self.destination, self.destination_key)
 
     def copy_or_fail(self, ref: ObjectRef, seen: Sightings = NOT_SURVEYED) -> CopyResult:
         """Like :meth:`copy`, but a failure is returned as a FAILED result with its reason."""

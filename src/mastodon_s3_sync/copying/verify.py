@@ -21,7 +21,8 @@ import botocore.exceptions
 
 from mastodon_s3_sync.cli.report import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.config.settings import AclMode
-from mastodon_s3_sync.copying.copier import Copier, Sightings
+from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.survey import Sightings
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, Listed, Sighting
 from mastodon_s3_sync.storage.protocol import NOT_FOUND_CODES, acl_class

@@ -10,7 +10,8 @@ import threading
 from dataclasses import replace
 
 from mastodon_s3_sync.config.settings import BucketSettings
-from mastodon_s3_sync.copying.copier import Copier, CopyOptions
+from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.storage.lean import lean_objects
 from mastodon_s3_sync.storage.s3 import (
     Bucket,

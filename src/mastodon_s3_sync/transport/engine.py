@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from mastodon_s3_sync.config.settings import DEFAULT_WORKERS
-from mastodon_s3_sync.copying.copier import Copier, CopyResult, Sightings
+from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.results import CopyResult
+from mastodon_s3_sync.copying.survey import Sightings
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import RunTotals, Tally

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mastodon_s3_sync.copying.copier import Copier, CopyResult
+from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.errors import SyncError
 from mastodon_s3_sync.outcomes import Outcome, RunTotals
 from mastodon_s3_sync.transport.messages import CopyMessage, MessageError, decode

@@ -1,0 +1,80 @@
+"""What a copy takes and gives: options, result, errors, and the workers' shared memory budget."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mastodon_s3_sync.config.settings import MIB, CopySettings
+from mastodon_s3_sync.mastodon.layout import (
+    ObjectRef,
+)
+from mastodon_s3_sync.outcomes import Outcome
+
+if TYPE_CHECKING:
+    pass
+
+
+DEFAULT_MEMORY_BUDGET_BYTES = 128 * MIB
+"""Object bytes held in memory at once by all workers together, whatever their number."""
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """The outcome for one reference, where it was found and what moved."""
+
+    ref: ObjectRef
+    outcome: Outcome
+    source_key: str | None = None
+    destination_key: str | None = None
+    bytes_copied: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How to copy: the user's copy settings, and what this run decides on top of them.
+
+    ``force`` is a flag of one command, ``server_side`` follows from the two sides (only when
+    they share endpoint and credentials) and ``memory_budget_bytes`` bounds this process:
+    none is a setting a config file or the stack could give.
+    """
+
+    settings: CopySettings = field(default_factory=CopySettings)
+    force: bool = False
+    server_side: bool = False
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
+
+
+class ByteBudget:
+    """Lets workers hold at most ``limit`` bytes of object data at once, together."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        """Wait until ``amount`` bytes fit in the budget, and keep them while inside."""
+        amount = min(amount, self._limit)
+        with self._changed:
+            self._changed.wait_for(lambda: self._used + amount <= self._limit)
+            self._used += amount
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= amount
+                self._changed.notify_all()
+
+
+class CopyError(Exception):
+    """The object could not be copied; the message is the reason reported."""
+
+
+class Interrupted(CopyError):
+    """The run is stopping; the partial upload was aborted."""
