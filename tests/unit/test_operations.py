@@ -10,15 +10,11 @@ import pytest
 from mastodon_s3_sync.contract import DEFAULT_STACK_NAME
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.layout import RecordType
-from mastodon_s3_sync.ops.operations import (
-    StatusSnapshot,
-    TypeCounts,
-    configured_stack_name,
-    format_status,
-    logged_keys_query,
-    run_start,
-)
-from mastodon_s3_sync.outcomes import Outcome
+from mastodon_s3_sync.ops.missing import logged_keys_query
+from mastodon_s3_sync.ops.runs import run_start
+from mastodon_s3_sync.ops.stack import configured_stack_name
+from mastodon_s3_sync.ops.status import StatusSnapshot, TypeProgress, format_status
+from mastodon_s3_sync.outcomes import Outcome, Tally
 from mastodon_s3_sync.transport.lambda_edge import new_run_id
 
 STARTED = datetime(2026, 11, 27, 6, 15, tzinfo=UTC)
@@ -30,11 +26,11 @@ def snapshot(**changes: object) -> StatusSnapshot:
         "run_id": "20261127T061500Z-3f9a1c",
         "started": STARTED,
         "taken": STARTED + timedelta(hours=1, minutes=5, seconds=12),
-        "counts": {
-            RecordType.ACCOUNTS: TypeCounts(2_400, 2_300, 50, 10, 0),
-            RecordType.MEDIA_ATTACHMENTS: TypeCounts(90_000, 80_000, 1_000, 12, 3),
-            RecordType.CUSTOM_EMOJIS: TypeCounts(300, 300, 0, 0, 0),
-            RecordType.PREVIEW_CARDS: TypeCounts(12_000, 6_000, 0, 30, 1),
+        "progress": {
+            RecordType.ACCOUNTS: TypeProgress(2_400, Tally(2_300, 50, 10, 0)),
+            RecordType.MEDIA_ATTACHMENTS: TypeProgress(90_000, Tally(80_000, 1_000, 12, 3)),
+            RecordType.CUSTOM_EMOJIS: TypeProgress(300, Tally(300, 0, 0, 0)),
+            RecordType.PREVIEW_CARDS: TypeProgress(12_000, Tally(6_000, 0, 30, 1)),
         },
         "queue_visible": 150,
         "queue_in_flight": 20,
@@ -65,22 +61,22 @@ def test_status_text_of_a_run_in_progress() -> None:
 
 
 def test_status_text_when_everything_is_done_or_nothing_moves() -> None:
-    done = {RecordType.ACCOUNTS: TypeCounts(enumerated=10, copied=7, skipped=4, missing=1)}
-    text = format_status(snapshot(counts=done, dead_letters=0, rate=None, queue_visible=0))
+    done = {RecordType.ACCOUNTS: TypeProgress(10, Tally(copied=7, skipped=4, missing=1))}
+    text = format_status(snapshot(progress=done, dead_letters=0, rate=None, queue_visible=0))
     assert text.splitlines()[-3:] == [
         "copy queue: 0 messages waiting, 20 in flight",
         "dead-letter queue: 0 messages",
         "rate: no object done in the last 5 min; every enumerated object is done",
     ]
-    stuck = {RecordType.ACCOUNTS: TypeCounts(enumerated=10, copied=3)}
-    assert format_status(snapshot(counts=stuck, rate=None)).splitlines()[-1] == (
+    stuck = {RecordType.ACCOUNTS: TypeProgress(10, Tally(copied=3))}
+    assert format_status(snapshot(progress=stuck, rate=None)).splitlines()[-1] == (
         "rate: no object done in the last 5 min; ETA unknown (7 objects left)"
     )
 
 
 def test_left_counts_done_objects_once_even_when_a_retry_skips_them_again() -> None:
-    assert TypeCounts(enumerated=5, copied=5, skipped=2).left == 0
-    assert TypeCounts(enumerated=5, copied=1, missing=1, failed=3).left == 3
+    assert TypeProgress(5, Tally(copied=5, skipped=2)).left == 0
+    assert TypeProgress(5, Tally(copied=1, missing=1, failed=3)).left == 3
 
 
 def test_run_start_reads_the_time_in_a_new_run_id() -> None:

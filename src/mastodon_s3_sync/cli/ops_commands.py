@@ -1,6 +1,7 @@
 """The serverless operations commands: ``start``, ``status``, ``redrive``, ``missing``.
 
-Flags and printing only; the work is in :mod:`mastodon_s3_sync.ops.operations`.
+Flags and printing only: the clients are built and the stack found once, here; the work is
+in :mod:`mastodon_s3_sync.ops`, one module per command.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
@@ -18,15 +19,19 @@ from mastodon_s3_sync.config.checks import endpoint_setting
 from mastodon_s3_sync.config.values import parse_since
 from mastodon_s3_sync.contract import DEFAULT_STACK_NAME
 from mastodon_s3_sync.errors import SettingsError, SyncError
-from mastodon_s3_sync.ops.operations import (
-    MoveTask,
-    Operations,
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.ops.missing import logged_keys
+from mastodon_s3_sync.ops.redrive import MoveTask, redrive
+from mastodon_s3_sync.ops.runs import latest_run_id, run_start
+from mastodon_s3_sync.ops.stack import (
+    AwsClients,
+    StackOutputs,
     configured_stack_name,
     find_stack,
-    format_status,
     make_clients,
-    run_start,
 )
+from mastodon_s3_sync.ops.start import start_run
+from mastodon_s3_sync.ops.status import format_status, read_status
 from mastodon_s3_sync.outcomes import Outcome
 
 COMMANDS = ("start", "status", "redrive", "missing")
@@ -62,8 +67,18 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_commands(subparsers: Subcommands) -> None:
     """Register the operations subcommands."""
+    _add_start(subparsers)
+    _add_status(subparsers)
+    _add_redrive(subparsers)
+    _add_missing(subparsers)
+
+
+def _add_start(subparsers: Subcommands) -> None:
     start = subparsers.add_parser(
         "start",
         help="start a serverless run: invoke the deployed enumerator, once per type",
@@ -74,7 +89,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "types",
         nargs="+",
         metavar="TYPE",
-        help="accounts, media_attachments, custom_emojis, preview_cards, or all",
+        help=f"{', '.join(RecordType)}, or all",
     )
     start.add_argument(
         "--since",
@@ -91,6 +106,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     _add_stack_options(start)
 
+
+def _add_status(subparsers: Subcommands) -> None:
     status = subparsers.add_parser(
         "status",
         help="progress of a serverless run: counts per type, queues, rate, ETA",
@@ -108,6 +125,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     _add_stack_options(status)
 
+
+def _add_redrive(subparsers: Subcommands) -> None:
     redrive = subparsers.add_parser(
         "redrive",
         help="move the dead-letter queue's messages back to the copy queue",
@@ -119,6 +138,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     _add_stack_options(redrive)
 
+
+def _add_missing(subparsers: Subcommands) -> None:
     missing = subparsers.add_parser(
         "missing",
         help="list the keys the copiers found missing at the source (from their log)",
@@ -142,28 +163,24 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     _add_stack_options(missing)
 
 
-def _operations(args: argparse.Namespace) -> Operations:
-    endpoint = args.aws_endpoint_url
-    if endpoint:
-        endpoint_setting(endpoint, "--aws-endpoint-url")
-    clients = make_clients(args.region, args.profile, endpoint)
-    stack_name = args.stack or configured_stack_name(args.config)
-    return Operations(clients, find_stack(clients.cloudformation, stack_name))
-
-
 def run_ops_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int | None:
     """Run ``start``/``status``/``redrive``/``missing``; None for any other command."""
     if args.command not in COMMANDS:
         return None
     try:
-        ops = _operations(args)
+        endpoint = args.aws_endpoint_url
+        if endpoint:
+            endpoint_setting(endpoint, "--aws-endpoint-url")
+        clients = make_clients(args.region, args.profile, endpoint)
+        stack_name = args.stack or configured_stack_name(args.config)
+        stack = find_stack(clients.cloudformation, stack_name)
         if args.command == "start":
-            return _start(ops, args, stdout)
+            return _start(clients, stack, args, stdout)
         if args.command == "status":
-            return _status(ops, args, stdout)
+            return _status(clients, stack, args, stdout)
         if args.command == "redrive":
-            return _redrive(ops, args, stderr)
-        return _missing(ops, args, stdout, stderr)
+            return _redrive(clients, stack, args, stderr)
+        return _missing(clients, stack, args, stdout, stderr)
     except NoCredentialsError:
         raise SettingsError(
             "no AWS credentials: pass --profile NAME, or set AWS_PROFILE or "
@@ -175,14 +192,17 @@ def run_ops_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) ->
         raise SyncError(f"AWS: {error}") from None
 
 
-def _follow_hint(ops: Operations, run_id: str) -> str:
-    stack = ops.stack.stack_name
-    option = "" if stack == DEFAULT_STACK_NAME else f" --stack {stack}"
+def _follow_hint(stack: StackOutputs, run_id: str) -> str:
+    option = "" if stack.stack_name == DEFAULT_STACK_NAME else f" --stack {stack.stack_name}"
     return f"mastodon-s3-sync status --run-id {run_id}{option} --watch"
 
 
-def _start(ops: Operations, args: argparse.Namespace, stdout: TextIO) -> int:
-    started = ops.start(
+def _start(
+    clients: AwsClients, stack: StackOutputs, args: argparse.Namespace, stdout: TextIO
+) -> int:
+    started = start_run(
+        clients.lambda_,
+        stack,
         args.types,
         datetime.now(UTC),
         since=args.since,
@@ -202,23 +222,31 @@ def _start(ops: Operations, args: argparse.Namespace, stdout: TextIO) -> int:
                 print(line, file=stdout)
         return 0
     print(f"run {started.run_id} started: enumerating {selection}", file=stdout)
-    print(f"follow it: {_follow_hint(ops, started.run_id)}", file=stdout)
-    print(f"dashboard: {ops.stack.dashboard_url}", file=stdout)
+    print(f"follow it: {_follow_hint(stack, started.run_id)}", file=stdout)
+    print(f"dashboard: {stack.dashboard_url}", file=stdout)
     return 0
 
 
-def _status(ops: Operations, args: argparse.Namespace, stdout: TextIO) -> int:
-    run_id = args.run_id or ops.latest_run_id(datetime.now(UTC))
+def _status(
+    clients: AwsClients, stack: StackOutputs, args: argparse.Namespace, stdout: TextIO
+) -> int:
+    run_id = args.run_id or latest_run_id(clients.logs, stack, datetime.now(UTC))
+
+    def text() -> str:
+        return format_status(
+            read_status(clients.cloudwatch, clients.sqs, stack, run_id, datetime.now(UTC))
+        )
+
     if args.watch is None:
-        print(format_status(ops.status(run_id, datetime.now(UTC))), file=stdout)
+        print(text(), file=stdout)
         return 0
     live = stdout.isatty()
     stop = threading.Event()  # Ctrl-C ends the loop between refreshes, never mid-request
     previous = signal.signal(signal.SIGINT, lambda _signal, _frame: stop.set())
     try:
         while not stop.is_set():
-            text = format_status(ops.status(run_id, datetime.now(UTC)))
-            stdout.write(f"{CLEAR_SCREEN}{text}\n" if live else f"{text}\n\n")
+            block = text()
+            stdout.write(f"{CLEAR_SCREEN}{block}\n" if live else f"{block}\n\n")
             stdout.flush()
             stop.wait(args.watch)
     finally:
@@ -226,7 +254,9 @@ def _status(ops: Operations, args: argparse.Namespace, stdout: TextIO) -> int:
     return 0
 
 
-def _redrive(ops: Operations, args: argparse.Namespace, stderr: TextIO) -> int:
+def _redrive(
+    clients: AwsClients, stack: StackOutputs, args: argparse.Namespace, stderr: TextIO
+) -> int:
     shown: list[tuple[int, int | None]] = []
 
     def progress(task: MoveTask) -> None:
@@ -236,7 +266,7 @@ def _redrive(ops: Operations, args: argparse.Namespace, stderr: TextIO) -> int:
         of = "?" if task.to_move is None else f"{task.to_move:,}"
         print(f"redrive: {task.moved:,} of {of} messages moved", file=stderr, flush=True)
 
-    task = ops.redrive(progress, args.max_per_second)
+    task = redrive(clients.sqs, stack, progress, args.max_per_second)
     print(f"redrive done: {task.moved:,} messages are back in the copy queue", file=stderr)
     return 0
 
@@ -250,19 +280,25 @@ def _check_output(path: Path) -> None:
         )
 
 
-def _missing(ops: Operations, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+def _missing(
+    clients: AwsClients,
+    stack: StackOutputs,
+    args: argparse.Namespace,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
     if args.output:
         _check_output(args.output)
     now = datetime.now(UTC)
     run_id = args.run_id
     if run_id is None and args.since is None:
-        run_id = ops.latest_run_id(now)
+        run_id = latest_run_id(clients.logs, stack, now)
     if args.since is not None:
         begin = parse_since(args.since, now).replace(tzinfo=UTC)
     else:
         begin = run_start(run_id)
     outcomes = (Outcome.MISSING, Outcome.FAILED) if args.failed else (Outcome.MISSING,)
-    found = ops.logged_keys(begin, now, run_id=run_id, outcomes=outcomes)
+    found = logged_keys(clients.logs, stack, begin, now, run_id=run_id, outcomes=outcomes)
     lines = "".join(f"{k.key}\t{k.outcome}\t{k.reason}\n" for k in found.keys)
     if args.output:
         try:
