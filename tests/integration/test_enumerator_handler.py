@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -18,13 +21,12 @@ from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.layout import RecordType
-from mastodon_s3_sync.ops.operations import LATEST_RUN_QUERY, run_start
+from mastodon_s3_sync.ops.runs import LATEST_RUN_QUERY, run_start
 from mastodon_s3_sync.transport.messages import decode
-from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext
-from tests.integration.conftest import BucketNames
-from tests.integration.test_copier_handler import CurrentStdout, Output
-from tests.integration.test_enumeration import expected_keys, insert_unsafe_media
+from tests.support.lambda_output import CurrentStdout, Output
+from tests.support.mastodon_db import MastodonDb, expected_keys, insert_unsafe_media
+from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -35,15 +37,49 @@ MakeDb = Callable[..., MastodonDb]
 COUNTS = {"accounts": 60, "media_attachments": 150, "custom_emojis": 15, "preview_cards": 40}
 
 
-@dataclass
-class RecordingLambda:
-    """Stands in for the Lambda service: records asynchronous invocations."""
+@dataclass(frozen=True)
+class Invocation:
+    """One Invoke request as the Lambda service received it."""
 
-    invocations: list[dict[str, Any]] = field(default_factory=list)
+    function_name: str
+    invocation_type: str | None
+    payload: dict[str, Any]
 
-    def invoke(self, **request: Any) -> dict[str, Any]:
-        self.invocations.append(request)
-        return {"StatusCode": 202}
+
+class LambdaService:
+    """The Lambda API on localhost, for the enumerator's self-invocations: records each
+    Invoke and accepts it (202). moto_server accepts them too, but keeps no payload."""
+
+    def __init__(self) -> None:
+        self.invocations: list[Invocation] = []
+        invocations = self.invocations
+
+        class Invoke(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                # POST /2015-03-31/functions/{FunctionName}/invocations
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                name = unquote(self.path.split("/")[3])
+                kind = self.headers.get("X-Amz-Invocation-Type")
+                invocations.append(Invocation(name, kind, json.loads(body)))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: pytest shows what a failing test printed."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Invoke)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
 
 
 class CountdownContext(FakeLambdaContext):
@@ -63,7 +99,7 @@ class Setup:
     db: MastodonDb
     sqs: SQSClient
     queue_url: str
-    lambda_service: RecordingLambda
+    lambda_service: LambdaService
 
 
 @pytest.fixture
@@ -72,7 +108,9 @@ def setup(
     moto_servers: tuple[MotoS3Server, MotoS3Server],
     fresh_bucket_name: BucketNames,
     monkeypatch: pytest.MonkeyPatch,
-) -> Setup:
+) -> Iterator[Setup]:
+    """A seeded database, a queue on moto_server, the function's environment (its clients
+    reach both services through the SDK's endpoint variables), a fresh container."""
     db = mastodon_db()
     seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=21)
     endpoint = moto_servers[0].endpoint_url
@@ -84,17 +122,23 @@ def setup(
         aws_secret_access_key="testing",
     )
     queue_url = sqs.create_queue(QueueName=fresh_bucket_name())["QueueUrl"]
-    for name, value in {
-        "MSS_DATABASE_URL": db.url,
-        "MSS_QUEUE_URL": queue_url,
-        "MSS_PAGE_SIZE": "40",
-        "POWERTOOLS_METRICS_NAMESPACE": "MastodonS3SyncTest",
-        "POWERTOOLS_SERVICE_NAME": "enumerator",
-    }.items():
-        monkeypatch.setenv(name, value)
-    lambda_service = RecordingLambda()
-    monkeypatch.setattr(handler_module, "clients", lambda: (sqs, lambda_service))
-    return Setup(db, sqs, queue_url, lambda_service)
+    with LambdaService() as lambda_service:
+        for name, value in {
+            "MSS_DATABASE_URL": db.url,
+            "MSS_QUEUE_URL": queue_url,
+            "MSS_PAGE_SIZE": "40",
+            "POWERTOOLS_METRICS_NAMESPACE": "MastodonS3SyncTest",
+            "POWERTOOLS_SERVICE_NAME": "enumerator",
+            "AWS_ENDPOINT_URL_SQS": endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": lambda_service.endpoint_url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }.items():
+            monkeypatch.setenv(name, value)
+        handler_module.clients.cache_clear()
+        yield Setup(db, sqs, queue_url, lambda_service)
+        handler_module.clients.cache_clear()
 
 
 def drain(sqs: SQSClient, queue_url: str) -> list[str]:
@@ -120,16 +164,19 @@ def test_every_object_arrives_exactly_once(
 ) -> None:
     response = handler_module.handler({"type": "all"}, FakeLambdaContext().as_lambda_context())
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    enumerated = [m for m in metrics if "ObjectsEnumerated" in m]
-    assert {m["Type"] for m in enumerated} == {str(t) for t in RecordType}
+    enumerated = {m["Type"]: m["ObjectsEnumerated"] for m in metrics if "ObjectsEnumerated" in m}
     assert response["ok"] is True, response
     assert response["continued"] is False
     messages = [decode(body) for body in drain(setup.sqs, setup.queue_url)]
     sent = Counter(ref.key for message in messages for ref in message.objects)
     assert sent == expected_keys(setup.db)
     counts = response["counts"]
+    assert set(counts) == {str(t) for t in RecordType}
     assert sum(c["objects"] for c in counts.values()) == sum(sent.values())
     assert sum(c["messages"] for c in counts.values()) == len(messages)
+    # one metric per type that sent objects (a zero is not emitted), with that count
+    assert enumerated == {t: [c["objects"]] for t, c in counts.items() if c["objects"]}
+    assert set(COUNTS) <= set(enumerated)
 
 
 def test_each_invocation_logs_the_run_id_it_uses_where_status_finds_it(
@@ -196,10 +243,11 @@ def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
         if not responses[-1]["continued"]:
             break
         invocation = setup.lambda_service.invocations[-1]
-        assert invocation["InvocationType"] == "Event"
-        assert invocation["FunctionName"].endswith(":function:enumerator")
-        event = json.loads(invocation["Payload"])
+        assert invocation.invocation_type == "Event"
+        assert invocation.function_name == context.invoked_function_arn
+        event = invocation.payload
     assert len(responses) > 3
+    assert len(setup.lambda_service.invocations) == len(responses) - 1
     assert responses[-1]["stopped_at"] is None
     messages = [decode(body) for body in drain(setup.sqs, setup.queue_url)]
     assert {message.run_id for message in messages} == {run_id}

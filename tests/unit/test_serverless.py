@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
+from aws_lambda_powertools import Logger
 
 from mastodon_s3_sync.config.lambda_env import (
+    EnumeratorSettings,
     bastion_settings,
     bucket_settings,
     copy_settings,
     database_settings,
+    enumerator_settings,
     time_guard_seconds,
 )
+from mastodon_s3_sync.contract import BYTES_COPIED_METRIC, OUTCOME_METRICS, TYPE_DIMENSION
 from mastodon_s3_sync.errors import SettingsError
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.outcomes import Outcome, Tally
+from mastodon_s3_sync.transport import lambda_metrics
 from mastodon_s3_sync.transport.lambda_edge import parse_enumerator_event
+from mastodon_s3_sync.transport.lambda_enumerator import EnumeratorClients, run_enumerator
+from tests.events.factory import FakeLambdaContext
 
 SECRETS: dict[str, Mapping[str, Any]] = {
     "arn:db": {
@@ -112,3 +123,63 @@ def test_event_ids_as_strings_and_relative_since_fixed_once() -> None:
     assert request.cursor.after_id == 109348123456789012
     assert request.filter.since == datetime(2026, 11, 27, 10)
     assert request.run_id.startswith("20261127T120000Z-")
+
+
+def test_the_enumerator_needs_a_queue_only_to_send() -> None:
+    environ = {"MSS_DATABASE_URL": "postgresql://mastodon@db.internal/mastodon_production"}
+    settings = enumerator_settings(environ, read_secret)
+    assert (settings.queue_url, settings.time_guard_seconds) == (None, 60.0)
+    with pytest.raises(SettingsError, match="MSS_QUEUE_URL is not set"):
+        settings.sending_queue_url()
+    queue = "https://sqs.us-east-1.amazonaws.com/1/copy"
+    assert enumerator_settings(environ | {"MSS_QUEUE_URL": queue}, read_secret).queue_url == queue
+
+
+def untouchable() -> Any:
+    """A client or settings factory that a rejected event must not reach."""
+    raise AssertionError("called for a rejected event")
+
+
+def offline_clients() -> EnumeratorClients:
+    """Clients that are made (no request is sent by making them) but never called."""
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    return EnumeratorClients(sqs=session.client("sqs"), functions=session.client("lambda"))
+
+
+def test_the_enumerator_answers_a_bad_event_or_bad_settings_without_raising() -> None:
+    context, logger = FakeLambdaContext().as_lambda_context(), Logger(service="unit")
+    # a rejected event reaches neither the clients nor the settings
+    rejected = run_enumerator({"type": "statuses"}, context, untouchable, untouchable, logger)
+    assert rejected == {"ok": False, "error": rejected["error"]}
+    assert "unknown type 'statuses'" in rejected["error"]
+
+    # a settings error is an answer that names the variable, with the run id
+    def no_database() -> EnumeratorSettings:
+        return enumerator_settings({}, read_secret)
+
+    event = {"type": "accounts", "run_id": "20261127T061500Z-c0ffee"}
+    answer = run_enumerator(event, context, offline_clients, no_database, logger)
+    assert answer["ok"] is False
+    assert answer["run_id"] == event["run_id"]
+    assert "MSS_DATABASE_SECRET_ARN is not set" in answer["error"]
+
+
+def test_copier_metrics_are_the_contract_names_and_skip_zeros(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MastodonS3SyncTest")
+    lambda_metrics.emit_outcomes(RecordType.ACCOUNTS, Tally(copied=2, missing=1, bytes_copied=10))
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    emitted = {
+        metric["Name"]: (document[metric["Name"]], metric["Unit"], document[TYPE_DIMENSION])
+        for document in documents
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    }
+    assert emitted == {
+        OUTCOME_METRICS[Outcome.COPIED]: ([2.0], "Count", "accounts"),
+        OUTCOME_METRICS[Outcome.MISSING]: ([1.0], "Count", "accounts"),
+        BYTES_COPIED_METRIC: ([10.0], "Bytes", "accounts"),
+    }

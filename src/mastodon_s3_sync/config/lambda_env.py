@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from mastodon_s3_sync.config.checks import DEFAULT_PORT, DEFAULT_SSH_PORT
@@ -32,6 +32,7 @@ from mastodon_s3_sync.contract import (
     DEFAULT_TIME_GUARD_SECONDS,
     MAX_LAMBDA_TIMEOUT_SECONDS,
     PAGE_SIZE,
+    QUEUE_URL,
     SIDE_VARIABLES,
     TIME_GUARD_SECONDS,
     side_variable,
@@ -81,10 +82,14 @@ def _whole_or_text(raw: str | None) -> int | str | None:
     return int(raw) if WHOLE_NUMBER.fullmatch(raw.strip()) else raw
 
 
+def _not_set(name: str) -> SettingsError:
+    return SettingsError(f"environment variable {name} is not set (the stack sets it)")
+
+
 def _required(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
-        raise SettingsError(f"environment variable {name} is not set (the stack sets it)")
+        raise _not_set(name)
     return value
 
 
@@ -182,3 +187,34 @@ def time_guard_seconds(environ: Mapping[str, str]) -> float:
             f"from {low} to {high}"
         )
     return float(raw)
+
+
+@dataclass(frozen=True)
+class EnumeratorSettings:
+    """Everything the enumerator function reads from its environment and secrets."""
+
+    database: DatabaseSettings
+    bastion: SshSettings | None
+    source_key_prefix: str
+    time_guard_seconds: float
+    queue_url: str | None
+    """None where the environment names no queue: only a dry run goes without."""
+
+    def sending_queue_url(self) -> str:
+        """The queue to send to; a settings error when there is none."""
+        if self.queue_url is None:
+            raise _not_set(QUEUE_URL)
+        return self.queue_url
+
+
+def enumerator_settings(
+    environ: Mapping[str, str], read_secret: SecretReader
+) -> EnumeratorSettings:
+    """The enumerator's settings (``MSS_QUEUE_URL``, the database, the bastion, ...)."""
+    return EnumeratorSettings(
+        time_guard_seconds=time_guard_seconds(environ),
+        database=database_settings(environ, read_secret),
+        bastion=bastion_settings(environ, read_secret),
+        source_key_prefix=source_key_prefix(environ),
+        queue_url=environ.get(QUEUE_URL, "").strip() or None,
+    )

@@ -1,13 +1,14 @@
-"""Building a copier from settings: the clients of both sides, made once by the edges.
+"""Building a copier: the clients of both sides, made once by an edge, then the copier over them.
 
-The handlers and the CLI call :func:`build_copier` once per process; the copier itself
-builds no client.
+The handlers and the CLI call :func:`open_buckets` once per process (per Lambda container)
+and pass the result to :func:`copier_for`; the copier itself builds no client. Tests pass
+buckets of their own (real clients on local servers) the same way.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.copying.copier import Copier
@@ -19,6 +20,16 @@ from mastodon_s3_sync.storage.s3 import (
     make_session,
     same_endpoint_and_credentials,
 )
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """Both sides with their clients, and whether a server-side copy can join them (only
+    when they share endpoint and credentials)."""
+
+    source: Bucket
+    destination: Bucket
+    server_side: bool = False
 
 
 def open_bucket(settings: BucketSettings, side: str, max_connections: int) -> Bucket:
@@ -34,6 +45,26 @@ def open_bucket(settings: BucketSettings, side: str, max_connections: int) -> Bu
     return Bucket(client, settings.bucket, settings.key_prefix, side, lean)
 
 
+def open_buckets(source: BucketSettings, destination: BucketSettings, threads: int) -> Buckets:
+    """Both sides' clients, with connections for a copier of ``threads`` workers.
+
+    A source GET stays open while the object's ACL is read: two connections per thread.
+    """
+    return Buckets(
+        open_bucket(source, "source", 2 * threads + 2),
+        open_bucket(destination, "destination", threads + 2),
+        same_endpoint_and_credentials(source, destination),
+    )
+
+
+def copier_for(
+    buckets: Buckets, options: CopyOptions, stop: threading.Event | None = None
+) -> Copier:
+    """A copier over clients already built; server-side when the sides allow it."""
+    server_side = replace(options, server_side=buckets.server_side)
+    return Copier(buckets.source, buckets.destination, server_side, stop)
+
+
 def build_copier(
     source: BucketSettings,
     destination: BucketSettings,
@@ -41,13 +72,6 @@ def build_copier(
     threads: int,
     stop: threading.Event | None = None,
 ) -> Copier:
-    """A copier with clients for ``threads`` workers; server-side when the sides allow it.
-
-    A source GET stays open while the object's ACL is read: two connections per thread.
-    """
-    return Copier(
-        open_bucket(source, "source", 2 * threads + 2),
-        open_bucket(destination, "destination", threads + 2),
-        replace(options, server_side=same_endpoint_and_credentials(source, destination)),
-        stop,
-    )
+    """:func:`open_buckets` then :func:`copier_for`, for an edge that keeps no other use of
+    the clients (``run``, ``worker``)."""
+    return copier_for(open_buckets(source, destination, threads), options, stop)

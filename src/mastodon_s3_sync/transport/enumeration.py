@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, unsafe_key_reason
 from mastodon_s3_sync.transport.messages import MessagePacker
-
-if TYPE_CHECKING:
-    pass
 from mastodon_s3_sync.transport.sqs import MessageSink
 
 

@@ -1,7 +1,8 @@
-"""What the Lambda handlers need beyond the core: their events, responses and settings.
+"""The enumerator's events and answers, and run ids: checked and built here once.
 
-Settings come from environment variables (names below) and Secrets Manager; the
-handlers pass ``os.environ`` and a secret reader in, so this module never reads either.
+The function (:mod:`.lambda_enumerator`) and the operator commands (``start``, ``status``)
+share them; nothing here needs Powertools, so the CLI imports it without the ``lambda``
+extra. The functions' settings come from :mod:`mastodon_s3_sync.config.lambda_env`.
 """
 
 from __future__ import annotations
