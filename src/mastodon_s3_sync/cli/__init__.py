@@ -1,5 +1,11 @@
-"""The ``mastodon-s3-sync`` command: parse, call the core, print; exit codes in one place."""
+"""The ``mastodon-s3-sync`` command: parse, call the core, print; exit codes in one place.
 
-from mastodon_s3_sync.cli.commands import main
+``entry.main`` (exit codes) -> ``parser`` (flags) -> a command module (``plan_command``,
+``copy_commands``, ``fanout_commands``, ``demo_command``, ``ops_commands``, ``config_check``)
+-> the core; ``arguments`` and ``preflight`` turn flags into settings and checked
+connections, ``progress`` and ``report`` are what the user sees.
+"""
+
+from mastodon_s3_sync.cli.entry import main
 
 __all__ = ["main"]

@@ -7,6 +7,7 @@ answers. Secrets are shown only as ``****`` and their length.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import TextIO
@@ -14,6 +15,7 @@ from typing import TextIO
 import botocore.exceptions
 import pg8000.exceptions
 
+from mastodon_s3_sync.cli.arguments import resolved_from_args
 from mastodon_s3_sync.config.layers import FILE_KEYS, ResolvedSettings
 from mastodon_s3_sync.config.settings import MIB, BucketSettings, Settings
 from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
@@ -156,3 +158,8 @@ def config_check(resolved: ResolvedSettings, out: TextIO) -> int:
             status = result.exit_code
     print("all checks passed" if status == 0 else "some checks failed", file=out)
     return status
+
+
+def run_config_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``config check``: the settings the flags resolve to, then the connection tests."""
+    return config_check(resolved_from_args(args), stdout)

@@ -1,5 +1,5 @@
-"""What a person watching ``run`` sees: a live bar per type on a terminal, plain
-periodic lines otherwise (logs, CI, ``nohup``)."""
+"""What a person watching a command sees: a live bar per type on a terminal, plain
+periodic lines (``run``) or nothing (``plan``, ``verify``) otherwise (logs, CI, ``nohup``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,23 @@ from tqdm import tqdm
 from mastodon_s3_sync.cli.report import OutcomeLog
 from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.plan import Progress, ProgressFactory
 from mastodon_s3_sync.outcomes import Tally
 
 PLAIN_INTERVAL_SECONDS = 15.0
+
+
+def row_bars(stream: TextIO) -> ProgressFactory | None:
+    """Live bars of rows read, on a terminal; nothing when ``stream`` is a file or a pipe."""
+    if not stream.isatty():
+        return None
+
+    def start(record_type: RecordType, estimated: int) -> Progress:
+        return tqdm(  # type: ignore[no-any-return]
+            total=estimated or None, desc=str(record_type), unit=" rows", file=stream, leave=False
+        )
+
+    return start
 
 
 @dataclass

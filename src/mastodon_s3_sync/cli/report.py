@@ -1,49 +1,29 @@
-"""The run's record: outcome counts, and every missing or failed key with its reason.
+"""What the commands report when they are done: closing tables and lines, JSON reports.
 
-Missing and failed keys are spooled to a temporary file as they come, so a run with
-millions of them keeps flat memory; the JSON report is streamed from it at the end.
+A run's record is its outcome counts and every missing or failed key with its reason. The
+keys are spooled to disk as they come (:mod:`mastodon_s3_sync.copying.spool`), so a run with
+millions of them keeps flat memory; the JSON report is streamed from the spool at the end.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.copying.results import CopyResult
-from mastodon_s3_sync.outcomes import Outcome, RunTotals
+from mastodon_s3_sync.copying.spool import SHOWN_KEYS, JsonLines
+from mastodon_s3_sync.copying.survey import Survey
+from mastodon_s3_sync.copying.verify import Problem, Verifier
+from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.outcomes import Outcome, RunTotals, Tally
+from mastodon_s3_sync.transport.enumeration import EnumerationResult
+from mastodon_s3_sync.transport.worker import WorkerTotals
 
 REPORT_VERSION = 1
-SHOWN_KEYS = 10
-"""Missing/failed keys printed in the final summary; the report file has all of them."""
-
-
-class JsonLines:
-    """A spool of JSON entries on disk, and the first few kept in memory for a summary."""
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
-        self.count = 0
-
-    def add(self, entry: dict[str, Any]) -> None:
-        """Spool one entry."""
-        self._file.write(json.dumps(entry) + "\n")
-        self.count += 1
-
-    def entries(self) -> Iterator[str]:
-        """The spooled entries, as JSON strings."""
-        self._file.flush()
-        self._file.seek(0)
-        for line in self._file:
-            yield line.rstrip("\n")
-        self._file.seek(0, 2)
-
-    def close(self) -> None:
-        """Remove the spool file."""
-        self._file.close()
 
 
 class OutcomeLog:
@@ -149,3 +129,131 @@ def format_totals(totals: RunTotals, log: OutcomeLog, seconds: float) -> str:
     if totals.interrupted:
         lines.append("interrupted: a re-run resumes, skipping what is already copied")
     return "\n".join(lines)
+
+
+def format_skip_checks(survey: Survey) -> str:
+    """What the skip checks cost, and which bucket could not be listed."""
+    line = f"skip checks: {survey.list_requests:,} list requests"
+    for side, listing in (("source", survey.source), ("destination", survey.destination)):
+        if listing.refused:
+            line += f"; {side} bucket not listable, one HEAD per object: {listing.refused}"
+    return line
+
+
+def run_context(
+    source: BucketSettings, destination: BucketSettings, acl: str, types: Iterable[RecordType]
+) -> dict[str, Any]:
+    """Both buckets, the ACL mode and the types, as a report's header states them."""
+
+    def side(settings: BucketSettings) -> dict[str, Any]:
+        return {
+            "bucket": settings.bucket,
+            "key_prefix": settings.key_prefix,
+            "endpoint_url": settings.endpoint_url,
+        }
+
+    return {
+        "source": side(source),
+        "destination": side(destination),
+        "acl": acl,
+        "types": [str(record_type) for record_type in types],
+    }
+
+
+def write_verify_report(
+    path: Path, verifier: Verifier, started: datetime, context: dict[str, Any]
+) -> None:
+    """Verify's JSON report: counts, then every finding and every key absent at the source."""
+    header = {
+        "version": REPORT_VERSION,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        **context,
+        "ok": verifier.totals.ok,
+        **_verify_counts(verifier),
+    }
+    write_json_report(
+        path,
+        header,
+        {"findings": verifier.findings, "absent_at_source_keys": verifier.absent_at_source},
+    )
+
+
+def format_verify(verifier: Verifier, seconds: float) -> str:
+    """The closing summary of ``verify``, with the first few problems."""
+    totals, requests = verifier.totals, verifier.requests
+    presence = verifier.presence_requests
+    cost = ""
+    if presence is not None and totals.objects:
+        cost = f"; presence and size: {presence:,} = {presence * 1000 / totals.objects:,.1f} "
+        cost += "per 1,000 objects"
+    operations = ", ".join(f"{name} {count:,}" for name, count in requests.by_operation.items())
+    problems = totals.problems
+    lines = [
+        f"objects referenced:                  {totals.objects:>12,}",
+        f"  at the destination, same size:     {totals.matching:>12,}",
+        f"  missing at the destination:        {problems[Problem.MISSING]:>12,}",
+        f"  size differs:                      {problems[Problem.SIZE]:>12,}",
+        f"  absent at the source too:          {totals.absent_at_source:>12,}"
+        "  (nothing to copy; in --report)",
+        f"headers and ACL compared on:         {totals.sampled:>12,}",
+        f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
+        f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
+        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
+    ]
+    lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
+    lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
+    return "\n".join(lines)
+
+
+def _verify_counts(verifier: Verifier) -> dict[str, Any]:
+    """The counts of the JSON report."""
+    totals = verifier.totals
+    return {
+        "objects": totals.objects,
+        "matching": totals.matching,
+        "absent_at_source": totals.absent_at_source,
+        "sampled": totals.sampled,
+        "problems": {str(problem): count for problem, count in totals.problems.items()},
+        "by_type": totals.by_type,
+        "requests": dict(verifier.requests.by_operation),
+        "presence_requests": verifier.presence_requests,
+    }
+
+
+def format_enumeration(result: EnumerationResult, verb: str, seconds: float) -> str:
+    """Enumerate's closing lines: what each type produced, then the run's rate."""
+    lines = [
+        f"{record_type!s}: {count.rows:,} rows, {count.objects:,} objects in "
+        f"{count.messages:,} messages ({count.expected_bytes / 1024**3:,.1f} GiB known)"
+        + (
+            f"; {count.refused_keys:,} not sent: their file name makes no safe key (.., NUL, ...)"
+            if count.refused_keys
+            else ""
+        )
+        for record_type, count in result.counts.items()
+    ]
+    objects = sum(count.objects for count in result.counts.values())
+    lines.append(
+        f"run {result.run_id}: {objects:,} objects {verb} in {seconds:.1f} s "
+        f"({objects / seconds if seconds else 0:,.0f} objects/s)"
+    )
+    return "\n".join(lines)
+
+
+def format_message(message_id: str, results: Sequence[CopyResult], error: str) -> str:
+    """The worker's line for one message: its outcomes, and why it comes back if it does."""
+    counts = Tally.of(results)
+    return (
+        f"message {message_id}: "
+        + ", ".join(f"{outcome.value} {counts.count(outcome)}" for outcome in Outcome)
+        + (f"; will be retried: {error}" if error else "")
+    )
+
+
+def format_messages(done: WorkerTotals) -> str:
+    """The worker's closing line about messages."""
+    return (
+        f"messages: {done.messages_done:,} done, {done.messages_failed:,} failed (left for "
+        f"retry), {done.messages_undecodable:,} undecodable"
+    )

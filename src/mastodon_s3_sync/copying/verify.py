@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from mastodon_s3_sync.cli.report import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.config.settings import AclMode
 from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.spool import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.copying.survey import Sightings
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, Listed, Sighting
@@ -274,46 +274,4 @@ def _entry(ref: ObjectRef, key: str, detail: str) -> dict[str, Any]:
         "attachment": ref.attachment,
         "style": ref.style,
         "detail": detail,
-    }
-
-
-def format_verify(verifier: Verifier, seconds: float) -> str:
-    """The closing summary of ``verify``, with the first few problems."""
-    totals, requests = verifier.totals, verifier.requests
-    presence = verifier.presence_requests
-    cost = ""
-    if presence is not None and totals.objects:
-        cost = f"; presence and size: {presence:,} = {presence * 1000 / totals.objects:,.1f} "
-        cost += "per 1,000 objects"
-    operations = ", ".join(f"{name} {count:,}" for name, count in requests.by_operation.items())
-    problems = totals.problems
-    lines = [
-        f"objects referenced:                  {totals.objects:>12,}",
-        f"  at the destination, same size:     {totals.matching:>12,}",
-        f"  missing at the destination:        {problems[Problem.MISSING]:>12,}",
-        f"  size differs:                      {problems[Problem.SIZE]:>12,}",
-        f"  absent at the source too:          {totals.absent_at_source:>12,}"
-        "  (nothing to copy; in --report)",
-        f"headers and ACL compared on:         {totals.sampled:>12,}",
-        f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
-        f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
-        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
-    ]
-    lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
-    lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
-    return "\n".join(lines)
-
-
-def verify_counts(verifier: Verifier) -> dict[str, Any]:
-    """The counts of the JSON report."""
-    totals = verifier.totals
-    return {
-        "objects": totals.objects,
-        "matching": totals.matching,
-        "absent_at_source": totals.absent_at_source,
-        "sampled": totals.sampled,
-        "problems": {str(problem): count for problem, count in totals.problems.items()},
-        "by_type": totals.by_type,
-        "requests": dict(verifier.requests.by_operation),
-        "presence_requests": verifier.presence_requests,
     }

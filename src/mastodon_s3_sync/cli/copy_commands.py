@@ -1,0 +1,115 @@
+"""``run`` and ``verify``: copy on this machine, then prove the copy, from the database."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TextIO
+
+import botocore.exceptions
+
+from mastodon_s3_sync.cli.arguments import catalog_filter, selected_types, settings_from_args
+from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
+from mastodon_s3_sync.cli.preflight import checked_buckets, open_catalog
+from mastodon_s3_sync.cli.progress import RunDisplay, row_bars
+from mastodon_s3_sync.cli.report import (
+    OutcomeLog,
+    format_skip_checks,
+    format_totals,
+    format_verify,
+    run_context,
+    write_report,
+    write_verify_report,
+)
+from mastodon_s3_sync.copying.results import CopyOptions
+from mastodon_s3_sync.copying.verify import Verifier
+from mastodon_s3_sync.errors import SyncError
+from mastodon_s3_sync.mastodon.catalog import RowObjects
+from mastodon_s3_sync.mastodon.layout import ObjectRef
+from mastodon_s3_sync.mastodon.plan import Progress
+from mastodon_s3_sync.transport.assembly import build_copier
+from mastodon_s3_sync.transport.engine import Engine
+
+
+def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``run``: copy everything selected; exit 0 only when nothing failed."""
+    record_types = selected_types(args.types)
+    filt = catalog_filter(args)
+    settings = settings_from_args(args)
+    source, destination = checked_buckets(settings)
+    acl, workers, stop = settings.copy.acl, settings.copy.workers, threading.Event()
+    options = CopyOptions(settings.copy, force=args.force)
+    copier = build_copier(source, destination, options, workers, stop)
+    with contextlib.closing(OutcomeLog()) as log:
+        display = RunDisplay(stderr, log, live=stderr.isatty())
+        started, clock = datetime.now(UTC), time.monotonic()
+        engine: Engine | None = None
+        failure: SyncError | None = None
+        try:
+            with open_catalog(settings, record_types) as catalog:
+                engine = Engine(catalog, copier, display, workers=workers, stop=stop)
+                with ctrl_c_stops(stop, stderr):
+                    engine.run(record_types, filt)
+        except SyncError as error:
+            failure = error  # the totals so far are still reported
+        finally:
+            display.close()
+        if engine is None:
+            raise failure or SyncError("the run did not start")
+        print(format_totals(engine.totals, log, time.monotonic() - clock), file=stderr)
+        print(format_skip_checks(engine.survey), file=stderr)
+        if args.report:
+            context = run_context(source, destination, acl, record_types)
+            if failure is not None:
+                context["error"] = str(failure)
+            write_report(args.report, engine.totals, log, started, context)
+            print(f"report: {args.report}", file=stderr)
+    if failure is not None:
+        raise failure
+    if engine.totals.interrupted:
+        return 130
+    return 1 if engine.totals.total().failed else 0
+
+
+def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``verify``: exit 0 only when nothing is missing or different."""
+    record_types = selected_types(args.types)
+    filt = catalog_filter(args)
+    settings = settings_from_args(args)
+    source, destination = checked_buckets(settings)
+    acl, workers = settings.copy.acl, settings.copy.workers
+    copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
+    verifier = Verifier(copier, acl, sample=None if args.full else args.sample, workers=workers)
+    bars = row_bars(stderr)
+    started, clock = datetime.now(UTC), time.monotonic()
+    try:
+        with open_catalog(settings, record_types) as catalog:
+            for record_type in record_types:
+                bar = bars(record_type, catalog.count_rows(record_type, filt)) if bars else None
+                verifier.check(_refs_counting_rows(catalog.walk(record_type, filt), bar))
+                if bar is not None:
+                    bar.close()
+                checked = verifier.totals.by_type.get(str(record_type), 0)
+                print(f"{record_type}: {checked:,} objects checked", file=stderr)
+        verifier.check_sample()
+        print(format_verify(verifier, time.monotonic() - clock), file=stderr)
+        if args.report:
+            context = run_context(source, destination, str(acl), record_types)
+            write_verify_report(args.report, verifier, started, context)
+            print(f"report: {args.report}", file=stderr)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        raise SyncError(f"verify stopped: a request failed after its retries: {error}") from None
+    finally:
+        verifier.close()
+    return 0 if verifier.totals.ok else 1
+
+
+def _refs_counting_rows(rows: Iterable[RowObjects], bar: Progress | None) -> Iterator[ObjectRef]:
+    for row in rows:
+        yield from row.objects
+        if bar is not None:
+            bar.update(1)

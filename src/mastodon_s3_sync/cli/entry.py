@@ -1,0 +1,58 @@
+"""The ``mastodon-s3-sync`` entry point: parse, run one command, turn errors into exit codes.
+
+Exit status: 0 success, 1 failure during the work, 2 bad settings or usage,
+3 database unreachable or not Mastodon's, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from mastodon_s3_sync.cli.config_check import run_config_check
+from mastodon_s3_sync.cli.copy_commands import run_copy, run_verify
+from mastodon_s3_sync.cli.demo_command import run_demo
+from mastodon_s3_sync.cli.fanout_commands import run_enumerate, run_worker_command
+from mastodon_s3_sync.cli.ops_commands import run_ops_command
+from mastodon_s3_sync.cli.parser import PROG, build_parser
+from mastodon_s3_sync.cli.plan_command import run_plan
+from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
+from mastodon_s3_sync.errors import SyncError
+
+Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
+"""A command: its parsed flags, stdout, stderr -> exit status."""
+
+COMMANDS: dict[str, Command] = {
+    "plan": run_plan,
+    "run": run_copy,
+    "verify": run_verify,
+    "enumerate": run_enumerate,
+    "worker": run_worker_command,
+    "demo": run_demo,
+    "config": run_config_check,
+}
+"""Every command but the serverless operations, which :func:`run_ops_command` runs."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mastodon-s3-sync`` command."""
+    args = build_parser().parse_args(argv)
+    return_large_buffers_to_the_os()
+    try:
+        if (status := run_ops_command(args, sys.stdout, sys.stderr)) is not None:
+            return status
+        return COMMANDS[args.command](args, sys.stdout, sys.stderr)
+    except SyncError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``plan | head``): not an error; silence the final flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -1,0 +1,93 @@
+"""``enumerate`` and ``worker``: the two sides of the SQS fan-out, on machines of your own."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TextIO
+
+from mastodon_s3_sync.cli.arguments import (
+    catalog_filter,
+    resolved_from_args,
+    selected_types,
+    settings_from_args,
+    sqs_client,
+)
+from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
+from mastodon_s3_sync.cli.preflight import checked_buckets, open_catalog
+from mastodon_s3_sync.cli.report import (
+    OutcomeLog,
+    format_enumeration,
+    format_message,
+    format_messages,
+    format_totals,
+    write_report,
+)
+from mastodon_s3_sync.copying.results import CopyOptions, CopyResult
+from mastodon_s3_sync.transport.assembly import build_copier
+from mastodon_s3_sync.transport.enumeration import Cursor, enumerate_to_queue
+from mastodon_s3_sync.transport.lambda_edge import new_run_id
+from mastodon_s3_sync.transport.sqs import SqsSink
+from mastodon_s3_sync.transport.worker import run_worker
+
+
+def run_enumerate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``enumerate``: the database side of the fan-out."""
+    record_types = selected_types(args.types)
+    filt = catalog_filter(args)
+    settings = settings_from_args(args)
+    run_id = args.run_id or new_run_id(datetime.now(UTC))
+    sink = None if args.dry_run else SqsSink(sqs_client(args), args.queue_url)
+    cursor = Cursor(tuple(record_types), filt.after_id, filt.limit, filt.limit)
+    started = time.monotonic()
+    try:
+        with open_catalog(settings, record_types) as catalog:
+            result = enumerate_to_queue(catalog, sink, cursor, filt, run_id)
+    finally:
+        if sink is not None:
+            sink.close()
+    verb = "counted" if args.dry_run else "sent"
+    print(format_enumeration(result, verb, time.monotonic() - started), file=stderr)
+    return 0
+
+
+def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``worker``: the copier side of the fan-out, on any machine."""
+    settings = resolved_from_args(args).settings
+    source, destination = checked_buckets(settings)
+    workers, stop = settings.copy.workers, threading.Event()
+    options = CopyOptions(settings.copy, force=args.force)
+    copier = build_copier(source, destination, options, workers, stop)
+    with contextlib.closing(OutcomeLog()) as log:
+
+        def heard(message_id: str, results: Sequence[CopyResult], error: str) -> None:
+            for result in results:
+                log.record(result)
+            print(format_message(message_id, results, error), file=stderr, flush=True)
+
+        started, clock = datetime.now(UTC), time.monotonic()
+        with (
+            ThreadPoolExecutor(workers, thread_name_prefix="copier") as pool,
+            ctrl_c_stops(stop, stderr),
+        ):
+            done = run_worker(
+                sqs_client(args),
+                args.queue_url,
+                copier,
+                pool,
+                until_empty=args.until_empty,
+                stop=stop,
+                on_message=heard,
+            )
+        print(format_totals(done.totals, log, time.monotonic() - clock), file=stderr)
+        print(format_messages(done), file=stderr)
+        if args.report:
+            write_report(args.report, done.totals, log, started, {"queue_url": args.queue_url})
+    if done.totals.interrupted:
+        return 130
+    return 1 if done.messages_failed or done.messages_undecodable else 0

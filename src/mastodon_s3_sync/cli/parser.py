@@ -1,0 +1,284 @@
+"""The argument parser: every subcommand, and the option groups several of them share.
+
+Shared groups are written once: database and selection, source and destination buckets,
+copying (ACL, threads, --force, --report), and the SQS queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeAlias
+
+from mastodon_s3_sync import __version__
+from mastodon_s3_sync.cli.ops_commands import add_commands
+from mastodon_s3_sync.config.settings import (
+    DEFAULT_WORKERS,
+    MAX_PAGE_SIZE,
+    URL_FORM,
+    AclMode,
+)
+from mastodon_s3_sync.copying.verify import DEFAULT_SAMPLE
+from mastodon_s3_sync.mastodon.layout import RecordType
+
+PROG = "mastodon-s3-sync"
+
+
+def _positive(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least 1")
+        return value
+
+    return parse
+
+
+def _non_negative(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, 0 or more")
+        return int(text)
+
+    return parse
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--after-id must be a whole number (a row id)") from None
+
+
+def _add_database_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("database and selection")
+    group.add_argument("--config", type=Path, help="TOML config file ([database], [source], …)")
+    group.add_argument(
+        "--mastodon-env",
+        type=Path,
+        metavar="FILE",
+        help="Mastodon's .env.production: the database and source bucket from DB_*, S3_*, "
+        "AWS_* (the config file and flags override it)",
+    )
+    group.add_argument("--database-url", help=f"Mastodon's database: {URL_FORM}")
+    group.add_argument(
+        "--type",
+        dest="types",
+        action="extend",
+        nargs="+",
+        metavar="TYPE",
+        help=f"{', '.join(RecordType)} or all (default: all)",
+    )
+    group.add_argument("--after-id", type=_integer, metavar="ID", help="start after this row id")
+    group.add_argument(
+        "--limit", type=_positive("--limit"), metavar="ROWS", help="stop after N rows"
+    )
+    group.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only attachments changed since then: ISO time (UTC unless offset) or 90m/36h/7d",
+    )
+    group.add_argument(
+        "--skip-remote-cache",
+        action="store_true",
+        help="only local media (remote media and preview cards can be re-fetched by Mastodon)",
+    )
+    group.add_argument(
+        "--page-size",
+        type=_positive("--page-size"),
+        metavar="ROWS",
+        help=f"rows per database query (default 5000, at most {MAX_PAGE_SIZE})",
+    )
+
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Copy the media a Mastodon instance references between S3-compatible buckets.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_plan_command(commands)
+    _add_copy_commands(commands)
+    _add_fanout_commands(commands)
+    _add_demo_command(commands)
+    add_commands(commands)
+    _add_config_command(commands)
+    return parser
+
+
+def _add_plan_command(commands: Subcommands) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="list every object key Mastodon stored (dry run)",
+        description="Print every canonical object key, one per line, to stdout, and a "
+        "per-type summary (rows, objects, known bytes) to stderr.",
+    )
+    _add_database_options(plan)
+    plan.add_argument(
+        "--key-prefix",
+        metavar="PREFIX",
+        help="Mastodon's S3_KEY_PREFIX on the source bucket (default: [source] key_prefix)",
+    )
+    plan.add_argument("--summary", action="store_true", help="print only the summary")
+
+
+def _add_copy_commands(commands: Subcommands) -> None:
+    run = commands.add_parser(
+        "run",
+        help="copy every object from the source to the destination bucket",
+        description="Enumerate the objects from the database and copy them with a pool of "
+        "threads: bytes, headers and ACL intact; what is already there is skipped.",
+    )
+    _add_database_options(run)
+    _add_copy_options(run)
+    verify = commands.add_parser(
+        "verify",
+        help="check that the destination holds every object, as the source has it",
+        description="From the database, check each object at the destination: present, "
+        "same size as at the source (from bucket listings: about 2 requests per 1,000 "
+        "objects), and for a random sample (or --full) the same headers and ACL class. "
+        "Exit status 1 when anything is missing or different.",
+    )
+    _add_database_options(verify)
+    _add_bucket_options(verify)
+    checks = verify.add_argument_group("checks")
+    _add_acl_and_workers(checks, "threads for the header and ACL checks")
+    sampling = checks.add_mutually_exclusive_group()
+    sampling.add_argument(
+        "--sample",
+        type=_non_negative("--sample"),
+        default=DEFAULT_SAMPLE,
+        metavar="N",
+        help="objects whose headers and ACL are compared, drawn at random (default "
+        "%(default)s; 0: none)",
+    )
+    sampling.add_argument(
+        "--full", action="store_true", help="compare headers and ACL of every object"
+    )
+    checks.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+
+
+def _add_fanout_commands(commands: Subcommands) -> None:
+    enumerate_ = commands.add_parser(
+        "enumerate",
+        help="send every object reference to an SQS queue, for copiers elsewhere",
+        description="Run where the database is reachable (the Mastodon host, a bastion): "
+        "page the database and send the object references to the copy queue.",
+    )
+    _add_database_options(enumerate_)
+    _add_queue_options(enumerate_)
+    enumerate_.add_argument("--run-id", metavar="ID", help="label of this run (default: new)")
+    enumerate_.add_argument("--dry-run", action="store_true", help="count, send nothing")
+    worker = commands.add_parser(
+        "worker",
+        help="copy what arrives on the SQS queue (a self-hosted copier)",
+        description="Receive messages, copy their objects, delete what succeeded; failed "
+        "messages come back after their visibility timeout and reach the DLQ in the end.",
+    )
+    _add_queue_options(worker)
+    # No database here: only the files the buckets come from.
+    worker.add_argument("--config", type=Path, help="TOML config file ([source], [destination])")
+    worker.add_argument(
+        "--mastodon-env", type=Path, metavar="FILE", help="Mastodon's .env: the source bucket"
+    )
+    _add_copy_options(worker)
+    worker.add_argument(
+        "--until-empty", action="store_true", help="stop when the queue has no message left"
+    )
+
+
+def _add_demo_command(commands: Subcommands) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="a whole migration on this machine: local PostgreSQL and S3 servers, no AWS",
+        description="Start a throwaway PostgreSQL with a generated Mastodon and two local S3 "
+        "servers (old and new provider), fill the old bucket as Mastodon would have, run the "
+        "real copy and verify between them, and stop everything.",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="leave it running and print connection details"
+    )
+    demo.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("mastodon-s3-sync-demo"),
+        metavar="DIR",
+        help="where the JSON reports of run and verify go (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="a smaller Mastodon: the same story in seconds"
+    )
+
+
+def _add_config_command(commands: Subcommands) -> None:
+    config = commands.add_parser(
+        "config",
+        help="show the resolved settings and test every connection",
+        description="Settings come from the flags, over the config file, over Mastodon's .env.",
+    )
+    actions = config.add_subparsers(dest="config_action", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check",
+        help="print the settings (secrets masked) with their origin, then test the database, "
+        "the bastion and both buckets",
+        description="Print every setting with where it came from (flag, config file, .env, "
+        "default), secrets masked, then test each connection: one OK/FAIL line per check. "
+        "Exit status 0 when all pass.",
+    )
+    _add_database_options(check)
+    _add_bucket_options(check)
+    _add_acl_and_workers(check.add_argument_group("copying"), "copier threads")
+
+
+def _add_copy_options(parser: argparse.ArgumentParser) -> None:
+    _add_bucket_options(parser)
+    group = parser.add_argument_group("copying")
+    _add_acl_and_workers(group, "copier threads")
+    group.add_argument(
+        "--force", action="store_true", help="copy even what the destination already holds"
+    )
+    group.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+
+
+def _add_bucket_options(parser: argparse.ArgumentParser) -> None:
+    for side in ("source", "destination"):
+        group = parser.add_argument_group(f"{side} bucket (overrides [{side}] in --config)")
+        group.add_argument(
+            f"--{side}",
+            metavar="s3://BUCKET[/PREFIX]",
+            help="bucket, and Mastodon's S3_KEY_PREFIX if it has one",
+        )
+        group.add_argument(f"--{side}-endpoint-url", metavar="URL", help="S3 endpoint (non-AWS)")
+        group.add_argument(f"--{side}-region", metavar="REGION")
+        group.add_argument(f"--{side}-profile", metavar="NAME", help="AWS config profile")
+
+
+def _add_acl_and_workers(group: argparse._ArgumentGroup, threads: str) -> None:
+    group.add_argument(
+        "--acl",
+        choices=[str(mode) for mode in AclMode],
+        help="destination ACL: copy each source object's (default), a fixed one, or none",
+    )
+    group.add_argument(
+        "--workers",
+        type=_positive("--workers"),
+        metavar="N",
+        help=f"{threads} (default {DEFAULT_WORKERS})",
+    )
+
+
+def _add_queue_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("queue")
+    group.add_argument("--queue-url", required=True, metavar="URL", help="the copy queue")
+    group.add_argument("--sqs-endpoint-url", metavar="URL", help="SQS endpoint (non-AWS, tests)")
+    group.add_argument("--region", metavar="REGION", help="the queue's AWS region")
+    group.add_argument("--profile", metavar="NAME", help="AWS config profile for SQS")
