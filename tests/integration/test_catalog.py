@@ -11,8 +11,9 @@ import pytest
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.errors import DatabaseError
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
-from mastodon_s3_sync.mastodon.layout import RecordType
-from tests.conftest import MastodonDb
+from mastodon_s3_sync.mastodon.layout import RecordType, Release
+from mastodon_s3_sync.mastodon.plan import format_summary, write_plan
+from tests.support.mastodon_db import MastodonDb
 
 pytestmark = pytest.mark.integration
 
@@ -218,3 +219,186 @@ def test_expected_sizes_come_from_the_database(mastodon_db: MakeDb) -> None:
     insert_media(db, 1, file_file_size=2_000_000_000)
     [row] = Catalog(db.conn, page_size=10).walk(RecordType.MEDIA_ATTACHMENTS, CatalogFilter())
     assert [ref.expected_size for ref in row.objects] == [2_000_000_000, None]
+
+
+# -- the other attachments (storage spec §2.7), optional tables, the release ----------------
+
+ALL_TYPES = list(RecordType)
+NO_PROVIDERS = "preview_card_providers: no table (Mastodon before 3.5)"
+NO_IMPORTS = "imports: no table (Mastodon 4.4+)"
+
+
+@pytest.mark.parametrize(
+    ("version", "skipped", "release"),
+    [
+        (SchemaVersion.V3_1, [NO_PROVIDERS], Release(3, 1)),
+        (SchemaVersion.V3_5, [], Release(3, 1)),  # nothing of 3.5 changes a key
+        (SchemaVersion.V4_2, [], Release(4, 2)),
+        (SchemaVersion.V4_3, [], Release(4, 3)),
+        (SchemaVersion.V4_5, [NO_IMPORTS], Release(4, 3)),  # 4.4-shaped
+        (SchemaVersion.CURRENT, [NO_IMPORTS], Release(4, 3)),
+    ],
+    ids=lambda value: getattr(value, "name", None),
+)
+def test_optional_tables_and_release_per_schema(
+    mastodon_db: MakeDb, version: SchemaVersion, skipped: list[str], release: Release
+) -> None:
+    # given an empty database of that release
+    db = mastodon_db(version)
+    catalog = Catalog(db.conn, page_size=10)
+    # then the absent tables are named once each, and every type walks without error
+    assert [str(line) for line in catalog.skipped_types(ALL_TYPES)] == skipped
+    assert catalog.release() == release
+    for record_type in ALL_TYPES:
+        assert list(catalog.walk(record_type, CatalogFilter())) == []
+        assert catalog.count_rows(record_type, CatalogFilter()) == 0
+
+
+def insert_site_uploads(db: MastodonDb) -> None:
+    now = datetime(2026, 1, 1)
+    for upload_id, var, name in (
+        (1, "thumbnail", f"{H}.jpeg"),
+        (2, "mascot", f"{H}.gif"),
+        (3, "favicon", f"{H}.ico"),
+        (4, "app_icon", f"{H}.png"),
+    ):
+        insert(
+            db,
+            "site_uploads",
+            id=upload_id,
+            var=var,
+            file_file_name=name,
+            file_file_size=1000 + upload_id,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+APP_ICON_SIZES = [
+    *(57, 60, 72, 76, 114, 120, 144, 152, 167, 180, 1024),
+    *(36, 48, 96, 192, 256, 384, 512),
+]
+ORIGINALS = [
+    f"site_uploads/files/000/000/001/original/{H}.jpeg",
+    f"site_uploads/files/000/000/002/original/{H}.gif",
+    f"site_uploads/files/000/000/003/original/{H}.ico",
+    f"site_uploads/files/000/000/004/original/{H}.png",
+]
+THUMBNAIL_STYLES = [
+    f"site_uploads/files/000/000/001/@1x/{H}.png",
+    f"site_uploads/files/000/000/001/@2x/{H}.png",
+]
+FAVICON_STYLES = [f"site_uploads/files/000/000/003/{size}/{H}.png" for size in (16, 32, 48)]
+APP_ICON_STYLES = [f"site_uploads/files/000/000/004/{size}/{H}.png" for size in APP_ICON_SIZES]
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        (SchemaVersion.V3_5, ORIGINALS),  # before 4.0 site uploads had no styles
+        (SchemaVersion.V4_2, [ORIGINALS[0], *THUMBNAIL_STYLES, *ORIGINALS[1:]]),
+        (
+            SchemaVersion.V4_3,
+            [
+                ORIGINALS[0],
+                *THUMBNAIL_STYLES,
+                ORIGINALS[1],
+                ORIGINALS[2],
+                *FAVICON_STYLES,
+                ORIGINALS[3],
+                *APP_ICON_STYLES,
+            ],
+        ),
+    ],
+    ids=lambda value: getattr(value, "name", None),
+)
+def test_site_upload_styles_follow_the_detected_release(
+    mastodon_db: MakeDb, version: SchemaVersion, expected: list[str]
+) -> None:
+    db = mastodon_db(version)
+    insert_site_uploads(db)
+    assert keys(Catalog(db.conn, page_size=3), RecordType.SITE_UPLOADS) == expected
+
+
+def test_provider_icons_backups_and_imports_on_a_4_3_schema(mastodon_db: MakeDb) -> None:
+    # given a 4.3 database, the last with imports
+    db = mastodon_db(SchemaVersion.V4_3)
+    now = datetime(2026, 1, 1)
+    insert(db, "preview_card_providers", id=5, domain="a.example", created_at=now, updated_at=now)
+    insert(
+        db,
+        "preview_card_providers",
+        id=6,
+        domain="b.example",
+        icon_file_name=f"{H}.ico",
+        icon_file_size=3_000_000_000,  # bigint
+        created_at=now,
+        updated_at=now,
+    )
+    archive = f"archive-20260101000000-{H}{H}.zip"
+    insert(db, "backups", id=1, processed=False, created_at=now, updated_at=now)
+    insert(
+        db, "backups", id=2, dump_file_name=archive, processed=True, created_at=now, updated_at=now
+    )
+    insert(
+        db,
+        "imports",
+        id=9,
+        type=0,
+        account_id=1,
+        data_file_name="a.csv",
+        created_at=now,
+        updated_at=now,
+    )
+    catalog = Catalog(db.conn, page_size=10)
+    # then only rows with a file are read, and never under cache/
+    providers = list(catalog.walk(RecordType.PREVIEW_CARD_PROVIDERS, CatalogFilter()))
+    assert [row.record_id for row in providers] == [6]
+    assert [(ref.key, ref.expected_size) for ref in providers[0].objects] == [
+        (f"preview_card_providers/icons/000/000/006/original/{H}.ico", 3_000_000_000),
+        (f"preview_card_providers/icons/000/000/006/static/{H}.png", None),
+    ]
+    assert keys(catalog, RecordType.BACKUPS) == [f"backups/dumps/000/000/002/original/{archive}"]
+    assert keys(catalog, RecordType.IMPORTS) == ["imports/data/000/000/009/original/a.csv"]
+    # and none of them is remote cache
+    local = CatalogFilter(skip_remote_cache=True)
+    assert catalog.count_rows(RecordType.PREVIEW_CARD_PROVIDERS, local) == 1
+    assert keys(catalog, RecordType.BACKUPS, local) == keys(catalog, RecordType.BACKUPS)
+
+
+def test_since_applies_to_the_other_models(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    now = datetime(2026, 1, 1)
+    for backup_id, updated in ((1, datetime(2025, 12, 1)), (2, datetime(2026, 2, 1)), (3, None)):
+        insert(
+            db,
+            "backups",
+            id=backup_id,
+            dump_file_name=f"{backup_id}.zip",
+            dump_updated_at=updated,
+            created_at=now,
+            updated_at=now,
+        )
+    filt = CatalogFilter(since=datetime(2026, 1, 1))
+    assert keys(Catalog(db.conn, page_size=10), RecordType.BACKUPS, filt) == [
+        "backups/dumps/000/000/002/original/2.zip",
+        "backups/dumps/000/000/003/original/3.zip",
+    ]
+
+
+def test_a_missing_table_every_release_has_is_refused(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    db.conn.run("DROP TABLE backups")
+    catalog = Catalog(db.conn, page_size=10)
+    with pytest.raises(DatabaseError, match="no table backups"):
+        list(catalog.walk(RecordType.BACKUPS, CatalogFilter()))
+    with pytest.raises(DatabaseError, match="no table backups"):
+        catalog.table_columns(RecordType.BACKUPS)
+
+
+def test_plan_summary_says_which_types_the_database_has_no_table_for(mastodon_db: MakeDb) -> None:
+    db = mastodon_db(SchemaVersion.V4_5)
+    summaries = write_plan(Catalog(db.conn, page_size=10), ALL_TYPES, CatalogFilter(), None)
+    lines = format_summary(summaries, 1.0).splitlines()
+    assert [line for line in lines if "no table" in line] == [NO_IMPORTS]
+    assert [line.split()[0] for line in lines[2:10]] == [str(t) for t in ALL_TYPES]

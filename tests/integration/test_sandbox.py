@@ -20,13 +20,14 @@ from mastodon_s3_sync.demo import pg_binaries
 from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.pg_binaries import LocalPostgresError, find_postgres_binaries
 from mastodon_s3_sync.demo.postgres import LocalPostgres
-from mastodon_s3_sync.demo.schema import TABLES, SchemaVersion, table_columns
+from mastodon_s3_sync.demo.schema import TABLES, SchemaVersion, has_table, table_columns
 from mastodon_s3_sync.demo.seed import generate_rows, seed_database
-from tests.conftest import MastodonDbFactory
+from tests.support.mastodon_db import MastodonDbFactory
 
 pytestmark = pytest.mark.integration
 
-CURRENT, V4_5, V3_1 = SchemaVersion.CURRENT, SchemaVersion.V4_5, SchemaVersion.V3_1
+V3_1, V3_5, V4_2, V4_3, V4_5, CURRENT = SchemaVersion
+ALL = set(SchemaVersion)
 INT4_MAX = 2**31 - 1
 
 
@@ -177,21 +178,30 @@ def test_falls_back_to_the_binaries_bundled_with_pgserver(
 
 # -- the schema ----------------------------------------------------------------------------
 
-# Columns whose presence depends on the Mastodon version (docs/mastodon-storage.md §1.5, §3).
+# Columns whose presence depends on the Mastodon version (docs/mastodon-storage.md §1.5, §3,
+# §2.7; the catalog's release markers).
 VERSIONED_COLUMNS = {
     ("media_attachments", "thumbnail_storage_schema_version"): {CURRENT},
-    ("media_attachments", "thumbnail_file_name"): {CURRENT, V4_5},
-    ("media_attachments", "thumbnail_remote_url"): {CURRENT, V4_5},
-    ("media_attachments", "file_storage_schema_version"): {CURRENT, V4_5},
-    ("accounts", "avatar_storage_schema_version"): {CURRENT, V4_5},
-    ("accounts", "header_storage_schema_version"): {CURRENT, V4_5},
-    ("custom_emojis", "image_storage_schema_version"): {CURRENT, V4_5},
-    ("preview_cards", "image_storage_schema_version"): {CURRENT, V4_5},
-    ("media_attachments", "remote_url"): {CURRENT, V4_5, V3_1},
-    ("media_attachments", "file_file_name"): {CURRENT, V4_5, V3_1},
-    ("media_attachments", "processing"): {CURRENT, V4_5, V3_1},
-    ("accounts", "avatar_remote_url"): {CURRENT, V4_5, V3_1},
-    ("custom_emojis", "image_remote_url"): {CURRENT, V4_5, V3_1},
+    ("media_attachments", "thumbnail_file_name"): ALL - {V3_1},
+    ("media_attachments", "thumbnail_remote_url"): ALL - {V3_1},
+    ("media_attachments", "file_storage_schema_version"): ALL - {V3_1},
+    ("accounts", "avatar_storage_schema_version"): ALL - {V3_1},
+    ("accounts", "header_storage_schema_version"): ALL - {V3_1},
+    ("custom_emojis", "image_storage_schema_version"): ALL - {V3_1},
+    ("preview_cards", "image_storage_schema_version"): ALL - {V3_1},
+    ("accounts", "indexable"): {V4_2, V4_3, V4_5, CURRENT},
+    ("site_uploads", "blurhash"): {V4_2, V4_3, V4_5, CURRENT},
+    ("preview_cards", "author_account_id"): {V4_3, V4_5, CURRENT},
+    ("preview_cards", "unverified_author_account_id"): {CURRENT},
+    ("preview_card_providers", "icon_file_name"): ALL - {V3_1},
+    ("imports", "data_file_name"): {V3_1, V3_5, V4_2, V4_3},
+    ("site_uploads", "file_file_name"): ALL,
+    ("backups", "dump_file_name"): ALL,
+    ("media_attachments", "remote_url"): ALL,
+    ("media_attachments", "file_file_name"): ALL,
+    ("media_attachments", "processing"): ALL,
+    ("accounts", "avatar_remote_url"): ALL,
+    ("custom_emojis", "image_remote_url"): ALL,
     ("media_attachments", "file_remote_url"): set(),
     ("preview_cards", "image_remote_url"): set(),
 }
@@ -209,6 +219,7 @@ def test_schema_columns_match_the_mastodon_version(
         assert (column in actual[table]) == (version in versions), (table, column)
     for table in TABLES:
         assert tuple(actual[table]) == table_columns(table, version)
+        assert bool(actual[table]) == has_table(table, version)
 
 
 COLUMN_TYPES = [
@@ -236,6 +247,11 @@ COLUMN_TYPES = [
     ("preview_cards", "id", "bigint", "NO", "nextval('preview_cards_id_seq'::regclass)"),
     ("preview_cards", "url", "character varying", "NO", "''::character varying"),
     ("preview_cards", "type", "integer", "NO", "0"),
+    ("site_uploads", "var", "character varying", "NO", "''::character varying"),
+    ("site_uploads", "file_file_size", "integer", "YES", None),
+    ("preview_card_providers", "icon_file_size", "bigint", "YES", None),
+    ("backups", "dump_file_size", "bigint", "YES", None),
+    ("backups", "processed", "boolean", "NO", "false"),
 ]
 
 
@@ -258,7 +274,7 @@ def test_schema_indexes(mastodon_db: MastodonDbFactory, version: SchemaVersion) 
     rows = db.conn.run("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
     names = {r[0] for r in rows}
 
-    assert {f"{table}_pkey" for table in TABLES} <= names
+    assert {f"{table}_pkey" for table in TABLES if has_table(table, version)} <= names
     assert {
         "index_media_attachments_on_account_id_and_status_id",
         "index_media_attachments_on_status_id",
@@ -268,18 +284,23 @@ def test_schema_indexes(mastodon_db: MastodonDbFactory, version: SchemaVersion) 
         "index_preview_cards_on_url",
     } <= names
     # (domain, id) arrived in 4.2.0.
-    assert ("index_accounts_on_domain_and_id" in names) == (version is not V3_1)
+    assert ("index_accounts_on_domain_and_id" in names) == version.has(V4_2)
+    assert "index_site_uploads_on_var" in names
 
 
 # -- generated rows ------------------------------------------------------------------------
 
 
+# site_uploads has one row per `var` (a unique column): thumbnail, mascot, favicon, app_icon.
+ROWS = {"site_uploads": 2}
+
+
 @pytest.mark.parametrize("table", TABLES)
 def test_generate_rows_is_deterministic_per_seed(table: str) -> None:
-    first = list(generate_rows(table, 300, seed=5))
+    first = list(generate_rows(table, ROWS.get(table, 300), seed=5))
 
-    assert list(generate_rows(table, 300, seed=5)) == first
-    assert list(generate_rows(table, 300, seed=6)) != first
+    assert list(generate_rows(table, ROWS.get(table, 300), seed=5)) == first
+    assert list(generate_rows(table, ROWS.get(table, 300), seed=6)) != first
 
 
 @pytest.mark.parametrize("version", list(SchemaVersion), ids=lambda v: v.name)
@@ -287,10 +308,13 @@ def test_generate_rows_is_deterministic_per_seed(table: str) -> None:
 def test_generate_rows_yields_exactly_the_versions_columns(
     table: str, version: SchemaVersion
 ) -> None:
-    rows = list(generate_rows(table, 500, seed=1, version=version))
+    count = ROWS.get(table, 500)
+    rows = list(generate_rows(table, count, seed=1, version=version))
 
-    assert len(rows) == 500
-    assert {frozenset(row) for row in rows} == {frozenset(table_columns(table, version))}
+    assert len(rows) == count
+    # a version without the table gets the newest version's columns
+    columns = table_columns(table, version) or table_columns(table, V4_3)
+    assert {frozenset(row) for row in rows} == {frozenset(columns)}
     ids = [int_of(row["id"]) for row in rows]
     assert all(a < b for a, b in itertools.pairwise(ids))
 
@@ -316,7 +340,7 @@ def test_generated_media_looks_like_production() -> None:
 
 def test_mastodon_3_1_data_has_only_sequential_ids() -> None:
     for table in TABLES:
-        rows = generate_rows(table, 1_000, seed=3, version=V3_1)
+        rows = generate_rows(table, ROWS.get(table, 1_000), seed=3, version=V3_1)
         assert all(int_of(row["id"]) < 1_000_000_000 for row in rows), table
 
 
@@ -373,12 +397,20 @@ def test_seed_database_fills_every_table(
         "media_attachments": 1_000,
         "custom_emojis": 50,
         "preview_cards": 200,
+        "site_uploads": 2,
+        "preview_card_providers": 20,
+        "backups": 10,
+        "imports": 5,
     }
 
     inserted = seed_database(db.conn, version, counts, seed=9)
 
-    assert inserted == counts
-    for table, count in counts.items():
+    # tables the version lacks are left out (providers before 3.5, imports from 4.4)
+    expected = {table: n for table, n in counts.items() if has_table(table, version)}
+    assert inserted == expected
+    assert ("imports" in inserted) == (version in {V3_1, V3_5, V4_2, V4_3})
+    assert ("preview_card_providers" in inserted) == (version is not V3_1)
+    for table, count in expected.items():
         assert db.conn.run(f"SELECT count(*) FROM {table}") == [[count]]
 
 

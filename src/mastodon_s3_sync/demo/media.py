@@ -61,6 +61,9 @@ _CONTENT_TYPES = {
     "mp4": "video/mp4",
     "mov": "video/quicktime",
     "mp3": "audio/mpeg",
+    "ico": "image/vnd.microsoft.icon",
+    "zip": "application/zip",
+    "csv": "text/csv",
 }
 # Leading bytes of each format, so that sniffing the content agrees with the header.
 _MAGIC = {
@@ -72,6 +75,8 @@ _MAGIC = {
     "video/mp4": b"\x00\x00\x00\x18ftypmp42",
     "video/quicktime": b"\x00\x00\x00\x14ftypqt  ",
     "audio/mpeg": b"ID3\x04\x00",
+    "image/vnd.microsoft.icon": b"\x00\x00\x01\x00",
+    "application/zip": b"PK\x03\x04",
 }
 
 
@@ -167,6 +172,8 @@ def _body(plan: _Plan) -> bytes:
 
 def _small_size(ref: ObjectRef, seed: int) -> int:
     low, high = _ORIGINAL_SIZE_RANGE if ref.style == "original" else _DERIVED_SIZE_RANGE
+    if ref.expected_size is not None and low <= ref.expected_size <= high:
+        return ref.expected_size  # the database's size, when it is that small: exact
     return random.Random(f"size:{seed}:{ref.key}").randint(low, high)  # noqa: S311
 
 
@@ -249,6 +256,7 @@ def seed_bucket(
     *,
     seed: int = 0,
     private_record_ids: Collection[int] = (),
+    private_types: Collection[RecordType] = (),
     missing_every: int = 0,
     legacy_every: int = 0,
     large_sizes: bool = False,
@@ -259,11 +267,12 @@ def seed_bucket(
     """Write an object for each ref, as Mastodon would have, and say what was written.
 
     Bytes depend only on ``seed`` and ``ref.key``. Sizes are small (1-40 KiB originals,
-    1-8 KiB other styles) unless ``large_sizes`` is set, in which case an original's
-    database size (``expected_size``) is used when known. Headers are Mastodon's:
-    Content-Type from the extension (except a preview card's ``.gif``, which is JPEG),
-    :data:`CACHE_CONTROL`, and ACL ``public-read``, or ``private`` for refs whose
-    ``record_id`` is in ``private_record_ids`` (no ACL header if not ``acl_supported``).
+    1-8 KiB other styles; an original's database size, ``expected_size``, when it is in
+    that range) unless ``large_sizes`` is set, in which case an original's database size is
+    used whenever known. Headers are Mastodon's: Content-Type from the extension (except a
+    preview card's ``.gif``, which is JPEG), :data:`CACHE_CONTROL`, and ACL ``public-read``,
+    or ``private`` for refs whose ``record_id`` is in ``private_record_ids`` or whose type
+    is in ``private_types`` (no ACL header if not ``acl_supported``).
 
     ``missing_every=N`` leaves out every Nth ref; ``legacy_every=M`` writes every Mth
     written ref that has alternates at ``alternates[0]`` (the other ``cache/`` placement).
@@ -300,7 +309,8 @@ def seed_bucket(
         )
         acl: Acl | None = None
         if acl_supported:
-            acl = "private" if ref.record_id in private else "public-read"
+            is_private = ref.record_id in private or ref.record_type in private_types
+            acl = "private" if is_private else "public-read"
         plans.append(
             _Plan(
                 ref=ref,

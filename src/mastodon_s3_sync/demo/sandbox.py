@@ -2,8 +2,9 @@
 
 A throwaway PostgreSQL holds a generated small Mastodon; two local S3 servers stand for
 the old and the new provider. The source bucket is filled as Mastodon would have filled
-it, including a suspended account's private media, legacy placements and rows whose
-files are gone. The CLI then runs the real ``run`` and ``verify`` against it.
+it, including a suspended account's private media, users' private archive downloads, the
+server's thumbnail, mascot, favicon and app icons, legacy placements and rows whose files
+are gone. The CLI then runs the real ``run`` and ``verify`` against it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,27 @@ from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.mastodon.models import uploaded_private
 from mastodon_s3_sync.storage.protocol import PRIVATE, acl_class
 from mastodon_s3_sync.storage.s3 import BotoObjects
 
-DEMO_COUNTS = {"accounts": 200, "media_attachments": 400, "custom_emojis": 40, "preview_cards": 150}
-QUICK_COUNTS = {"accounts": 30, "media_attachments": 60, "custom_emojis": 8, "preview_cards": 20}
+# One row per site upload the release knows: thumbnail, mascot, and from 4.3 favicon and
+# app icon. ``imports`` is seeded on schemas that still have the table (before 4.4).
+_OTHER_COUNTS = {"site_uploads": 4, "preview_card_providers": 12, "backups": 5, "imports": 3}
+DEMO_COUNTS = {
+    "accounts": 200,
+    "media_attachments": 400,
+    "custom_emojis": 40,
+    "preview_cards": 150,
+    **_OTHER_COUNTS,
+}
+QUICK_COUNTS = {
+    "accounts": 30,
+    "media_attachments": 60,
+    "custom_emojis": 8,
+    "preview_cards": 20,
+    **_OTHER_COUNTS,
+}
 """``demo --quick``: the same story in a few seconds (the test suite runs it)."""
 SUSPENDED_MEDIA = 12
 """Media rows given to the suspended account: their objects are private."""
@@ -68,17 +85,24 @@ class Sandbox:
         return len(private), kept
 
 
+# Sequential ids repeat across tables (emoji 3, backup 3, ...), and the seeded bucket makes
+# every object of a private id private: the suspended account and its media are snowflakes.
+_SNOWFLAKES = 2**32
+
+
 def _suspend_one_account(conn: pg8000.native.Connection) -> set[int]:
     """Suspend a local account and give it some media: Mastodon made all of it private."""
     run = conn.run
     [[account_id]] = run(
         "SELECT id FROM accounts WHERE domain IS NULL AND avatar_file_name IS NOT NULL "
-        "ORDER BY id LIMIT 1"
+        "AND id > :floor ORDER BY id LIMIT 1",
+        floor=_SNOWFLAKES,
     )
     run("UPDATE accounts SET suspended_at = now() WHERE id = :id", id=account_id)
     media = run(
         "SELECT id FROM media_attachments WHERE remote_url = '' AND file_file_name <> '' "
-        "ORDER BY id LIMIT :n",
+        "AND id > :floor ORDER BY id LIMIT :n",
+        floor=_SNOWFLAKES,
         n=SUSPENDED_MEDIA,
     )
     media_ids = [row[0] for row in media]
@@ -90,8 +114,7 @@ def _suspend_one_account(conn: pg8000.native.Connection) -> set[int]:
     return {int(account_id), *(int(media_id) for media_id in media_ids)}
 
 
-def _refs(conn: pg8000.native.Connection) -> list[ObjectRef]:
-    catalog = Catalog(conn, page_size=1000)
+def _refs(catalog: Catalog) -> list[ObjectRef]:
     return [
         ref
         for record_type in RecordType
@@ -101,16 +124,24 @@ def _refs(conn: pg8000.native.Connection) -> list[ObjectRef]:
 
 
 @contextlib.contextmanager
-def sandbox(work_dir: Path, counts: dict[str, int] = DEMO_COUNTS) -> Iterator[Sandbox]:
-    """Start and fill everything (``counts`` rows per table); stop it all on exit."""
+def sandbox(
+    work_dir: Path,
+    counts: dict[str, int] = DEMO_COUNTS,
+    version: SchemaVersion = SchemaVersion.CURRENT,
+) -> Iterator[Sandbox]:
+    """Start and fill everything (``counts`` rows per table, a database shaped as in
+    ``version``); stop it all on exit."""
     with LocalPostgres() as postgres, MotoS3Server() as source, MotoS3Server() as destination:
         postgres.create_database(DATABASE)
         conn = postgres.connect(DATABASE)
         try:
-            create_schema(conn, SchemaVersion.CURRENT)
-            rows = dict(seed_database(conn, SchemaVersion.CURRENT, counts, seed=2026))
+            create_schema(conn, version)
+            rows = dict(seed_database(conn, version, counts, seed=2026))
             private = _suspend_one_account(conn)
-            refs = _refs(conn)
+            catalog = Catalog(conn, page_size=1000)
+            refs = _refs(catalog)
+            # Backups are uploaded private from 4.2 (storage spec §5).
+            private_types = {t for t in RecordType if uploaded_private(t, catalog.release())}
         finally:
             conn.close()
         create_bucket(source.client(), SOURCE_BUCKET)
@@ -121,6 +152,7 @@ def sandbox(work_dir: Path, counts: dict[str, int] = DEMO_COUNTS) -> Iterator[Sa
             refs,
             seed=2026,
             private_record_ids=private,
+            private_types=private_types,
             missing_every=MISSING_EVERY,
             legacy_every=LEGACY_EVERY,
         )

@@ -17,8 +17,14 @@ from pg8000.native import Connection
 
 from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.rows import Row
-from mastodon_s3_sync.demo.schema import TABLES, SchemaVersion, table_columns
+from mastodon_s3_sync.demo.schema import TABLES, SchemaVersion, has_table, table_columns
 from mastodon_s3_sync.demo.seed_media import media_attachments, preview_cards
+from mastodon_s3_sync.demo.seed_other import (
+    backups,
+    imports,
+    preview_card_providers,
+    site_uploads,
+)
 from mastodon_s3_sync.demo.seed_profiles import accounts, custom_emojis
 
 __all__ = [
@@ -45,6 +51,10 @@ _GENERATORS: dict[str, _Generator] = {
     "media_attachments": media_attachments,
     "custom_emojis": custom_emojis,
     "preview_cards": preview_cards,
+    "site_uploads": site_uploads,
+    "preview_card_providers": preview_card_providers,
+    "backups": backups,
+    "imports": imports,
 }
 
 
@@ -58,7 +68,8 @@ def generate_rows(
 ) -> Iterator[Row]:
     """Yield ``count`` realistic rows for ``table``, ids strictly increasing.
 
-    Rows hold exactly the columns ``table`` has in ``version``. The same arguments always give
+    Rows hold exactly the columns ``table`` has in ``version`` (every column of the newest
+    version that has the table, when ``version`` lacks it). The same arguments always give
     the same rows. ``start_id`` is the lowest id to use (for appending to a seeded table);
     without it, ``accounts`` starts with the instance actor (id -99), and ``accounts`` and
     ``media_attachments`` start with a few legacy sequential ids before the snowflakes
@@ -71,6 +82,8 @@ def generate_rows(
     # A string seed keeps tables independent and does not depend on PYTHONHASHSEED.
     rnd = random.Random(f"{table}:{seed}")  # noqa: S311 - test data, not secrets
     rows = _GENERATORS[table](rnd, count, version, start_id)
+    if not has_table(table, version):
+        return rows
     present = set(table_columns(table, version))
     absent = [c for c in table_columns(table) if c not in present]
     return _without(rows, absent) if absent else rows
@@ -90,7 +103,10 @@ def seed_database(
     counts: Mapping[str, int] = DEFAULT_COUNTS,
     seed: int = 0,
 ) -> dict[str, int]:
-    """Generate and insert ``counts[table]`` rows per table; return the rows inserted."""
+    """Generate and insert ``counts[table]`` rows per table; return the rows inserted.
+
+    Tables ``version`` does not have (``imports`` from 4.4, ...) are left out.
+    """
     unknown = set(counts) - set(TABLES)
     if unknown:
         raise ValueError(f"unknown tables: {', '.join(sorted(unknown))}")
@@ -99,5 +115,5 @@ def seed_database(
             conn, table, generate_rows(table, counts[table], seed=seed, version=version), version
         )
         for table in TABLES
-        if table in counts
+        if table in counts and has_table(table, version)
     }

@@ -27,7 +27,7 @@ from mastodon_s3_sync.demo.rows import (
     snowflake,
     spread,
 )
-from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.schema import STORAGE_SCHEMA, SchemaVersion
 
 _IMAGE, _GIFV, _VIDEO, _UNKNOWN, _AUDIO = 0, 1, 2, 3, 4
 
@@ -60,7 +60,7 @@ def media_attachments(
 ) -> Iterator[Row]:
     r = rnd.random
     bits = rnd.getrandbits
-    modern = version.has(SchemaVersion.V4_5)
+    modern = version.has(STORAGE_SCHEMA)
     odd = odd_positions(rnd, count, ("empty_file_name", "blank_remote_url", "no_extension"))
     legacy_window = (LEGACY_FIRST, LEGACY_LAST["media_attachments"] if modern else V3_1_LAST)
     account_span = snowflake(RECENT_LAST) - SNOWFLAKE_FLOOR
@@ -199,7 +199,7 @@ def preview_cards(
     rnd: random.Random, count: int, version: SchemaVersion, start_id: int | None
 ) -> Iterator[Row]:
     r = rnd.random
-    modern = version.has(SchemaVersion.V4_5)
+    modern = version.has(STORAGE_SCHEMA)
     first = 1 if start_id is None else start_id
     n_legacy = round(count * LEGACY_SHARE_SEQUENTIAL_TABLES) if start_id is None else 0
     odd = odd_positions(rnd, count, ("empty_file_name",))

@@ -23,7 +23,7 @@ from mastodon_s3_sync.demo.rows import (
     row_ids,
     spread,
 )
-from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.schema import STORAGE_SCHEMA, SchemaVersion
 
 _AVATAR_TYPES: Weighted[tuple[str, str, bool]] = Weighted(
     [
@@ -40,7 +40,7 @@ def accounts(
     rnd: random.Random, count: int, version: SchemaVersion, start_id: int | None
 ) -> Iterator[Row]:
     r = rnd.random
-    modern = version.has(SchemaVersion.V4_5)
+    modern = version.has(STORAGE_SCHEMA)
     if start_id is None and count > 0:
         count -= 1
         yield _instance_actor()
@@ -74,6 +74,7 @@ def accounts(
             "actor_type": "Service" if r() < 0.03 else "Person",
             "silenced_at": created + timedelta(days=30) if r() < 0.005 else None,
             "suspended_at": created + timedelta(days=10) if r() < 0.01 else None,
+            "indexable": False,
         }
         schema_version = None if legacy and r() < 0.5 else 1
         avatar_share = 1.0 if odd_kind else 0.85
@@ -141,6 +142,7 @@ def _instance_actor() -> Row:
         "actor_type": "Application",
         "silenced_at": None,
         "suspended_at": None,
+        "indexable": False,
     }
     for attachment in ("avatar", "header"):
         for suffix in ("file_name", "content_type", "file_size", "updated_at"):
@@ -160,7 +162,7 @@ def custom_emojis(
     rnd: random.Random, count: int, version: SchemaVersion, start_id: int | None
 ) -> Iterator[Row]:
     r = rnd.random
-    modern = version.has(SchemaVersion.V4_5)
+    modern = version.has(STORAGE_SCHEMA)
     first = 1 if start_id is None else start_id
     n_legacy = round(count * LEGACY_SHARE_SEQUENTIAL_TABLES) if start_id is None else 0
     times = spread(count, modern)

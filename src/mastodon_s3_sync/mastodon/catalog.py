@@ -3,12 +3,15 @@
 Keyset pagination (``WHERE id > :after ORDER BY id LIMIT :n``) on the primary key
 keeps memory flat whatever the table size and lets a run resume from any id. Only
 the columns the layout needs are read, and optional columns (absent in older
-Mastodon versions) are detected once and read as NULL.
+Mastodon versions) are detected once and read as NULL. Tables only some releases have
+(``preview_card_providers`` from 3.5, ``imports`` up to 4.3) yield nothing when absent, and
+:meth:`Catalog.skipped_types` says so. The release itself, which some styles depend on, is
+read from columns that appeared with it (:data:`RELEASE_MARKERS`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +27,13 @@ from mastodon_s3_sync.mastodon.layout import (
     is_local,
     objects_for_row,
 )
+from mastodon_s3_sync.mastodon.models import (
+    OLDEST_RELEASE,
+    PRIVATE_BACKUPS_SINCE,
+    SITE_UPLOAD_ICONS_SINCE,
+    SITE_UPLOAD_STYLES_SINCE,
+    Release,
+)
 
 # Columns each model needs; the attachment's own columns are added per attachment.
 _RECORD_COLUMNS: dict[RecordType, tuple[str, ...]] = {
@@ -31,12 +41,39 @@ _RECORD_COLUMNS: dict[RecordType, tuple[str, ...]] = {
     RecordType.MEDIA_ATTACHMENTS: ("id", "remote_url"),
     RecordType.CUSTOM_EMOJIS: ("id", "domain"),
     RecordType.PREVIEW_CARDS: ("id",),
+    RecordType.SITE_UPLOADS: ("id", "var"),
+    RecordType.PREVIEW_CARD_PROVIDERS: ("id",),
+    RecordType.BACKUPS: ("id",),
+    RecordType.IMPORTS: ("id",),
 }
 _ATTACHMENT_SUFFIXES = ("file_name", "content_type", "file_size", "updated_at")
 # Attachments that older Mastodon versions do not have (thumbnails arrived in 3.2.0).
 _OPTIONAL_ATTACHMENTS = frozenset({(RecordType.MEDIA_ATTACHMENTS, "thumbnail")})
+# Tables that only some releases have, and what their absence means.
+OPTIONAL_TABLES: dict[RecordType, str] = {
+    # db/migrate/20211031031021_create_preview_card_providers.rb, commit 6e50134a42 (#16917)
+    RecordType.PREVIEW_CARD_PROVIDERS: "no table (Mastodon before 3.5)",
+    # db/migrate/20250410144908_drop_imports.rb, commit 4c2f64907b (#34371)
+    RecordType.IMPORTS: "no table (Mastodon 4.4+)",
+}
+RELEASE_MARKERS: tuple[tuple[Release, RecordType, str], ...] = (
+    # db/migrate/20221012181003_add_blurhash_to_site_uploads.rb, commit b04633a961 (#19348)
+    (SITE_UPLOAD_STYLES_SINCE, RecordType.SITE_UPLOADS, "blurhash"),
+    # db/migrate/20230814223300_add_indexable_to_accounts.rb, commit 90ec88d58b (#26485)
+    (PRIVATE_BACKUPS_SINCE, RecordType.ACCOUNTS, "indexable"),
+    # db/migrate/20240522041528_add_author_account_id_to_preview_cards.rb, commit
+    # 128987eded (#30398)
+    (SITE_UPLOAD_ICONS_SINCE, RecordType.PREVIEW_CARDS, "author_account_id"),
+)
+"""Columns that first appeared in a release: the newest one present dates the schema."""
 # ``remote_url`` with a non-space character: a superset test for Ruby's ``present?``.
 _REMOTE_URL_PRESENT = "remote_url ~ '[^[:space:]]'"
+# Rows that are not remote media cache (``--skip-remote-cache``); other types hold none.
+_LOCAL_ROWS = {
+    RecordType.ACCOUNTS: "domain IS NULL",
+    RecordType.MEDIA_ATTACHMENTS: f"NOT {_REMOTE_URL_PRESENT}",
+    RecordType.CUSTOM_EMOJIS: "domain IS NULL",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +84,17 @@ class CatalogFilter:
     limit: int | None = None
     since: datetime | None = None
     skip_remote_cache: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedType:
+    """A type the database has no table for: nothing to enumerate, and why."""
+
+    record_type: RecordType
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.record_type}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +133,12 @@ class Catalog:
         self._page_size = page_size
         self._key_prefix = key_prefix
         self._columns: dict[RecordType, frozenset[str]] = {}
+        self._release: Release | None = None
+
+    @property
+    def key_prefix(self) -> str:
+        """Mastodon's ``S3_KEY_PREFIX`` the keys are computed with."""
+        return self._key_prefix
 
     def _run(self, sql: str, **params: object) -> list[list[Any]]:
         try:
@@ -95,20 +149,48 @@ class Catalog:
             raise DatabaseError(f"database query failed: {error}") from None
 
     def table_columns(self, record_type: RecordType) -> frozenset[str]:
-        """The table's column names; DatabaseError when the table is not there."""
+        """The table's column names, none for an absent optional table (see
+        :meth:`skipped_types`); DatabaseError when a table every release has is not there."""
         if record_type not in self._columns:
             rows = self._run(
                 "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:table) "
                 "AND attnum > 0 AND NOT attisdropped",
                 table=str(record_type),
             )
-            if not rows:
+            if not rows and record_type not in OPTIONAL_TABLES:
                 raise DatabaseError(
                     f"the database has no table {record_type!s}: is this Mastodon's database? "
                     "Check the database name (--database-url or [database] name)"
                 )
             self._columns[record_type] = frozenset(str(row[0]) for row in rows)
         return self._columns[record_type]
+
+    def skip_reason(self, record_type: RecordType) -> str | None:
+        """Why the database has nothing of this type (an absent optional table), or None."""
+        if record_type in OPTIONAL_TABLES and not self.table_columns(record_type):
+            return OPTIONAL_TABLES[record_type]
+        return None
+
+    def skipped_types(self, record_types: Iterable[RecordType]) -> list[SkippedType]:
+        """The types among ``record_types`` the database has no table for, with why: one
+        line each for a summary (``imports: no table (Mastodon 4.4+)``)."""
+        return [
+            SkippedType(record_type, reason)
+            for record_type in record_types
+            if (reason := self.skip_reason(record_type)) is not None
+        ]
+
+    def release(self) -> Release:
+        """The newest release whose marker column the schema has (a lower bound: the
+        database is that release or later), from :data:`RELEASE_MARKERS`."""
+        if self._release is None:
+            present = [
+                since
+                for since, record_type, column in RELEASE_MARKERS
+                if column in self.table_columns(record_type)
+            ]
+            self._release = max(present, default=OLDEST_RELEASE)
+        return self._release
 
     def _query(self, record_type: RecordType, filt: CatalogFilter) -> _Query:
         present = self.table_columns(record_type)
@@ -124,7 +206,8 @@ class Catalog:
             # Timestamps are only read for --since: decoding them costs a fifth of a walk.
             suffixes = _ATTACHMENT_SUFFIXES if filt.since is not None else _ATTACHMENT_SUFFIXES[:3]
             wanted = [f"{attachment.name}_{suffix}" for suffix in suffixes]
-            wanted.append(attachment.schema_version_column)
+            if attachment.schema_version_column is not None:
+                wanted.append(attachment.schema_version_column)
             columns.extend(column for column in wanted if column in present)
             changed = (
                 f" AND ({attachment.name}_updated_at IS NULL "
@@ -139,11 +222,8 @@ class Catalog:
                 "this does not look like a Mastodon database (3.1 or later)"
             )
         conditions = [f"({' OR '.join(has_file)})"]
-        if filt.skip_remote_cache:
-            if record_type == RecordType.MEDIA_ATTACHMENTS:
-                conditions.append(f"NOT {_REMOTE_URL_PRESENT}")
-            else:
-                conditions.append("domain IS NULL")
+        if filt.skip_remote_cache and record_type in _LOCAL_ROWS:
+            conditions.append(_LOCAL_ROWS[record_type])
         return _Query(str(record_type), tuple(columns), tuple(conditions))
 
     @staticmethod
@@ -153,6 +233,8 @@ class Catalog:
     def count_rows(self, record_type: RecordType, filt: CatalogFilter) -> int:
         """How many rows :meth:`walk` will read (one COUNT query; for progress and ETA)."""
         if filt.skip_remote_cache and record_type == RecordType.PREVIEW_CARDS:
+            return 0
+        if self.skip_reason(record_type) is not None:
             return 0
         query = self._query(record_type, filt)
         params = self._params(filt)
@@ -165,8 +247,11 @@ class Catalog:
         """Yield each matching row's objects in id order, one page in memory at a time."""
         if filt.skip_remote_cache and record_type == RecordType.PREVIEW_CARDS:
             return  # every preview card is remote cache (PreviewCard#local? is false)
+        if self.skip_reason(record_type) is not None:
+            return
         query = self._query(record_type, filt)
         params = self._params(filt)
+        release = self.release()
         after, remaining = filt.after_id, filt.limit
         while remaining is None or remaining > 0:
             size = self._page_size if remaining is None else min(self._page_size, remaining)
@@ -180,7 +265,11 @@ class Catalog:
                     objects = []
                 else:
                     objects = objects_for_row(
-                        record_type, row, key_prefix=self._key_prefix, since=filt.since
+                        record_type,
+                        row,
+                        key_prefix=self._key_prefix,
+                        since=filt.since,
+                        release=release,
                     )
                 yield RowObjects(int(row["id"]), objects)
             if len(page) < size:

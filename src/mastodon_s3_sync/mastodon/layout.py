@@ -1,29 +1,49 @@
 """Mastodon's object-storage layout: the S3 keys one database row stands for.
 
 Pure functions, no I/O. This module is the executable form of
-``shared/docs/mastodon-storage.md``; section numbers below refer to it.
+``shared/docs/mastodon-storage.md`` §1 (keys) and §7 (worked examples); which styles each
+model writes is in :mod:`.models` (§2). Section numbers below refer to the spec.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
-Row = Mapping[str, Any]
-"""One database row: column name -> value (missing optional columns read as NULL)."""
+from mastodon_s3_sync.mastodon.models import (
+    AVIF,
+    MODELS,
+    NEWEST_RULES,
+    ORIGINAL,
+    Attachment,
+    Model,
+    RecordType,
+    Release,
+    Row,
+    Style,
+    is_blank,
+)
 
-
-class RecordType(StrEnum):
-    """The four Mastodon models whose attachments live in the media bucket."""
-
-    ACCOUNTS = "accounts"
-    MEDIA_ATTACHMENTS = "media_attachments"
-    CUSTOM_EMOJIS = "custom_emojis"
-    PREVIEW_CARDS = "preview_cards"
+__all__ = [
+    "MAX_KEY_BYTES",
+    "MODELS",
+    "ObjectRef",
+    "RecordType",
+    "Release",
+    "Row",
+    "Style",
+    "apply_key_prefix",
+    "folders",
+    "id_partition",
+    "is_blank",
+    "is_local",
+    "legacy_id_partition",
+    "objects_for_row",
+    "style_file_name",
+    "unsafe_key_reason",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,115 +63,6 @@ class ObjectRef:
     alternates: tuple[str, ...] = ()
     expected_size: int | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class Style:
-    """A Paperclip style: its name and the ``format`` that replaces the extension."""
-
-    name: str
-    format: str | None = None
-
-
-ORIGINAL = Style("original")
-
-_StylesRule = Callable[[Row], tuple[Style, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A Paperclip attachment of a model: column prefix, plural path segment, styles."""
-
-    name: str
-    plural: str
-    styles: _StylesRule
-    schema_version_column: str
-
-
-@dataclass(frozen=True, slots=True)
-class Model:
-    """A model's attachments and its ``local?`` rule (§1.5)."""
-
-    record_type: RecordType
-    attachments: tuple[Attachment, ...]
-    is_local: Callable[[Row], bool]
-
-
-# §2.1: MediaAttachment#file_styles, keyed on the DB content type (exact string match).
-_VIDEO_CONVERTED = frozenset({"image/gif", "video/webm", "video/quicktime"})
-_IMAGE_CONVERTED = frozenset({"image/heic", "image/heif", "image/avif"})
-_IMAGE = frozenset({"image/jpeg", "image/png", "image/webp"})
-_VIDEO = frozenset({"video/mp4", "video/ogg"})
-_AVIF = "image/avif"
-
-
-def _media_file_styles(row: Row) -> tuple[Style, ...]:
-    content_type = row.get("file_content_type")
-    if content_type in _VIDEO_CONVERTED or content_type in _VIDEO:
-        return (ORIGINAL, Style("small", "png"))
-    if content_type == _AVIF:
-        # §2.6 and §7: written under 4.0-4.1 rules, where AVIF was not converted.
-        return (ORIGINAL, Style("small"))
-    if content_type in _IMAGE_CONVERTED:
-        return (ORIGINAL, Style("small", "jpeg"))
-    if content_type in _IMAGE:
-        return (ORIGINAL, Style("small"))
-    return (ORIGINAL,)  # audio and anything else: AUDIO_STYLES has no small
-
-
-def _original_only(_row: Row) -> tuple[Style, ...]:
-    return (ORIGINAL,)
-
-
-def _gif_static(content_type_column: str) -> _StylesRule:
-    def styles(row: Row) -> tuple[Style, ...]:
-        if row.get(content_type_column) == "image/gif":
-            return (ORIGINAL, Style("static", "png"))
-        return (ORIGINAL,)
-
-    return styles
-
-
-def _always_static(_row: Row) -> tuple[Style, ...]:
-    return (ORIGINAL, Style("static", "png"))
-
-
-def _attachment(name: str, plural: str, styles: _StylesRule) -> Attachment:
-    return Attachment(name, plural, styles, f"{name}_storage_schema_version")
-
-
-def is_blank(value: object) -> bool:
-    """Ruby's ``blank?`` for the strings Mastodon tests: None, empty or whitespace only."""
-    return value is None or (isinstance(value, str) and (not value or value.isspace()))
-
-
-MODELS: Mapping[RecordType, Model] = {
-    RecordType.ACCOUNTS: Model(
-        RecordType.ACCOUNTS,
-        (
-            _attachment("avatar", "avatars", _gif_static("avatar_content_type")),
-            _attachment("header", "headers", _gif_static("header_content_type")),
-        ),
-        is_local=lambda row: row.get("domain") is None,
-    ),
-    RecordType.MEDIA_ATTACHMENTS: Model(
-        RecordType.MEDIA_ATTACHMENTS,
-        (
-            _attachment("file", "files", _media_file_styles),
-            _attachment("thumbnail", "thumbnails", _original_only),
-        ),
-        is_local=lambda row: is_blank(row.get("remote_url")),
-    ),
-    RecordType.CUSTOM_EMOJIS: Model(
-        RecordType.CUSTOM_EMOJIS,
-        (_attachment("image", "images", _always_static),),
-        is_local=lambda row: row.get("domain") is None,
-    ),
-    RecordType.PREVIEW_CARDS: Model(
-        RecordType.PREVIEW_CARDS,
-        (_attachment("image", "images", _original_only),),
-        is_local=lambda _row: False,
-    ),
-}
 
 _GROUP = re.compile(r"\d{3}")
 _ID_PARTITION_LIMIT = 1_000_000_000
@@ -229,8 +140,8 @@ def unsafe_key_reason(key: object) -> str | None:
     return None
 
 
-def _schema_version(row: Row, column: str) -> int:
-    value = row.get(column)
+def _schema_version(row: Row, column: str | None) -> int:
+    value = row.get(column) if column is not None else None
     return int(value) if value is not None else 0
 
 
@@ -244,10 +155,14 @@ def _changed_since(row: Row, attachment: Attachment, since: datetime | None) -> 
 
 @dataclass(frozen=True, slots=True)
 class _RowPlaces:
-    """What every attachment of one row shares: id, locality, partitions, key prefixes."""
+    """What every attachment of one row shares: id, ``cache/`` placements, partitions,
+    key prefixes."""
 
     record_id: int
     remote: bool
+    cache_placements: tuple[str, ...]
+    """``("", "cache/")``: the other placement is an alternate; ``("",)`` for models
+    without ``local?``, whose keys never take ``cache/`` (§2.7)."""
     partitions: tuple[str, ...]
     prefixes: tuple[str, ...]
 
@@ -256,19 +171,23 @@ def _row_places(model: Model, row: Row, key_prefix: str) -> _RowPlaces:
     record_id = int(row["id"])
     partitions = dict.fromkeys((id_partition(record_id), legacy_id_partition(record_id)))
     prefixes = ("",) if is_blank(key_prefix) else (apply_key_prefix(key_prefix, ""), "")
-    return _RowPlaces(record_id, not model.is_local(row), tuple(partitions), prefixes)
+    if model.is_local is None:
+        return _RowPlaces(record_id, False, ("",), tuple(partitions), prefixes)
+    remote = not model.is_local(row)
+    return _RowPlaces(record_id, remote, ("", "cache/"), tuple(partitions), prefixes)
 
 
 def _attachment_objects(
-    model: Model, attachment: Attachment, row: Row, places: _RowPlaces
+    model: Model, attachment: Attachment, row: Row, places: _RowPlaces, release: Release
 ) -> Iterator[ObjectRef]:
     file_name: str = row[f"{attachment.name}_file_name"]
-    in_cache = places.remote and _schema_version(row, attachment.schema_version_column) >= 1
-    placements = ("cache/", "") if in_cache else ("", "cache/")
+    placements = places.cache_placements
+    if places.remote and _schema_version(row, attachment.schema_version_column) >= 1:
+        placements = placements[::-1]
     size = row.get(f"{attachment.name}_file_size")
-    for style in attachment.styles(row):
+    for style in attachment.styles(row, release):
         names = [style_file_name(file_name, style)]
-        if style.name == "small" and row.get(f"{attachment.name}_content_type") == _AVIF:
+        if style.name == "small" and row.get(f"{attachment.name}_content_type") == AVIF:
             names.append(style_file_name(file_name, Style("small", "jpeg")))
         candidates = [
             f"{prefix}{cache}{model.record_type}/{attachment.plural}/{partition}/{style.name}/{name}"
@@ -294,11 +213,14 @@ def objects_for_row(
     *,
     key_prefix: str = "",
     since: datetime | None = None,
+    release: Release = NEWEST_RULES,
 ) -> list[ObjectRef]:
     """Every object Mastodon stored for ``row``, canonical key first (§7).
 
     Attachments whose file name is blank yield nothing (§6). With ``since``, only
     attachments updated at or after it (or of unknown update time) are listed.
+    ``release`` is the database's Mastodon release (the catalog detects it), for the
+    styles that depend on it (site uploads, §2.7).
     """
     model = MODELS[record_type]
     refs: list[ObjectRef] = []
@@ -308,10 +230,30 @@ def objects_for_row(
             continue
         if _changed_since(row, attachment, since):
             places = places or _row_places(model, row, key_prefix)
-            refs.extend(_attachment_objects(model, attachment, row, places))
+            refs.extend(_attachment_objects(model, attachment, row, places, release))
     return refs
 
 
 def is_local(record_type: RecordType, row: Row) -> bool:
-    """Mastodon's ``local?`` for the row: False means remote media cache (re-fetchable)."""
-    return MODELS[record_type].is_local(row)
+    """Mastodon's ``local?`` for the row: False means remote media cache (re-fetchable).
+
+    Models without ``local?`` (site uploads, backups, ...) hold no remote cache: True.
+    """
+    rule = MODELS[record_type].is_local
+    return rule is None or rule(row)
+
+
+def folders(record_type: RecordType, key_prefix: str = "") -> tuple[str, ...]:
+    """The key prefixes ("folders") under which this type's canonical keys and alternates
+    lie: ``[prefix/][cache/]<table>/<attachment>s/``, one per attachment and placement."""
+    model = MODELS[record_type]
+    caches = ("",) if model.is_local is None else ("", "cache/")
+    prefixes = ("",) if is_blank(key_prefix) else (apply_key_prefix(key_prefix, ""), "")
+    return tuple(
+        dict.fromkeys(
+            f"{prefix}{cache}{record_type}/{attachment.plural}/"
+            for prefix in prefixes
+            for cache in caches
+            for attachment in model.attachments
+        )
+    )
