@@ -19,7 +19,8 @@ from mastodon_s3_sync.errors import SettingsError
 
 from .bundling import BundleError, build_asset
 from .config import CONFIG_CONTEXT_KEY, StackConfig, config_path, load_stack_config
-from .stack import AssetBuilder, MastodonS3SyncStack
+from .lambdas import AssetBuilder
+from .stack import MastodonS3SyncStack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 """Where cdk.json is: the default configuration file is looked for here."""

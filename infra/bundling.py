@@ -1,23 +1,22 @@
-"""Lambda assets built without Docker: a handler, the core modules it imports, its wheels.
+"""Lambda assets built without Docker: the project's wheel, installed with each function's extra.
 
 Each function's asset is a directory holding ``handler.py`` at the top (Lambda handler
-``handler.handler``), the modules of ``mastodon_s3_sync`` that the handler can import
-(found by following its imports, so the CLI, the sandbox and the demo stay out), and the
-function's third-party dependencies installed by pip from binary wheels for the Lambda
-platform (Python 3.12 on Amazon Linux 2023, arm64 or x86_64). Requirement specs are not
-repeated here: each function names its distributions and the specs are read from
-``pyproject.toml``.
+``handler.handler``) and what ``pip install 'mastodon-s3-sync[<function>]'`` installs, from
+binary wheels for the Lambda platform (Python 3.12 on Amazon Linux 2023, arm64 or x86_64).
+What a function needs is said once, by the extra of its name in ``pyproject.toml``: the
+copier's brings neither a database driver nor SSH.
 
-Builds are cached under ``.cdk-assets/<function>-<architecture>-<hash>/``, keyed by
-everything that goes in (sources, specs, platform, this module), and appear there by an
-atomic rename, so an interrupted build leaves nothing that looks finished. A cached
-build keeps the versions pip chose when it was made; delete ``.cdk-assets`` to pick up
-newer releases within the specs.
+The project's wheel is built once per content of what it is built from (``pyproject.toml``,
+the README, ``src/``), and each asset once per wheel, handler, platform and this module.
+Both are kept under ``.cdk-assets/`` and appear there by an atomic rename, so an
+interrupted build leaves nothing that looks finished; older builds go once unused for a
+while. A cached asset keeps the versions pip chose when it was made; delete ``.cdk-assets``
+to pick up newer releases within the specs.
 """
 
 from __future__ import annotations
 
-import ast
+import contextlib
 import hashlib
 import os
 import re
@@ -25,36 +24,34 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
     "ARCHITECTURES",
     "CACHE_DIR",
-    "DISTRIBUTIONS",
     "FUNCTIONS",
     "HANDLER",
-    "NOT_REACHED",
     "PYTHON_VERSION",
     "BundleError",
-    "Sources",
     "build_asset",
     "platform_tags",
-    "requirements",
-    "sources",
+    "project_wheel",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC_DIR = REPO_ROOT / "src"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
+WHEEL_INPUTS = ("pyproject.toml", "README.md")
+"""Files beside ``src/`` that the wheel is built from (the README is its description)."""
 CACHE_DIR = REPO_ROOT / ".cdk-assets"
-"""Where built assets are kept (it ignores itself for git: see :func:`_cache_root`)."""
+"""Where built wheels and assets are kept (it ignores itself for git: see :func:`_cache_root`)."""
 
-CORE_PACKAGE = "mastodon_s3_sync"
 FUNCTIONS = ("enumerator", "copier")
+"""The Lambda functions; each installs the project with the ``pyproject.toml`` extra of its name."""
 ARCHITECTURES = ("arm64", "x86_64")
 HANDLER = "handler.handler"
 """The Lambda handler string of every asset: ``handler.py`` at the top, function ``handler``."""
@@ -67,49 +64,20 @@ wheel up to ``manylinux_2_34`` loads there."""
 _OLDEST_GLIBC_MINOR = 17  # manylinux2014, the oldest tag a current wheel carries
 _MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 
-PROJECT_EXTRA = "lambda"
-"""The pyproject extra that holds what the handlers add to the core."""
-
-DISTRIBUTIONS: Mapping[str, tuple[str, ...]] = {
-    # The core's modules import boto3 (s3, fanout) and pg8000 (catalog, database) at module
-    # level, so both functions need them even though only the enumerator opens a database.
-    # boto3 is bundled rather than taken from the runtime: the code needs botocore >= 1.36
-    # (request_checksum_calculation), and the SDK the runtime includes is whatever AWS last
-    # put there; the asset's copy comes first on sys.path (/var/task).
-    # Both read their settings through the settings model (pydantic-settings, with pydantic
-    # and pydantic-core as a binary wheel).
-    "copier": ("boto3", "pg8000", "aws-lambda-powertools", "pydantic-settings"),
-    # The enumerator also reaches the database through an SSH bastion (tunnel: paramiko,
-    # with cryptography, bcrypt and PyNaCl as binary wheels).
-    "enumerator": ("boto3", "pg8000", "aws-lambda-powertools", "paramiko", "pydantic-settings"),
-}
-"""Distributions each function installs; their specs come from ``pyproject.toml``."""
-
-NOT_REACHED: Mapping[str, frozenset[str]] = {
-    # The copier never opens a database connection, the only way to the SSH tunnel, which
-    # database.py imports inside open_database: no tunnel module, no paramiko.
-    "copier": frozenset({f"{CORE_PACKAGE}.tunnel"}),
-}
-"""Core modules a function imports only inside functions it never calls (see :func:`sources`)."""
-
+_NOT_WHEEL_INPUTS = re.compile(r"(^|/)(__pycache__|[^/]*\.egg-info)(/|$)|\.py[co]$")
+"""Files below ``src/`` that are no source: bytecode, the editable install's metadata."""
 _DIST_INFO_CLUTTER = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
 _PIP_OUTPUT_TAIL_LINES = 25
 _PIP_LINE_CHARS = 300
 _TMP_PREFIX = ".tmp-"
+_UNUSED_SECONDS = 600
+"""An older build is removed once unused this long: a synth of other sources, running at the
+same time in the same tree, may still be reading it."""
+_WHEEL_PREFIX = "wheel-"
 
 
 class BundleError(RuntimeError):
     """An asset could not be built; the message says what to fix."""
-
-
-@dataclass(frozen=True)
-class Sources:
-    """What a function's asset takes from the repository, and what it imports from outside."""
-
-    files: Mapping[str, Path]
-    """Path in the asset (POSIX, relative) -> file in the repository."""
-    third_party: frozenset[str]
-    """Top-level modules imported (outside ``if TYPE_CHECKING``) that pip must provide."""
 
 
 def _check_function(function: str) -> None:
@@ -124,37 +92,15 @@ def _check_architecture(architecture: str) -> None:
         )
 
 
-def _canonical(name: str) -> str:
-    """A distribution name normalized as PEP 503 compares them."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _spec_name(spec: str) -> str:
-    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
-    if match is None:
-        raise BundleError(f"{PYPROJECT.name}: cannot read the requirement {spec!r}")
-    return _canonical(match.group(1))
-
-
-def requirements(function: str) -> tuple[str, ...]:
-    """The pip requirement specs of ``function``, as ``pyproject.toml`` declares them."""
-    _check_function(function)
+def _extra(function: str) -> str:
+    """The function's extra, checked: pip only warns about an extra a project lacks."""
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-    declared = [
-        *project.get("dependencies", []),
-        *project.get("optional-dependencies", {}).get(PROJECT_EXTRA, []),
-    ]
-    by_name = {_spec_name(spec): spec for spec in declared}
-    specs = []
-    for name in DISTRIBUTIONS[function]:
-        spec = by_name.get(_canonical(name))
-        if spec is None:
-            raise BundleError(
-                f"the {function} function needs {name!r}, which {PYPROJECT.name} declares "
-                f"neither in [project] dependencies nor in the {PROJECT_EXTRA!r} extra"
-            )
-        specs.append(spec)
-    return tuple(specs)
+    if function not in project.get("optional-dependencies", {}):
+        raise BundleError(
+            f"{PYPROJECT.name} has no extra {function!r}: [project.optional-dependencies] "
+            f"must say what the {function} function installs besides the core"
+        )
+    return function
 
 
 def platform_tags(architecture: str) -> tuple[str, ...]:
@@ -171,131 +117,22 @@ def platform_tags(architecture: str) -> tuple[str, ...]:
     )
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
+def _wheel_inputs() -> dict[str, Path]:
+    """What the project's wheel is built from: path in the project (POSIX) -> file."""
+    files = {name: REPO_ROOT / name for name in WHEEL_INPUTS}
+    for path in sorted(SRC_DIR.rglob("*")):
+        name = path.relative_to(REPO_ROOT).as_posix()
+        if path.is_file() and not _NOT_WHEEL_INPUTS.search(name):
+            files[name] = path
+    return files
 
 
-@dataclass(frozen=True)
-class _Import:
-    name: str
-    """Absolute module name; for ``from m import n`` also ``m.n`` (maybe not a module)."""
-    required: bool
-    """False for ``m.n`` from ``from m import n``: a submodule, or just an attribute of ``m``."""
-    deferred: bool
-    """Inside a function body: runs when called, not when the module is imported."""
-
-
-def _imports(node: ast.AST, deferred: bool) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
-    """Each import statement below ``node`` and whether it is deferred; typing-only ones
-    (under ``if TYPE_CHECKING``) are left out."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and _is_type_checking(child.test):
-            runs: list[ast.stmt] | list[ast.AST] = child.orelse
-        else:
-            runs = [child]
-        for statement in runs:
-            if isinstance(statement, ast.Import | ast.ImportFrom):
-                yield statement, deferred
-            inner = isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-            yield from _imports(statement, deferred or inner)
-
-
-def _core_file(module: str) -> Path | None:
-    """The source file of a core module (``mastodon_s3_sync.x``), if it exists."""
-    base = SRC_DIR.joinpath(*module.split("."))
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imported(module: str, path: Path) -> Iterator[_Import]:
-    """What the module ``module`` (source ``path``) imports, as absolute names."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node, deferred in _imports(tree, deferred=False):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield _Import(alias.name, required=True, deferred=deferred)
-            continue
-        if node.level:
-            parts = package.split(".") if package else []
-            keep = len(parts) - (node.level - 1)
-            if keep < 1:
-                raise BundleError(f"{path}: relative import outside of a package")
-            base = ".".join(parts[:keep])
-            target = f"{base}.{node.module}" if node.module else base
-        else:
-            target = node.module or ""
-        yield _Import(target, required=True, deferred=deferred)
-        for alias in node.names:
-            yield _Import(f"{target}.{alias.name}", required=False, deferred=deferred)
-
-
-def sources(function: str) -> Sources:
-    """The handler and the core modules it can import (transitively), and what else it imports.
-
-    Imports inside functions count (they may run), except those of :data:`NOT_REACHED`;
-    imports under ``if TYPE_CHECKING`` do not. A package's ``__init__`` comes with each
-    of its modules.
-    """
-    _check_function(function)
-    handler = FUNCTIONS_DIR / function / "handler.py"
-    if not handler.is_file():
-        raise BundleError(f"{handler} does not exist")
-    not_reached = NOT_REACHED.get(function, frozenset())
-    files: dict[str, Path] = {"handler.py": handler}
-    third_party: set[str] = set()
-    pending: list[tuple[str, Path]] = [("handler", handler)]
-    seen: set[str] = set()
-    while pending:
-        module, path = pending.pop()
-        for imported in _imported(module, path):
-            top = imported.name.partition(".")[0]
-            if top != CORE_PACKAGE:
-                if imported.required and top not in sys.stdlib_module_names | {"__future__"}:
-                    third_party.add(top)
-                continue
-            parts = imported.name.split(".")
-            for prefix in (".".join(parts[:n]) for n in range(1, len(parts) + 1)):
-                if prefix in not_reached:
-                    if not imported.deferred:
-                        raise BundleError(
-                            f"{path} imports {prefix} when it is imported, but "
-                            f"NOT_REACHED says the {function} function never imports it"
-                        )
-                    break
-                if prefix in seen:
-                    continue
-                found = _core_file(prefix)
-                if found is None:
-                    if imported.required or prefix != imported.name:
-                        raise BundleError(f"{path} imports {imported.name}: no such module")
-                    continue
-                seen.add(prefix)
-                files[found.relative_to(SRC_DIR).as_posix()] = found
-                pending.append((prefix, found))
-    return Sources(files=dict(sorted(files.items())), third_party=frozenset(third_party))
-
-
-def _cache_key(function: str, architecture: str, specs: Sequence[str], found: Sources) -> str:
+def _digest(parts: Iterable[tuple[str, bytes]]) -> str:
+    """A short SHA-256 of labelled byte strings (lengths included: no two inputs collide)."""
     digest = hashlib.sha256()
-
-    def add(label: str, data: bytes) -> None:
+    for label, data in parts:
         digest.update(f"{label}\0{len(data)}\0".encode())
         digest.update(data)
-
-    add("function", function.encode())
-    add("architecture", architecture.encode())
-    add("python", PYTHON_VERSION.encode())
-    add("platforms", " ".join(platform_tags(architecture)).encode())
-    add("requirements", "\n".join(specs).encode())
-    # How the asset is made is part of what it is: a change here rebuilds.
-    add("bundler", Path(__file__).read_bytes())
-    for name, path in found.files.items():
-        add(f"file:{name}", path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -305,6 +142,28 @@ def _cache_root(cache_dir: Path) -> Path:
     if not ignore.exists():
         ignore.write_text("# Built Lambda assets (infra/bundling.py); never committed.\n*\n")
     return cache_dir
+
+
+def _used(build: Path) -> Path:
+    """``build``, its modification time set to now: the time of its last use."""
+    os.utime(build)
+    return build
+
+
+@contextlib.contextmanager
+def _building(root: Path, final: Path) -> Iterator[Path]:
+    """A fresh directory below ``root`` that becomes ``final`` when the block succeeds."""
+    staging = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=root))
+    try:
+        yield staging
+        try:
+            staging.rename(final)
+        except OSError:
+            if not final.is_dir():  # not another process that finished the same build first
+                raise
+        _used(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -317,22 +176,85 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_leftovers(cache_dir: Path, function: str, architecture: str, keep: Path) -> None:
-    """Drop older builds of this function and architecture, and dead builds' temp dirs."""
-    for entry in cache_dir.iterdir():
+def _remove_leftovers(root: Path, keep: Sequence[Path]) -> None:
+    """Drop unused other builds of the same kind as ``keep`` (the name up to its hash), and
+    the temporary directories of builds whose process is gone."""
+    kinds = {path.name.rpartition("-")[0] for path in keep}
+    unused_since = time.time() - _UNUSED_SECONDS
+    for entry in root.iterdir():
         if entry.name.startswith(_TMP_PREFIX):
             pid = entry.name[len(_TMP_PREFIX) :].partition("-")[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith(f"{function}-{architecture}-") and entry != keep:
+        elif (
+            entry.name.rpartition("-")[0] in kinds
+            and entry not in keep
+            and entry.stat().st_mtime < unused_since
+        ):
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _pip_install(target: Path, architecture: str, specs: Sequence[str]) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
+def _pip(arguments: Sequence[str], failed: str) -> None:
+    """Run pip; on failure a :class:`BundleError` that starts with ``failed`` and ends with
+    the tail of what pip said."""
+    command = [sys.executable, "-m", "pip", *arguments, "--no-input", "--disable-pip-version-check"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise BundleError(f"could not run pip with {sys.executable}: {error}") from error
+    if done.returncode == 0:
+        return
+    output = (done.stdout + done.stderr).strip().splitlines()
+    # Lines are shortened: "(from versions: ...)" can list every release ever made.
+    tail = "\n".join(
+        line if len(line) <= _PIP_LINE_CHARS else f"{line[:_PIP_LINE_CHARS]}…"
+        for line in output[-_PIP_OUTPUT_TAIL_LINES:]
+    )
+    unsatisfied = re.search(r"satisfies the requirement (\S+)", "\n".join(output))
+    what = f" (no release satisfies {unsatisfied.group(1)})" if unsatisfied else ""
+    raise BundleError(f"{failed}{what}. pip said:\n{tail}")
+
+
+def project_wheel(cache_dir: Path = CACHE_DIR) -> Path:
+    """The project's wheel (no dependencies), built unless one of the same sources is cached.
+
+    It is built from a copy of its inputs, so the build leaves nothing in the repository.
+    """
+    root = _cache_root(cache_dir)
+    inputs = _wheel_inputs()
+    key = _digest(
+        [
+            # How the wheel is made is part of what it is: a change here rebuilds.
+            ("bundler", Path(__file__).read_bytes()),
+            *((f"file:{name}", path.read_bytes()) for name, path in inputs.items()),
+        ]
+    )
+    final = root / f"{_WHEEL_PREFIX}{key}"
+    if final.is_dir():
+        _used(final)
+    else:
+        with (
+            tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=root) as tree,
+            _building(root, final) as staging,
+        ):
+            for name, path in inputs.items():
+                copy = Path(tree, name)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
+            _pip(
+                ["wheel", "--no-deps", "--wheel-dir", str(staging), "--progress-bar", "off", tree],
+                f"pip could not build the project's wheel from {REPO_ROOT}: its build backend "
+                f"comes from the package index (PyPI or the one pip is configured with), which "
+                f"must be reachable",
+            )
+    wheels = sorted(final.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BundleError(f"{final} should hold one wheel, not {len(wheels)}: delete it")
+    return wheels[0]
+
+
+def _pip_install(target: Path, architecture: str, requirement: str) -> None:
+    arguments = [
         "install",
         "--target",
         str(target),
@@ -342,33 +264,17 @@ def _pip_install(target: Path, architecture: str, specs: Sequence[str]) -> None:
         PYTHON_VERSION,
         "--only-binary=:all:",
         "--no-compile",
-        "--no-input",
-        "--disable-pip-version-check",
         "--progress-bar",
         "off",
     ]
     for tag in platform_tags(architecture):
-        command += ["--platform", tag]
-    command += list(specs)
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    except OSError as error:
-        raise BundleError(f"could not run pip with {sys.executable}: {error}") from error
-    if done.returncode == 0:
-        return
-    output = (done.stdout + done.stderr).strip().splitlines()
-    failed = re.search(r"satisfies the requirement (\S+)", "\n".join(output))
-    what = f"requirement {failed.group(1)}" if failed else f"requirements {', '.join(specs)}"
-    # Lines are shortened: "(from versions: ...)" can list every release ever made.
-    tail = "\n".join(
-        line if len(line) <= _PIP_LINE_CHARS else f"{line[:_PIP_LINE_CHARS]}…"
-        for line in output[-_PIP_OUTPUT_TAIL_LINES:]
-    )
-    raise BundleError(
-        f"pip could not install {what} for the Lambda platform (python{PYTHON_VERSION}, "
+        arguments += ["--platform", tag]
+    _pip(
+        [*arguments, requirement],
+        f"pip could not install {requirement} for the Lambda platform (python{PYTHON_VERSION}, "
         f"{architecture}, binary wheels only). The package index (PyPI or the one pip is "
         f"configured with) must be reachable, and every dependency must publish a wheel for "
-        f"this platform. pip said:\n{tail}"
+        f"this platform",
     )
 
 
@@ -397,35 +303,6 @@ def _make_readable(target: Path) -> None:
             os.chmod(path, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
 
 
-def _provides(target: Path, module: str) -> bool:
-    return (
-        (target / module).is_dir()
-        or (target / f"{module}.py").is_file()
-        or any(target.glob(f"{module}.*.so"))
-    )
-
-
-def _populate(
-    target: Path, function: str, architecture: str, specs: Sequence[str], found: Sources
-) -> None:
-    _pip_install(target, architecture, specs)
-    for name, path in found.files.items():
-        destination = target / name
-        if destination.exists():
-            raise BundleError(f"a dependency of {function} also installs {name}")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, destination)
-    _strip(target)
-    _make_readable(target)
-    missing = sorted(module for module in found.third_party if not _provides(target, module))
-    if missing:
-        raise BundleError(
-            f"the {function} function imports {', '.join(missing)}, which none of its "
-            f"requirements ({', '.join(specs)}) installs; add the distribution to "
-            f"DISTRIBUTIONS[{function!r}] in {Path(__file__).name} (and to {PYPROJECT.name})"
-        )
-
-
 def build_asset(function: str, architecture: str, *, cache_dir: Path = CACHE_DIR) -> Path:
     """The asset directory of ``function`` for ``architecture``, built unless cached.
 
@@ -434,23 +311,33 @@ def build_asset(function: str, architecture: str, *, cache_dir: Path = CACHE_DIR
     """
     _check_function(function)
     _check_architecture(architecture)
-    specs = requirements(function)
-    found = sources(function)
-    key = _cache_key(function, architecture, specs, found)
+    handler = FUNCTIONS_DIR / function / "handler.py"
+    if not handler.is_file():
+        raise BundleError(f"{handler} does not exist")
+    extra = _extra(function)
     root = _cache_root(cache_dir)
+    wheel = project_wheel(root)
+    key = _digest(
+        [
+            ("function", function.encode()),
+            ("architecture", architecture.encode()),
+            ("python", PYTHON_VERSION.encode()),
+            ("platforms", " ".join(platform_tags(architecture)).encode()),
+            ("wheel", wheel.relative_to(root).as_posix().encode()),  # named by its inputs
+            ("handler", handler.read_bytes()),
+            ("bundler", Path(__file__).read_bytes()),
+        ]
+    )
     final = root / f"{function}-{architecture}-{key}"
     if final.is_dir():
         _remove_bytecode(final)  # in case the asset was run in place without -B
-        return final
-    staging = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=root))
-    try:
-        _populate(staging, function, architecture, specs, found)
-        try:
-            staging.rename(final)
-        except OSError:
-            if not final.is_dir():  # not another process that finished the same build first
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _remove_leftovers(root, function, architecture, keep=final)
+        return _used(final)
+    with _building(root, final) as staging:
+        _pip_install(staging, architecture, f"{wheel}[{extra}]")
+        if (staging / handler.name).exists():
+            raise BundleError(f"a dependency of the {function} function installs {handler.name}")
+        shutil.copyfile(handler, staging / handler.name)
+        _strip(staging)
+        _make_readable(staging)
+    _remove_leftovers(root, keep=[final, wheel.parent])
     return final

@@ -42,6 +42,7 @@ from mastodon_s3_sync.contract import (
     DEFAULT_STACK_NAME,  # also what the CLI looks for
     DEFAULT_TIME_GUARD_SECONDS,
     PAGE_SIZE,
+    SKIP_BACKUPS,
     TIME_GUARD_SECONDS,
 )
 from mastodon_s3_sync.errors import SettingsError
@@ -137,6 +138,8 @@ class StackConfig:
     vpc: VpcPlacement | None = None
     alarm_email: str | None = None
     queue_age_alarm_hours: int = DEFAULT_QUEUE_AGE_ALARM_HOURS
+    skip_backups: bool = False
+    """``[copy] skip_backups``: the enumerator leaves users' archive downloads out."""
 
     def sides(self) -> tuple[BucketSide, BucketSide]:
         """Source, then destination."""
@@ -165,6 +168,8 @@ class StackConfig:
             environment[BASTION_SECRET_ARN] = self.bastion_secret_arn
         if self.page_size is not None:
             environment[PAGE_SIZE] = str(self.page_size)
+        if self.skip_backups:
+            environment[SKIP_BACKUPS] = "true"
         return environment
 
 
@@ -222,6 +227,7 @@ def stack_config(settings: Settings) -> StackConfig:
         vpc=_vpc(stack),
         alarm_email=stack.alarm_email,
         queue_age_alarm_hours=stack.queue_age_alarm_hours,
+        skip_backups=settings.copy.skip_backups,
     )
 
 

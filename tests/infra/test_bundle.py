@@ -1,27 +1,21 @@
-"""The Lambda assets: what they hold, what they are built for, and that they run on their own.
+"""The Lambda assets: what pyproject.toml says each function installs, what each asset
+holds, and what it is built for.
 
-Assets are built with pip for the Lambda platform (PyPI must be reachable the first time;
-later runs reuse ``.cdk-assets``). The last tests run the bundled handlers in a Python
-that sees only the asset and the standard library, as the Lambda runtime would: the
-copier against two moto S3 servers on localhost.
+Assets are the project's wheel installed by pip with each function's extra, for the Lambda
+platform (the package index must be reachable the first time; later runs reuse
+``.cdk-assets``). That they run on their own: test_bundled_code_runs.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import glob
-import hashlib
-import json
+import os
 import re
-import shutil
-import subprocess
+import time
 import tomllib
-import uuid
 import zipfile
 from collections.abc import Iterator
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -29,39 +23,31 @@ from packaging.utils import canonicalize_name
 
 from infra.bundling import (
     ARCHITECTURES,
-    CORE_PACKAGE,
-    DISTRIBUTIONS,
     FUNCTIONS,
     PYPROJECT,
     PYTHON_VERSION,
     REPO_ROOT,
+    SRC_DIR,
     BundleError,
     build_asset,
-    requirements,
-    sources,
+    project_wheel,
 )
-from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
-from mastodon_s3_sync.demo.s3servers import REGION, MotoS3Server
-from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, objects_for_row
-from mastodon_s3_sync.transport.messages import MessagePacker
-from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
 
-pytestmark = pytest.mark.integration
-
+PACKAGE = "mastodon_s3_sync"
+PROJECT = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+PROJECT_NAME = canonicalize_name(PROJECT["name"])
 MIB = 1024 * 1024
 MAX_UNPACKED_MIB = {"copier": 60, "enumerator": 90}
 """Sane ceilings, well under Lambda's 250 MB: botocore is most of either asset."""
 ELF_MACHINES = {"x86_64": 62, "arm64": 183}  # e_machine: EM_X86_64, EM_AARCH64
-CLI_ONLY_MODULES = (
-    *("cli", "__main__", "demo", "sandbox", "plan", "progress", "report", "verify"),
-    *("operations", "ops_cli", "config_check"),
-)
+BOTH_NEED = {"aws-lambda-powertools", "boto3", "pydantic-settings", "python-dotenv"}
+DATABASE_AND_SSH = {"pg8000", "paramiko"}
+SSH_BINARIES = {"cryptography", "bcrypt", "pynacl"}
+"""paramiko's compiled dependencies: the copier must not carry them."""
 NOT_BUNDLED = ("tests", "functions", "infra", "moto", "tqdm", "pytest", "mypy", "ruff")
-RUN_ID = "20261127T061500Z-b0b0b0"
-HANDLER_SECONDS = 120
 
 
-def target_environment(architecture: str) -> dict[str, str]:
+def target_environment(architecture: str, extra: str = "") -> dict[str, str]:
     """Marker values of the python3.12 runtime (pip evaluates markers for this machine)."""
     return {
         "python_version": PYTHON_VERSION,
@@ -72,8 +58,29 @@ def target_environment(architecture: str) -> dict[str, str]:
         "platform_system": "Linux",
         "sys_platform": "linux",
         "os_name": "posix",
-        "extra": "",
+        "extra": extra,
     }
+
+
+def declared_installs(extra: str) -> set[str]:
+    """Distributions ``pip install 'mastodon-s3-sync[extra]'`` asks for by name, as
+    pyproject.toml declares them (self-referencing extras followed)."""
+    names: set[str] = {
+        canonicalize_name(Requirement(spec).name) for spec in PROJECT["dependencies"]
+    }
+    pending, seen = [extra], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for spec in PROJECT["optional-dependencies"][current]:
+            requirement = Requirement(spec)
+            if canonicalize_name(requirement.name) == PROJECT_NAME:
+                pending += sorted(requirement.extras)
+            else:
+                names.add(canonicalize_name(requirement.name))
+    return names
 
 
 def files_under(root: Path) -> Iterator[Path]:
@@ -116,59 +123,60 @@ def elf_machine(path: Path) -> int:
     return int.from_bytes(header[18:20], "little")
 
 
-def python_312() -> str | None:
-    """A CPython 3.12 interpreter on this machine, if there is one (the runtime's version)."""
-    pyenv = Path.home() / ".pyenv" / "versions"
-    candidates = [
-        *sorted(glob.glob(str(pyenv / f"{PYTHON_VERSION}.*" / "bin" / "python3")), reverse=True),
-        *filter(None, [shutil.which(f"python{PYTHON_VERSION}")]),
-    ]
-    wanted = tuple(int(part) for part in PYTHON_VERSION.split("."))
-    for candidate in candidates:
-        # pyenv's shims exist even where they cannot run: ask the interpreter itself
-        probe = subprocess.run(
-            [candidate, "-S", "-c", f"import sys; sys.exit(sys.version_info[:2] != {wanted})"],
-            capture_output=True,
-            check=False,
-        )
-        if probe.returncode == 0:
-            return candidate
-    return None
+def package_files(root: Path) -> dict[str, bytes]:
+    """The package's files below ``root`` (``src/`` or an asset), without bytecode."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in files_under(root / PACKAGE)
+        if "__pycache__" not in path.parts
+    }
 
 
-def test_requirement_specs_are_pyprojects() -> None:
-    # given what pyproject.toml declares for the core and the Lambda handlers
-    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-    declared = {*project["dependencies"], *project["optional-dependencies"]["lambda"]}
+def test_pyproject_says_each_requirement_once_and_what_each_function_installs() -> None:
+    # given every requirement pyproject.toml declares, but its extras' references to itself
+    extras = PROJECT["optional-dependencies"]
+    specs = [*PROJECT["dependencies"], *(spec for specs in extras.values() for spec in specs)]
+    names = [canonicalize_name(Requirement(spec).name) for spec in specs]
+    named = [name for name in names if name != PROJECT_NAME]
 
-    for function in FUNCTIONS:
-        # when
-        specs = requirements(function)
-
-        # then every spec is pyproject's own, one per distribution the function names
-        assert set(specs) <= declared
-        assert [canonicalize_name(Requirement(spec).name) for spec in specs] == [
-            canonicalize_name(name) for name in DISTRIBUTIONS[function]
-        ]
-        assert not {"tqdm", "moto"} & {Requirement(spec).name for spec in specs}
-    assert set(requirements("copier")) < set(requirements("enumerator"))
-    assert {Requirement(spec).name for spec in requirements("enumerator")} - {
-        Requirement(spec).name for spec in requirements("copier")
-    } == {"paramiko"}
+    # then each distribution is named once, and each extra installs what its users need
+    assert len(named) == len(set(named)), sorted(name for name in named if named.count(name) > 1)
+    assert set(FUNCTIONS) <= set(extras)
+    copier, enumerator = declared_installs("copier"), declared_installs("enumerator")
+    assert copier & enumerator >= BOTH_NEED
+    assert not (DATABASE_AND_SSH | SSH_BINARIES) & copier
+    assert enumerator >= DATABASE_AND_SSH
+    assert declared_installs("cli") >= DATABASE_AND_SSH | {"tqdm"}
+    # the development install (make setup) installs everything any extra does
+    assert set().union(*map(declared_installs, extras)) <= declared_installs("dev")
 
 
-def test_core_modules_are_those_the_handlers_import() -> None:
-    copier, enumerator = sources("copier"), sources("enumerator")
+def test_the_project_wheel_holds_the_package_and_its_build_leaves_no_trace(
+    tmp_path: Path,
+) -> None:
+    # given the package's sources (read before the build, which takes seconds, as the build
+    # reads them), and the editable install's metadata, which an in-place build would rewrite
+    source = package_files(SRC_DIR)
+    egg_info = SRC_DIR / f"{PROJECT_NAME.replace('-', '_')}.egg-info"
+    stamps = sorted((path.name, path.stat().st_mtime_ns) for path in egg_info.glob("*"))
 
-    for found in (copier, enumerator):
-        modules = {name.removesuffix(".py").split("/")[1] for name in found.files if "/" in name}
-        assert {"copier", "fanout", "serverless", "catalog", "database", "s3"} <= modules
-        assert not modules & set(CLI_ONLY_MODULES)
-    # the SSH tunnel (paramiko) only where a database is opened
-    assert f"{CORE_PACKAGE}/tunnel.py" in enumerator.files
-    assert f"{CORE_PACKAGE}/tunnel.py" not in copier.files
-    assert copier.third_party == {"aws_lambda_powertools", "boto3", "botocore", "pg8000", "urllib3"}
-    assert enumerator.third_party == copier.third_party | {"paramiko"}
+    # when the wheel is built from scratch
+    wheel = project_wheel(tmp_path)
+
+    # then it holds the package's sources as they are and the extras of the functions
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        packaged = {name: archive.read(name) for name in names if name.startswith(f"{PACKAGE}/")}
+        [metadata] = [archive.read(name) for name in names if name.endswith(".dist-info/METADATA")]
+    assert sorted(packaged) == sorted(source)
+    assert [name for name in packaged if packaged[name] != source[name]] == []
+    headers = HeaderParser().parsestr(metadata.decode())
+    assert headers["Name"] == PROJECT["name"]
+    assert set(FUNCTIONS) <= set(headers.get_all("Provides-Extra") or [])
+    # and the repository got no build output
+    assert not (REPO_ROOT / "build").exists()
+    assert sorted((path.name, path.stat().st_mtime_ns) for path in egg_info.glob("*")) == stamps
+    assert project_wheel(tmp_path) == wheel  # and it is built once
 
 
 def test_unknown_function_or_architecture_is_refused() -> None:
@@ -180,32 +188,39 @@ def test_unknown_function_or_architecture_is_refused() -> None:
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_asset_holds_the_handler_the_core_and_the_dependencies_only(
+def test_asset_holds_the_handler_and_the_project_with_its_extra_only(
     function: str, architecture: str
 ) -> None:
+    # given the package's sources (read before the build, which takes seconds, as it reads them)
+    source = package_files(SRC_DIR)
+
     # when
     asset = build_asset(function, architecture)
 
-    # then the handler at the top, exactly the core modules it imports, and the wheels
+    # then the handler at the top, the package as in src/, and the extra's distributions
     assert asset.is_relative_to(REPO_ROOT / ".cdk-assets")
     assert asset.name.startswith(f"{function}-{architecture}-")
     assert (asset / "handler.py").read_bytes() == (
         REPO_ROOT / "functions" / function / "handler.py"
     ).read_bytes()
-    core = {path.relative_to(asset).as_posix() for path in files_under(asset / CORE_PACKAGE)}
-    assert core == set(sources(function).files) - {"handler.py"}
+    bundled = package_files(asset)
+    assert sorted(bundled) == sorted(source)
+    assert [name for name in bundled if bundled[name] != source[name]] == []
+    installed = set(dist_infos(asset))
     top = {path.name for path in asset.iterdir()}
-    assert {"handler.py", CORE_PACKAGE, "aws_lambda_powertools", "boto3", "botocore"} <= top
-    assert {"pg8000", "urllib3"} <= top
+    assert {PROJECT_NAME, *BOTH_NEED, "pydantic", "botocore", "tomli-w"} <= installed
+    assert {"handler.py", PACKAGE, "aws_lambda_powertools", "boto3", "pydantic_settings"} <= top
     assert not top & set(NOT_BUNDLED)
-    assert not (asset / CORE_PACKAGE / "sandbox").exists()
     assert not any(asset.rglob("__pycache__"))
     assert not any(asset.glob("*.dist-info/RECORD"))
     assert not (asset / "bin").exists()
+    ssh_modules = {"paramiko", "cryptography", "bcrypt", "nacl"}
     if function == "enumerator":
-        assert {"paramiko", "cryptography", "nacl", "bcrypt"} <= top
+        assert installed >= DATABASE_AND_SSH | SSH_BINARIES
+        assert {"pg8000", *ssh_modules} <= top
     else:
-        assert not {"paramiko", "cryptography", "nacl", "bcrypt"} & top
+        assert not (DATABASE_AND_SSH | SSH_BINARIES) & installed
+        assert not ({"pg8000", "scramp", *ssh_modules}) & top
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
@@ -235,18 +250,30 @@ def test_asset_is_built_for_the_lambda_platform(function: str, architecture: str
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_dependency_the_runtime_needs_is_installed(function: str, architecture: str) -> None:
-    # given an asset (pip evaluated its dependencies' markers on this machine's Python)
+    # given an asset (pip evaluated markers on this machine's Python, for the runtime's)
     asset = build_asset(function, architecture)
     installed = dist_infos(asset)
-    environment = target_environment(architecture)
 
-    # then each dependency required on python3.12 and the architecture is there too
-    for name, dist_info in installed.items():
-        metadata = HeaderParser().parsestr((dist_info / "METADATA").read_text(encoding="utf-8"))
-        for line in metadata.get_all("Requires-Dist") or []:
+    # then what the project with the function's extra requires on python3.12 and the
+    # architecture is there, and so is what that requires, and so on
+    pending: list[tuple[str, frozenset[str]]] = [(PROJECT_NAME, frozenset({function}))]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        name, extras = pending.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        assert name in installed, (name, extras)
+        metadata = (installed[name] / "METADATA").read_text(encoding="utf-8")
+        for line in HeaderParser().parsestr(metadata).get_all("Requires-Dist") or []:
             requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate(environment):
-                assert canonicalize_name(requirement.name) in installed, (name, line)
+            marker = requirement.marker
+            if marker is None or any(
+                marker.evaluate(target_environment(architecture, extra)) for extra in ("", *extras)
+            ):
+                required = canonicalize_name(requirement.name)
+                pending.append((required, frozenset(requirement.extras)))
+    assert {name for name, _extras in seen} >= BOTH_NEED
 
 
 def test_assets_stay_small(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -271,226 +298,78 @@ def test_assets_stay_small(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 
 def test_a_built_asset_is_reused() -> None:
-    # given a built asset
+    # given a built asset (asked for twice: the sources may change while it builds)
+    build_asset("copier", "x86_64")
     first = build_asset("copier", "x86_64")
-    stamp = first.stat().st_mtime_ns
+    identity = (first.stat().st_ino, (first / "handler.py").stat().st_mtime_ns)
 
     # when it is asked for again
     again = build_asset("copier", "x86_64")
 
-    # then it is the same directory, untouched
+    # then it is the same directory, not rebuilt
     assert again == first
-    assert again.stat().st_mtime_ns == stamp
+    assert (again.stat().st_ino, (again / "handler.py").stat().st_mtime_ns) == identity
 
 
-def test_pip_failure_names_the_requirement_and_leaves_nothing(
+def test_an_older_build_goes_once_unused(tmp_path: Path) -> None:
+    # given older builds: of the copier for arm64, one unused for an hour and one in use
+    # (by a synth of other sources, say); of the enumerator, one unused for an hour
+    unused, in_use = tmp_path / "copier-arm64-0000", tmp_path / "copier-arm64-1111"
+    other_function = tmp_path / "enumerator-arm64-0000"
+    for build in (unused, in_use, other_function):
+        (build / "handler.py").parent.mkdir(parents=True)
+    an_hour_ago = time.time() - 3600
+    for build in (unused, other_function):
+        os.utime(build, (an_hour_ago, an_hour_ago))
+
+    # when the copier for arm64 is built
+    asset = build_asset("copier", "arm64", cache_dir=tmp_path)
+
+    # then only the unused older build of the same function and architecture is gone
+    wheel = project_wheel(tmp_path)
+    expected = [".gitignore", asset.name, in_use.name, other_function.name, wheel.parent.name]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(expected)
+
+
+def test_a_dependency_pip_cannot_install_is_named_and_no_asset_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given a requirement no release satisfies
-    monkeypatch.setattr("infra.bundling.requirements", lambda _function: ("boto3>=999",))
+    # given a constraint no release of boto3 meets (as when a release has no wheel for Lambda)
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("boto3<1\n", encoding="utf-8")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
+    cache = tmp_path / "cache"
+
+    # when
+    with pytest.raises(BundleError) as raised:
+        build_asset("copier", "arm64", cache_dir=cache)
+
+    # then the error says what pip could not install and why, and only the wheel is kept
+    message = str(raised.value)
+    assert re.search(r"could not install \S+/mastodon_s3_sync-[^/]+\.whl\[copier\]", message)
+    assert "every dependency must publish a wheel for this platform" in message
+    assert "boto3>=1.36" in message  # what pip said
+    assert [path.name.partition("-")[0] for path in sorted(cache.iterdir())] == [
+        ".gitignore",
+        "wheel",
+    ]
+
+
+def test_without_a_package_index_the_error_says_so_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given pip may use no package index (the wheel's build backend comes from one)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
 
     # when
     with pytest.raises(BundleError) as raised:
         build_asset("copier", "arm64", cache_dir=tmp_path)
 
-    # then the error says which requirement, and that the index must be reachable
+    # then the error says the index must be reachable and what was not found there, and
+    # nothing half-built is left
     message = str(raised.value)
-    assert "boto3>=999" in message
+    assert "could not build the project's wheel" in message
     assert "must be reachable" in message
+    build_backend = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["build-system"]
+    assert any(f"(no release satisfies {spec})" in message for spec in build_backend["requires"])
     assert sorted(path.name for path in tmp_path.iterdir()) == [".gitignore"]
-
-
-# Runs in a Python that imports only the standard library and PYTHONPATH (the asset): no
-# site-packages (-S, -s), no current directory (-P), and writes no bytecode into the
-# asset (-B). argv: request file, result file.
-DRIVER = """
-import json, sys, time
-request_path, result_path = sys.argv[1:3]
-with open(request_path) as file:
-    request = json.load(file)
-
-
-class Context:
-    def __init__(self, fields, remaining_ms):
-        self.__dict__.update(fields)
-        self._deadline = time.monotonic() + remaining_ms / 1000
-
-    def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-import handler
-
-result = {}
-for module in request["imports"]:
-    __import__(module)
-if request["event"] is not None:
-    context = Context(request["context"], request["remaining_ms"])
-    result["response"] = handler.handler(request["event"], context)
-result["sys_path"] = sys.path
-result["files"] = {
-    name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())
-}
-with open(result_path, "w") as file:
-    json.dump(result, file)
-"""
-
-
-def run_bundled(
-    python: str,
-    asset: Path,
-    work_dir: Path,
-    environment: dict[str, str],
-    event: dict[str, Any] | None = None,
-    imports: tuple[str, ...] = (),
-) -> tuple[dict[str, Any], str]:
-    """Import the asset's handler (and ``imports``), call it with ``event`` if given;
-    the driver's result and what the handler printed."""
-    context = FakeLambdaContext()
-    fields = {
-        field.name: getattr(context, field.name)
-        for field in dataclasses.fields(context)
-        if field.name != "deadline"
-    }
-    request = {
-        "event": event,
-        "context": fields,
-        "remaining_ms": context.get_remaining_time_in_millis(),
-        "imports": list(imports),
-    }
-    request_path, result_path = work_dir / "request.json", work_dir / "result.json"
-    request_path.write_text(json.dumps(request), encoding="utf-8")
-    done = subprocess.run(
-        [python, "-B", "-S", "-s", "-P", "-c", DRIVER, str(request_path), str(result_path)],
-        env={
-            "PYTHONPATH": str(asset),
-            "LAMBDA_TASK_ROOT": str(asset),
-            "_HANDLER": "handler.handler",
-            "HOME": str(work_dir),
-            "LANG": "C.UTF-8",
-            "AWS_CONFIG_FILE": str(work_dir / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(work_dir / "no-aws-credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-            **environment,
-        },
-        cwd=work_dir,
-        capture_output=True,
-        text=True,
-        timeout=HANDLER_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
-    return result, done.stdout
-
-
-def assert_only_the_asset_was_used(result: dict[str, Any], asset: Path) -> None:
-    """Every imported module came from the asset or the standard library."""
-    assert result["sys_path"][0] == str(asset)
-    assert not [entry for entry in result["sys_path"] if "site-packages" in entry]
-    for name in ("handler", CORE_PACKAGE, "boto3", "botocore", "aws_lambda_powertools"):
-        assert Path(result["files"][name]).is_relative_to(asset), name
-    for name, file in result["files"].items():
-        if file is None or Path(file).is_relative_to(asset):
-            continue
-        assert not Path(file).is_relative_to(REPO_ROOT), (name, file)
-        assert "site-packages" not in Path(file).parts, (name, file)
-
-
-@pytest.fixture(scope="module")
-def providers() -> Iterator[tuple[MotoS3Server, MotoS3Server]]:
-    """Two moto S3 servers: the source provider and the destination provider."""
-    with MotoS3Server() as source, MotoS3Server() as destination:
-        yield source, destination
-
-
-def test_bundled_copier_copies_with_nothing_but_its_asset(
-    providers: tuple[MotoS3Server, MotoS3Server], tmp_path: Path
-) -> None:
-    # given the x86_64 copier asset, this machine's CPython 3.12 (the runtime's version, which
-    # loads pydantic-core's binary wheel), objects at the source, and a message naming them
-    python = python_312()
-    if python is None:
-        pytest.skip(f"no CPython {PYTHON_VERSION} on this machine")
-    asset = build_asset("copier", "x86_64")
-    source, destination = providers
-    source_client, destination_client = source.client(), destination.client()
-    source_bucket, destination_bucket = (f"bundle-{side}-{uuid.uuid4().hex[:8]}" for side in "sd")
-    create_bucket(source_client, source_bucket)
-    create_bucket(destination_client, destination_bucket)
-    rows = [
-        {
-            "id": 110_000_000_000_000_001 + n,
-            "file_file_name": f"{n:016x}.png",
-            "file_content_type": "image/png",
-            "file_file_size": 4096,
-            "remote_url": None,
-        }
-        for n in range(2)
-    ]
-    refs: list[ObjectRef] = [
-        ref for row in rows for ref in objects_for_row(RecordType.MEDIA_ATTACHMENTS, row)
-    ]
-    manifest = seed_bucket(source_client, source_bucket, refs)
-    packer = MessagePacker(RUN_ID, RecordType.MEDIA_ATTACHMENTS)
-    assert all(packer.add(ref) is None for ref in refs)
-    body = packer.flush()
-    assert body is not None
-    environment = {"MSS_COPIER_THREADS": "4"}
-    for side, server, bucket in (
-        ("SOURCE", source, source_bucket),
-        ("DESTINATION", destination, destination_bucket),
-    ):
-        environment |= {
-            f"MSS_{side}_BUCKET": bucket,
-            f"MSS_{side}_ENDPOINT_URL": server.endpoint_url,
-            f"MSS_{side}_REGION": REGION,
-            f"MSS_{side}_ADDRESSING_STYLE": "path",
-        }
-    environment |= {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_LAMBDA_FUNCTION_NAME": "mastodon-s3-sync-copier",
-        "POWERTOOLS_SERVICE_NAME": "copier",
-        "POWERTOOLS_METRICS_NAMESPACE": "MastodonS3SyncBundleTest",
-    }
-
-    # when the bundled handler gets the SQS event
-    result, printed = run_bundled(
-        python, asset, tmp_path, environment, event=sqs_event_for_bodies([body])
-    )
-
-    # then everything is copied, by code that came from the asset alone
-    assert result["response"] == {"batchItemFailures": []}
-    assert_only_the_asset_was_used(result, asset)
-    for ref in refs:
-        seeded = manifest.for_ref(ref)
-        assert seeded is not None
-        copied = destination_client.get_object(Bucket=destination_bucket, Key=seeded.key)
-        assert hashlib.md5(copied["Body"].read(), usedforsecurity=False).hexdigest() == seeded.md5
-    assert '"ObjectsCopied"' in printed  # Powertools' EMF metrics
-    assert not any(asset.rglob("__pycache__"))
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_bundled_handler_imports_under_the_runtime_python(function: str, tmp_path: Path) -> None:
-    # given the x86_64 asset, and this machine's CPython 3.12 (the runtime's version), which
-    # loads the enumerator's binary wheels (cryptography, bcrypt, PyNaCl and cffi)
-    python = python_312()
-    if python is None:
-        pytest.skip(f"no CPython {PYTHON_VERSION} on this machine")
-    asset = build_asset(function, "x86_64")
-    imports = (
-        ("paramiko", "nacl.bindings", f"{CORE_PACKAGE}.tunnel") if function == "enumerator" else ()
-    )
-
-    # when
-    result, _printed = run_bundled(python, asset, tmp_path, {"AWS_REGION": REGION}, imports=imports)
-
-    # then
-    assert_only_the_asset_was_used(result, asset)
-    assert not any(asset.rglob("__pycache__"))
-    for module in imports:
-        assert Path(result["files"][module]).is_relative_to(asset), module

@@ -27,14 +27,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from infra.app import add_checks
 from infra.bundling import HANDLER, PYTHON_VERSION
 from infra.config import DEFAULT_CONFIG_NAME, config_path, load_stack_config
-from infra.stack import (
-    COPY_QUEUE_RETENTION,
-    DEAD_LETTER_RETENTION,
-    MEDIA_FOLDERS,
-    METRICS_NAMESPACE,
-    RUNTIME,
-    VISIBILITY_TIMEOUT_FACTOR,
-)
+from infra.grants import MEDIA_FOLDERS
+from infra.lambdas import RUNTIME
+from infra.monitoring import outcome_metric
+from infra.queues import COPY_QUEUE_RETENTION, DEAD_LETTER_RETENTION, VISIBILITY_TIMEOUT_FACTOR
 from mastodon_s3_sync.config.lambda_env import (
     bucket_settings,
     copy_settings,
@@ -43,11 +39,18 @@ from mastodon_s3_sync.config.lambda_env import (
 )
 from mastodon_s3_sync.config.settings import AclMode
 from mastodon_s3_sync.config.stack import DEFAULT_MAX_CONCURRENCY, STACK_KEYS
-from mastodon_s3_sync.contract import QUEUE_URL
+from mastodon_s3_sync.contract import (
+    BYTES_COPIED_METRIC,
+    ENUMERATED_METRIC,
+    METRICS_NAMESPACE,
+    OUTCOME_METRICS,
+    QUEUE_URL,
+)
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.layout import RecordType, apply_key_prefix
+from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.transport import lambda_metrics
-from tests.infra.conftest import DATABASE_SECRET, REPO_ROOT, Synthesized
+from tests.support.synthesized import DATABASE_SECRET, REPO_ROOT, Synthesized
 
 Json = dict[str, Any]
 
@@ -532,12 +535,9 @@ def test_dashboard_shows_outcomes_per_type_queues_and_copier_health(
 ) -> None:
     body = render(properties(synthesized, synthesized.stack.dashboard)["DashboardBody"])
     for metric in (
-        "ObjectsCopied",
-        "ObjectsSkipped",
-        "ObjectsMissing",
-        "ObjectsFailed",
-        "BytesCopied",
-        "ObjectsEnumerated",
+        *OUTCOME_METRICS.values(),
+        BYTES_COPIED_METRIC,
+        ENUMERATED_METRIC,
         "ApproximateNumberOfMessagesVisible",
         "ApproximateNumberOfMessagesNotVisible",
         "Throttles",
@@ -557,12 +557,13 @@ def test_dashboard_metrics_are_those_the_handlers_emit(
     for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
         monkeypatch.setenv(name, environment[name])
     # when the handlers' metrics module emits a count
-    lambda_metrics.emit(RecordType.MEDIA_ATTACHMENTS, {"ObjectsCopied": (3, MetricUnit.Count)})
+    copied = OUTCOME_METRICS[Outcome.COPIED]
+    lambda_metrics.emit(RecordType.MEDIA_ATTACHMENTS, {copied: (3, MetricUnit.Count)})
     emf = json.loads(capsys.readouterr().out)
     [directive] = emf["_aws"]["CloudWatchMetrics"]
     [dimension_names] = directive["Dimensions"]
     # then the dashboard's metric has its namespace and exactly its dimensions
-    metric = example.stack.outcome_metric("ObjectsCopied", RecordType.MEDIA_ATTACHMENTS)
+    metric = outcome_metric(example.stack.stack_name, copied, RecordType.MEDIA_ATTACHMENTS)
     assert directive["Namespace"] == metric.namespace == METRICS_NAMESPACE
     assert {name: emf[name] for name in dimension_names} == metric.dimensions
 
