@@ -24,14 +24,13 @@ from mastodon_s3_sync.contract import (
     ENUMERATED_METRIC,
     METRICS_NAMESPACE,
     OUTCOME_METRICS,
+    SERVICE_DIMENSION,
     TYPE_DIMENSION,
 )
 
 from .queues import COPY_QUEUE_RETENTION
 
 DASHBOARD_PERIOD = Duration.minutes(5)
-POWERTOOLS_SERVICE_DIMENSION = "service"
-"""Powertools adds the service name (the stack's name) to every metric as this dimension."""
 OUTCOME_TITLES = {
     Outcome.COPIED: "Objects copied",
     Outcome.SKIPPED: "Objects skipped (already there)",
@@ -101,7 +100,7 @@ def outcome_metric(service: str, name: str, record_type: RecordType) -> cloudwat
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={TYPE_DIMENSION: str(record_type), POWERTOOLS_SERVICE_DIMENSION: service},
+        dimensions_map={TYPE_DIMENSION: str(record_type), SERVICE_DIMENSION: service},
         statistic="Sum",
         period=DASHBOARD_PERIOD,
         label=str(record_type),

@@ -24,6 +24,7 @@ PAGE_SIZE = "MSS_PAGE_SIZE"
 ACL = "MSS_ACL"
 COPIER_THREADS = "MSS_COPIER_THREADS"
 TIME_GUARD_SECONDS = "MSS_TIME_GUARD_SECONDS"
+SKIP_BACKUPS = "MSS_SKIP_BACKUPS"  # "true": the enumerator leaves backups out ([copy] skip_backups)
 SIDES = ("source", "destination")
 SIDE_VARIABLES = ("BUCKET", "KEY_PREFIX", "ENDPOINT_URL", "REGION", "ADDRESSING_STYLE")
 """Each side's variables are ``MSS_SOURCE_<NAME>`` / ``MSS_DESTINATION_<NAME>``."""
@@ -49,6 +50,8 @@ when less than this is left of the Lambda's time."""
 METRICS_NAMESPACE = "MastodonS3Sync"
 """Powertools' namespace, set on both functions by the stack."""
 TYPE_DIMENSION = "Type"
+SERVICE_DIMENSION = "service"
+"""Powertools adds it to every metric, valued with the function's service name (the stack's)."""
 ENUMERATED_METRIC = "ObjectsEnumerated"
 BYTES_COPIED_METRIC = "BytesCopied"
 OUTCOME_METRICS: Mapping[Outcome, str] = {

@@ -17,9 +17,11 @@ from mastodon_s3_sync.contract import (
     ENUMERATED_METRIC,
     METRICS_NAMESPACE,
     OUTCOME_METRICS,
+    SERVICE_DIMENSION,
     TYPE_DIMENSION,
 )
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.models import TYPE_WIDTH
 from mastodon_s3_sync.ops.runs import run_start
 from mastodon_s3_sync.ops.stack import StackOutputs, queue_depth
 from mastodon_s3_sync.outcomes import DONE_OUTCOMES, Outcome, Tally
@@ -33,8 +35,6 @@ RATE_WINDOW = timedelta(minutes=5)
 """The recent objects done per second are measured over this (and so is the ETA)."""
 METRICS_LAG = timedelta(minutes=1)
 """The latest minute is left out of the rate: its metrics are still arriving."""
-SERVICE_DIMENSION = "service"
-"""Powertools' own dimension, the service name: the stack sets it to the stack's name."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,12 @@ def format_status(snapshot: StatusSnapshot) -> str:
         f"{started:%Y-%m-%d %H:%M:%S} UTC, "
         f"{_duration((snapshot.taken - snapshot.started).total_seconds())} ago",
         "",
-        f"{'type':<17}" + "".join(f"{name:>11}" for name in ("enumerated", *Outcome, "left")),
+        f"{'type':<{TYPE_WIDTH}}" + "".join(f"{name:>11}" for name in ("enumerated", *Outcome, "left")),
     ]
     rows = [(str(record_type), one) for record_type, one in snapshot.progress.items()]
     for name, one in [*rows, ("all", snapshot.total)]:
         values = [one.enumerated, *(one.outcomes.count(outcome) for outcome in Outcome), one.left]
-        lines.append(f"{name:<17}" + "".join(f"{value:>11,}" for value in values))
+        lines.append(f"{name:<{TYPE_WIDTH}}" + "".join(f"{value:>11,}" for value in values))
     lines.append("")
     lines.append(
         f"copy queue: {snapshot.queue_visible:,} messages waiting, "
