@@ -1,8 +1,9 @@
 """Lambda entry point: enumerate Mastodon's objects from its database into the copy queue.
 
-Event: {"type": "accounts" | "media_attachments" | "custom_emojis" | "preview_cards" | "all",
-"after_id"?, "limit"?, "since"?, "skip_remote_cache"?, "dry_run"?, "run_id"?}.
-Before its time runs out it invokes itself asynchronously to continue where it stopped.
+Event: {"type": a RecordType name (``accounts``, ..., ``imports``) or "all", or a list,
+"after_id"?, "limit"?, "since"?, "skip_remote_cache"?, "skip_backups"?, "dry_run"?,
+"run_id"?}. Before its time runs out it invokes itself asynchronously to continue where it
+stopped. Its answer names each kind it left out, and why (``left_out``).
 """
 
 from __future__ import annotations

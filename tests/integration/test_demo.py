@@ -13,7 +13,10 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_demo_copies_verifies_and_keeps_private_media_private(tmp_path: Path) -> None:
+def test_demo_migrates_every_kind_keeps_private_private_and_names_what_it_leaves(
+    tmp_path: Path,
+) -> None:
+    # when
     result = subprocess.run(
         [sys.executable, "-m", "mastodon_s3_sync", "demo", "--quick", "--reports", str(tmp_path)],
         capture_output=True,
@@ -22,6 +25,7 @@ def test_demo_copies_verifies_and_keeps_private_media_private(tmp_path: Path) ->
         check=False,
         cwd=tmp_path,
     )
+    # then it succeeds, every copied object is verified, nothing failed
     assert result.returncode == 0, result.stderr
     err = result.stderr
     seeded = re.search(r"source bucket: (\d+) objects .*, (\d+) files gone", err)
@@ -35,9 +39,24 @@ def test_demo_copies_verifies_and_keeps_private_media_private(tmp_path: Path) ->
     assert verify["matching"] == objects
     assert verify["absent_at_source"] == gone
     assert set(verify["problems"].values()) == {0}
+    # and private objects stayed private
     private = re.search(r"(\d+) at the source, (\d+) of them still private", err)
     assert private, err
     assert int(private[1]) > 0
     assert private[1] == private[2]
+    assert re.search(r"downloads\): .*backups [1-9]", err), err  # users' archives among them
+    # and every kind the database has is copied and verified, the one it has not is named
+    kinds = {"accounts", "media_attachments", "custom_emojis", "preview_cards"}
+    kinds |= {"site_uploads", "preview_card_providers", "backups"}
+    assert {kind for kind, tally in run["by_type"].items() if tally["copied"]} == kinds
+    assert set(verify["by_type"]) == kinds
+    assert run["left_out"] == verify["left_out"] == {"imports": "no table (Mastodon 4.4+)"}
+    assert err.count("imports: no table (Mastodon 4.4+)") == 3  # run, verify, orphans
+    # and what no row references is reported, not copied
+    orphans = json.loads((tmp_path / "demo-orphans.json").read_text())
+    found = {entry["key"] for entry in orphans["orphan_keys"]}
+    assert len(found) == orphans["orphans"] == 4
+    assert {key.split("/", 1)[0] for key in found} == {"imports", "media_attachments", "by-hand"}
+    assert "(exactly the ones seeded)" in err
     assert "verify: OK" in err
     assert err.rstrip().endswith("stopped the sandbox")

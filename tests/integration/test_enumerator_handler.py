@@ -171,12 +171,44 @@ def test_every_object_arrives_exactly_once(
     sent = Counter(ref.key for message in messages for ref in message.objects)
     assert sent == expected_keys(setup.db)
     counts = response["counts"]
-    assert set(counts) == {str(t) for t in RecordType}
+    # every kind but imports, whose table a current database no longer has: it says so
+    assert set(counts) == {str(t) for t in RecordType if t != RecordType.IMPORTS}
+    assert response["left_out"] == {"imports": "no table (Mastodon 4.4+)"}
     assert sum(c["objects"] for c in counts.values()) == sum(sent.values())
     assert sum(c["messages"] for c in counts.values()) == len(messages)
     # one metric per type that sent objects (a zero is not emitted), with that count
     assert enumerated == {t: [c["objects"]] for t, c in counts.items() if c["objects"]}
     assert set(COUNTS) <= set(enumerated)
+
+
+@pytest.mark.parametrize(
+    ("event", "environment", "reason"),
+    [
+        ({"skip_backups": True}, {}, "skipped by skip_backups (event)"),
+        ({}, {"MSS_SKIP_BACKUPS": "true"}, "skipped by MSS_SKIP_BACKUPS ([copy] skip_backups)"),
+    ],
+)
+def test_backups_are_left_out_when_the_event_or_the_stack_says_so(
+    setup: Setup,
+    monkeypatch: pytest.MonkeyPatch,
+    event: dict[str, Any],
+    environment: dict[str, str],
+    reason: str,
+) -> None:
+    # given users' archive downloads in the database
+    seed_database(setup.db.conn, SchemaVersion.CURRENT, {"backups": 5}, seed=4)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    # when
+    response = handler_module.handler(
+        {"type": ["backups", "custom_emojis"], **event}, FakeLambdaContext().as_lambda_context()
+    )
+    # then no backup is sent, and the answer says why
+    assert response["ok"] is True, response
+    assert response["left_out"] == {"backups": reason}
+    assert set(response["counts"]) == {"custom_emojis"}
+    messages = [decode(body) for body in drain(setup.sqs, setup.queue_url)]
+    assert {message.record_type for message in messages} == {RecordType.CUSTOM_EMOJIS}
 
 
 def test_each_invocation_logs_the_run_id_it_uses_where_status_finds_it(

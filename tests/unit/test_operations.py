@@ -31,6 +31,7 @@ def snapshot(**changes: object) -> StatusSnapshot:
             RecordType.MEDIA_ATTACHMENTS: TypeProgress(90_000, Tally(80_000, 1_000, 12, 3)),
             RecordType.CUSTOM_EMOJIS: TypeProgress(300, Tally(300, 0, 0, 0)),
             RecordType.PREVIEW_CARDS: TypeProgress(12_000, Tally(6_000, 0, 30, 1)),
+            RecordType.PREVIEW_CARD_PROVIDERS: TypeProgress(20, Tally(20, 0, 0, 0)),
         },
         "queue_visible": 150,
         "queue_in_flight": 20,
@@ -46,12 +47,13 @@ def test_status_text_of_a_run_in_progress() -> None:
         "run 20261127T061500Z-3f9a1c on stack MastodonS3Sync: started 2026-11-27 06:15:00 UTC,"
         " 1 h 05 min ago\n"
         "\n"
-        "type              enumerated     copied    skipped    missing     failed       left\n"
-        "accounts               2,400      2,300         50         10          0         40\n"
-        "media_attachments     90,000     80,000      1,000         12          3      8,988\n"
-        "custom_emojis            300        300          0          0          0          0\n"
-        "preview_cards         12,000      6,000          0         30          1      5,970\n"
-        "all                  104,700     88,600      1,050         52          4     14,998\n"
+        "type                   enumerated     copied    skipped    missing     failed       left\n"
+        "accounts                    2,400      2,300         50         10          0         40\n"
+        "media_attachments          90,000     80,000      1,000         12          3      8,988\n"
+        "custom_emojis                 300        300          0          0          0          0\n"
+        "preview_cards              12,000      6,000          0         30          1      5,970\n"
+        "preview_card_providers         20         20          0          0          0          0\n"
+        "all                       104,720     88,620      1,050         52          4     14,998\n"
         "\n"
         "copy queue: 150 messages waiting, 20 in flight\n"
         "dead-letter queue: 2 messages (their keys: missing --failed; then: redrive)\n"

@@ -18,7 +18,9 @@ from mastodon_s3_sync.config.settings import MAX_PAGE_SIZE, MAX_WORKERS, Setting
 from mastodon_s3_sync.config.values import parse_database_url, parse_s3_url, parse_since
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.catalog import CatalogFilter
+from mastodon_s3_sync.mastodon.database import check_bigint
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.selection import Selection, select
 from mastodon_s3_sync.transport.sqs import make_sqs_client
 
 if TYPE_CHECKING:
@@ -39,12 +41,27 @@ def selected_types(values: Sequence[str] | None) -> list[RecordType]:
     return [RecordType(name) for name in dict.fromkeys(names)]
 
 
+def selection(args: argparse.Namespace, settings: Settings) -> Selection:
+    """The kinds ``--type`` names, less those ``--skip-backups`` (or ``[copy]
+    skip_backups``) and ``--skip-remote-cache`` leave out; each other kind is reported."""
+    requested = selected_types(args.types)
+    skip_backups = None
+    if settings.copy.skip_backups:
+        skip_backups = "--skip-backups" if args.skip_backups else "[copy] skip_backups"
+    return select(
+        requested,
+        skip_backups=skip_backups,
+        skip_remote_cache="--skip-remote-cache" if args.skip_remote_cache else None,
+        unrequested=f"not selected (--type {','.join(requested)})",
+    )
+
+
 def catalog_filter(args: argparse.Namespace) -> CatalogFilter:
     """The rows selected by ``--after-id``, ``--limit``, ``--since``, ``--skip-remote-cache``."""
     since = parse_since(args.since, datetime.now(UTC)) if args.since else None
     return CatalogFilter(
-        after_id=args.after_id,
-        limit=args.limit,
+        after_id=None if args.after_id is None else check_bigint(args.after_id, "--after-id"),
+        limit=None if args.limit is None else check_bigint(args.limit, "--limit"),
         since=since,
         skip_remote_cache=args.skip_remote_cache,
     )
@@ -80,6 +97,8 @@ def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
                 put(side, name, value, flag)
     if getattr(args, "acl", None):
         put("copy", "acl", args.acl, "--acl")
+    if getattr(args, "skip_backups", False):
+        put("copy", "skip_backups", True, "--skip-backups")
     if getattr(args, "workers", None):
         if args.workers > MAX_WORKERS:
             raise SettingsError(f"--workers: at most {MAX_WORKERS}")

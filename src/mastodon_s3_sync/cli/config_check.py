@@ -21,7 +21,7 @@ from mastodon_s3_sync.config.settings import MIB, BucketSettings, Settings
 from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
 from mastodon_s3_sync.mastodon.catalog import Catalog
 from mastodon_s3_sync.mastodon.database import SqlConnection, open_database
-from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.selection import select
 from mastodon_s3_sync.storage.s3 import check_bucket, check_source_acls
 
 SECRET_FIELDS = frozenset({"password", "secret_access_key", "private_key"})
@@ -84,14 +84,17 @@ def _run_check(name: str, check: Callable[[], str]) -> CheckResult:
 
 def _check_database(settings: Settings) -> str:
     database = settings.require_database()
+    chosen = select(skip_backups="skip_backups" if settings.copy.skip_backups else None)
     with open_database(database, settings.bastion) as conn:
         catalog = Catalog(conn, page_size=database.page_size)
-        for record_type in RecordType:
-            catalog.table_columns(record_type)
+        present, left_out = chosen.walked(catalog), chosen.left_out(catalog)
+        release = catalog.release()
         version = _schema_version(conn)
     tls = "no (Unix socket)" if database.unix_socket else database.sslmode
     return (
-        f"{database.describe()} (TLS: {tls}): tables {', '.join(map(str, RecordType))} present"
+        f"{database.describe()} (TLS: {tls}): tables {', '.join(present)} present"
+        + "".join(f"; {line}" for line in left_out)
+        + f"; Mastodon {release} or later"
         + (f", schema version {version}" if version else ", no schema_migrations table")
     )
 

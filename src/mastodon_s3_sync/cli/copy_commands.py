@@ -12,7 +12,7 @@ from typing import TextIO
 
 import botocore.exceptions
 
-from mastodon_s3_sync.cli.arguments import catalog_filter, selected_types, settings_from_args
+from mastodon_s3_sync.cli.arguments import catalog_filter, selection, settings_from_args
 from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
 from mastodon_s3_sync.cli.preflight import checked_buckets, open_catalog
 from mastodon_s3_sync.cli.progress import RunDisplay, row_bars
@@ -28,8 +28,8 @@ from mastodon_s3_sync.cli.report import (
 from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.copying.verify import Verifier
 from mastodon_s3_sync.errors import SyncError
-from mastodon_s3_sync.mastodon.catalog import RowObjects
-from mastodon_s3_sync.mastodon.layout import ObjectRef
+from mastodon_s3_sync.mastodon.catalog import RowObjects, SkippedType
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.mastodon.plan import Progress
 from mastodon_s3_sync.transport.assembly import build_copier
 from mastodon_s3_sync.transport.engine import Engine
@@ -37,9 +37,9 @@ from mastodon_s3_sync.transport.engine import Engine
 
 def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``run``: copy everything selected; exit 0 only when nothing failed."""
-    record_types = selected_types(args.types)
     filt = catalog_filter(args)
     settings = settings_from_args(args)
+    chosen = selection(args, settings)
     source, destination = checked_buckets(settings)
     acl, workers, stop = settings.copy.acl, settings.copy.workers, threading.Event()
     options = CopyOptions(settings.copy, force=args.force)
@@ -49,21 +49,25 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         started, clock = datetime.now(UTC), time.monotonic()
         engine: Engine | None = None
         failure: SyncError | None = None
+        walked: list[RecordType] = []
+        left_out: list[SkippedType] = []
         try:
-            with open_catalog(settings, record_types) as catalog:
+            with open_catalog(settings, chosen.record_types) as catalog:
+                walked, left_out = chosen.walked(catalog), chosen.left_out(catalog)
                 engine = Engine(catalog, copier, display, workers=workers, stop=stop)
-                with ctrl_c_stops(stop, stderr):
-                    engine.run(record_types, filt)
+                with ctrl_c_stops(stop, stderr) as stop_request:
+                    engine.run(walked, filt)
         except SyncError as error:
             failure = error  # the totals so far are still reported
         finally:
             display.close()
         if engine is None:
             raise failure or SyncError("the run did not start")
-        print(format_totals(engine.totals, log, time.monotonic() - clock), file=stderr)
+        seconds = time.monotonic() - clock
+        print(format_totals(engine.totals, log, seconds, left_out), file=stderr)
         print(format_skip_checks(engine.survey), file=stderr)
         if args.report:
-            context = run_context(source, destination, acl, record_types)
+            context = run_context(source, destination, acl, walked, left_out)
             if failure is not None:
                 context["error"] = str(failure)
             write_report(args.report, engine.totals, log, started, context)
@@ -71,15 +75,15 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if failure is not None:
         raise failure
     if engine.totals.interrupted:
-        return 130
+        return stop_request.exit_status
     return 1 if engine.totals.total().failed else 0
 
 
 def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``verify``: exit 0 only when nothing is missing or different."""
-    record_types = selected_types(args.types)
     filt = catalog_filter(args)
     settings = settings_from_args(args)
+    chosen = selection(args, settings)
     source, destination = checked_buckets(settings)
     acl, workers = settings.copy.acl, settings.copy.workers
     copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
@@ -87,7 +91,8 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     bars = row_bars(stderr)
     started, clock = datetime.now(UTC), time.monotonic()
     try:
-        with open_catalog(settings, record_types) as catalog:
+        with open_catalog(settings, chosen.record_types) as catalog:
+            record_types, left_out = chosen.walked(catalog), chosen.left_out(catalog)
             for record_type in record_types:
                 bar = bars(record_type, catalog.count_rows(record_type, filt)) if bars else None
                 verifier.check(_refs_counting_rows(catalog.walk(record_type, filt), bar))
@@ -96,9 +101,9 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 checked = verifier.totals.by_type.get(str(record_type), 0)
                 print(f"{record_type}: {checked:,} objects checked", file=stderr)
         verifier.check_sample()
-        print(format_verify(verifier, time.monotonic() - clock), file=stderr)
+        print(format_verify(verifier, time.monotonic() - clock, left_out), file=stderr)
         if args.report:
-            context = run_context(source, destination, str(acl), record_types)
+            context = run_context(source, destination, str(acl), record_types, left_out)
             write_verify_report(args.report, verifier, started, context)
             print(f"report: {args.report}", file=stderr)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:

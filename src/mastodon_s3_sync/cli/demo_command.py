@@ -1,15 +1,18 @@
-"""``demo``: a whole migration on this machine, through the real ``run`` and ``verify``."""
+"""``demo``: a whole migration on this machine, through the real ``run``, ``verify`` and
+``orphans``."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from mastodon_s3_sync.cli.copy_commands import run_copy, run_verify
+from mastodon_s3_sync.cli.interrupt import STOP_STATUSES, interrupted_status
+from mastodon_s3_sync.cli.orphans_command import run_orphans
 from mastodon_s3_sync.cli.parser import build_parser
 
 if TYPE_CHECKING:
@@ -30,46 +33,68 @@ def run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print("starting PostgreSQL and two S3 servers, generating a Mastodon…", file=stderr)
         with sandbox(Path(work), QUICK_COUNTS if args.quick else DEMO_COUNTS) as box:
             status = _migrate(box, reports, stdout, stderr)
-            if args.keep:
+            if args.keep and status not in STOP_STATUSES:
                 print(
                     f"\n{box.describe()}\ntry: mastodon-s3-sync plan --config {box.config} "
-                    "--summary\nrunning; Ctrl-C stops everything",
+                    "--summary\nrunning; Ctrl-C (or SIGTERM) stops everything",
                     file=stderr,
+                    flush=True,
                 )
-                with contextlib.suppress(KeyboardInterrupt):
+                try:
                     threading.Event().wait()
+                except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the way to end it
+                    status = interrupted_status(interrupt)
         print("stopped the sandbox", file=stderr)
     return status
 
 
 def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int:
-    """``run`` then ``verify`` on the sandbox, and a check that private stayed private."""
+    """``run``, ``verify`` and ``orphans`` on the sandbox, and a check that private stayed
+    private."""
     seeded = box.manifest
     print(
         f"{', '.join(f'{count:,} {table}' for table, count in box.rows.items())}; "
         f"source bucket: {len(seeded.objects):,} objects "
         f"({seeded.total_bytes / 1024**2:,.1f} MiB), {len(seeded.missing)} files gone, "
-        f"{len(seeded.legacy)} at their legacy placement",
+        f"{len(seeded.legacy)} at their legacy placement, and {len(box.leftovers)} objects no "
+        "row references",
         file=stderr,
     )
     run_report, verify_report = reports / "demo-run-report.json", reports / "demo-verify.json"
+    orphans_report = reports / "demo-orphans.json"
     config = ["--config", str(box.config)]
     print("\n== run: copy from the old provider to the new one", file=stderr)
     run = build_parser().parse_args(["run", *config, "--report", str(run_report)])
     copied = run_copy(run, stdout, stderr)
+    if copied in STOP_STATUSES:  # stopped by Ctrl-C or SIGTERM: so is the demo
+        return copied
     print("\n== verify: is everything at the new provider, as it was?", file=stderr)
     verify = build_parser().parse_args(["verify", *config, "--report", str(verify_report)])
     verified = run_verify(verify, stdout, stderr)
-    private, kept = box.private_objects_still_private()
+    print("\n== orphans: what the old bucket holds that no row references", file=stderr)
+    orphans = build_parser().parse_args(["orphans", *config, "--report", str(orphans_report)])
+    listed = run_orphans(orphans, stdout, stderr)
+    found = {entry["key"] for entry in json.loads(orphans_report.read_text())["orphan_keys"]}
+    private = box.private_objects_still_private()
+    at_source = sum(count for count, _ in private.values())
+    kept = sum(count for _, count in private.values())
     print(
-        f"\nprivate objects (a suspended account's media): {private} at the source, "
-        f"{kept} of them still private at the destination",
+        "\nprivate objects (a suspended account's media, users' archive downloads): "
+        + ", ".join(f"{record_type} {count}" for record_type, (count, _) in private.items())
+        + f"; {at_source} at the source, {kept} of them still private at the destination",
         file=stderr,
     )
-    status = copied or verified or (0 if kept == private else 1)
+    print(
+        f"left behind on purpose: {len(found)} objects no row references"
+        + (" (exactly the ones seeded)" if found == set(box.leftovers) else ", NOT the seeded"),
+        file=stderr,
+    )
+    status = copied or verified or listed or (0 if kept == at_source else 1)
+    status = status or (0 if found == set(box.leftovers) else 1)
     print(
         f"{'demo: OK' if status == 0 else 'demo: FAILED'} — reports: {run_report} "
-        f"(what was copied, what is missing and why), {verify_report} (the proof)",
+        f"(what was copied, what is missing and why), {verify_report} (the proof), "
+        f"{orphans_report} (what nothing references)",
         file=stderr,
     )
     return status

@@ -9,12 +9,12 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mastodon_s3_sync.cli.arguments import (
     catalog_filter,
     resolved_from_args,
-    selected_types,
+    selection,
     settings_from_args,
     sqs_client,
 )
@@ -32,22 +32,25 @@ from mastodon_s3_sync.copying.results import CopyOptions, CopyResult
 from mastodon_s3_sync.transport.assembly import build_copier
 from mastodon_s3_sync.transport.enumeration import Cursor, enumerate_to_queue
 from mastodon_s3_sync.transport.lambda_edge import new_run_id
-from mastodon_s3_sync.transport.sqs import SqsSink
+from mastodon_s3_sync.transport.sqs import SqsSink, check_queue
 from mastodon_s3_sync.transport.worker import run_worker
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 def run_enumerate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``enumerate``: the database side of the fan-out."""
-    record_types = selected_types(args.types)
     filt = catalog_filter(args)
     settings = settings_from_args(args)
+    chosen = selection(args, settings)
     run_id = args.run_id or new_run_id(datetime.now(UTC))
-    sink = None if args.dry_run else SqsSink(sqs_client(args), args.queue_url)
-    cursor = Cursor(tuple(record_types), filt.after_id, filt.limit, filt.limit)
+    sink = None if args.dry_run else SqsSink(_checked_sqs(args), args.queue_url)
+    cursor = Cursor(chosen.record_types, filt.after_id, filt.limit, filt.limit)
     started = time.monotonic()
     try:
-        with open_catalog(settings, record_types) as catalog:
-            result = enumerate_to_queue(catalog, sink, cursor, filt, run_id)
+        with open_catalog(settings, chosen.record_types) as catalog:
+            result = enumerate_to_queue(catalog, sink, cursor, filt, run_id, selection=chosen)
     finally:
         if sink is not None:
             sink.close()
@@ -60,6 +63,7 @@ def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
     """``worker``: the copier side of the fan-out, on any machine."""
     settings = resolved_from_args(args).settings
     source, destination = checked_buckets(settings)
+    sqs = _checked_sqs(args)
     workers, stop = settings.copy.workers, threading.Event()
     options = CopyOptions(settings.copy, force=args.force)
     copier = build_copier(source, destination, options, workers, stop)
@@ -73,10 +77,10 @@ def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
         started, clock = datetime.now(UTC), time.monotonic()
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="copier") as pool,
-            ctrl_c_stops(stop, stderr),
+            ctrl_c_stops(stop, stderr) as stop_request,
         ):
             done = run_worker(
-                sqs_client(args),
+                sqs,
                 args.queue_url,
                 copier,
                 pool,
@@ -89,5 +93,12 @@ def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
         if args.report:
             write_report(args.report, done.totals, log, started, {"queue_url": args.queue_url})
     if done.totals.interrupted:
-        return 130
+        return stop_request.exit_status
     return 1 if done.messages_failed or done.messages_undecodable else 0
+
+
+def _checked_sqs(args: argparse.Namespace) -> SQSClient:
+    """The SQS client of the queue flags, once the queue answers."""
+    client = sqs_client(args)
+    check_queue(args.sqs_endpoint_url, args.region, args.profile, args.queue_url)
+    return client

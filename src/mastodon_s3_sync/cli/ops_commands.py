@@ -100,6 +100,11 @@ def _add_start(subparsers: Subcommands) -> None:
         "--skip-remote-cache", action="store_true", help="only local media (see plan --help)"
     )
     start.add_argument(
+        "--skip-backups",
+        action="store_true",
+        help="leave users' archive downloads behind (they expire after 7 days)",
+    )
+    start.add_argument(
         "--dry-run",
         action="store_true",
         help="count, send nothing: waits for the enumerator and prints its counts",
@@ -207,9 +212,11 @@ def _start(
         datetime.now(UTC),
         since=args.since,
         skip_remote_cache=args.skip_remote_cache,
+        skip_backups=args.skip_backups,
         dry_run=args.dry_run,
     )
     types = ", ".join(event["type"][0] for event in started.events)
+    left_out = [str(line) for line in started.left_out]
     since = started.events[0].get("since")
     selection = f"{types}" + (f", changed since {since}" if since else "")
     if args.dry_run:
@@ -220,8 +227,13 @@ def _start(
                 if answer.get("continued"):
                     line += " so far (it continues in a new invocation; counts not reported)"
                 print(line, file=stdout)
+            left_out += [f"{name}: {why}" for name, why in answer.get("left_out", {}).items()]
+        for line in left_out:
+            print(f"  {line}", file=stdout)
         return 0
     print(f"run {started.run_id} started: enumerating {selection}", file=stdout)
+    for line in left_out:
+        print(f"  {line}", file=stdout)
     print(f"follow it: {_follow_hint(stack, started.run_id)}", file=stdout)
     print(f"dashboard: {stack.dashboard_url}", file=stdout)
     return 0

@@ -56,15 +56,7 @@ def _integer(text: str) -> int:
 
 def _add_database_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("database and selection")
-    group.add_argument("--config", type=Path, help="TOML config file ([database], [source], …)")
-    group.add_argument(
-        "--mastodon-env",
-        type=Path,
-        metavar="FILE",
-        help="Mastodon's .env.production: the database and source bucket from DB_*, S3_*, "
-        "AWS_* (the config file and flags override it)",
-    )
-    group.add_argument("--database-url", help=f"Mastodon's database: {URL_FORM}")
+    _add_settings_sources(group)
     group.add_argument(
         "--type",
         dest="types",
@@ -88,6 +80,27 @@ def _add_database_options(parser: argparse.ArgumentParser) -> None:
         help="only local media (remote media and preview cards can be re-fetched by Mastodon)",
     )
     group.add_argument(
+        "--skip-backups",
+        action="store_true",
+        help="leave users' archive downloads behind (they expire after 7 days)",
+    )
+    _add_page_size(group)
+
+
+def _add_settings_sources(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--config", type=Path, help="TOML config file ([database], [source], …)")
+    group.add_argument(
+        "--mastodon-env",
+        type=Path,
+        metavar="FILE",
+        help="Mastodon's .env.production: the database and source bucket from DB_*, S3_*, "
+        "AWS_* (the config file and flags override it)",
+    )
+    group.add_argument("--database-url", help=f"Mastodon's database: {URL_FORM}")
+
+
+def _add_page_size(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--page-size",
         type=_positive("--page-size"),
         metavar="ROWS",
@@ -109,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_command(commands)
     _add_copy_commands(commands)
     _add_fanout_commands(commands)
+    _add_orphans_command(commands)
     _add_demo_command(commands)
     add_commands(commands)
     _add_config_command(commands)
@@ -196,6 +210,25 @@ def _add_fanout_commands(commands: Subcommands) -> None:
     )
 
 
+def _add_orphans_command(commands: Subcommands) -> None:
+    orphans = commands.add_parser(
+        "orphans",
+        help="what the source bucket holds that no database row references (never deletes)",
+        description="List the source bucket under Mastodon's folders, and separately "
+        "everything outside them, and report per folder the objects and bytes no row "
+        "references: what a copy of everything listed would have copied needlessly. "
+        "About 1 list request per 1,000 objects and one pass over the database; deletes "
+        "nothing.",
+    )
+    group = orphans.add_argument_group("database")
+    _add_settings_sources(group)
+    _add_page_size(group)
+    _add_side_options(orphans, "source")
+    orphans.add_argument(
+        "--report", type=Path, metavar="FILE", help="write a JSON report with every key"
+    )
+
+
 def _add_demo_command(commands: Subcommands) -> None:
     demo = commands.add_parser(
         "demo",
@@ -251,15 +284,19 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_bucket_options(parser: argparse.ArgumentParser) -> None:
     for side in ("source", "destination"):
-        group = parser.add_argument_group(f"{side} bucket (overrides [{side}] in --config)")
-        group.add_argument(
-            f"--{side}",
-            metavar="s3://BUCKET[/PREFIX]",
-            help="bucket, and Mastodon's S3_KEY_PREFIX if it has one",
-        )
-        group.add_argument(f"--{side}-endpoint-url", metavar="URL", help="S3 endpoint (non-AWS)")
-        group.add_argument(f"--{side}-region", metavar="REGION")
-        group.add_argument(f"--{side}-profile", metavar="NAME", help="AWS config profile")
+        _add_side_options(parser, side)
+
+
+def _add_side_options(parser: argparse.ArgumentParser, side: str) -> None:
+    group = parser.add_argument_group(f"{side} bucket (overrides [{side}] in --config)")
+    group.add_argument(
+        f"--{side}",
+        metavar="s3://BUCKET[/PREFIX]",
+        help="bucket, and Mastodon's S3_KEY_PREFIX if it has one",
+    )
+    group.add_argument(f"--{side}-endpoint-url", metavar="URL", help="S3 endpoint (non-AWS)")
+    group.add_argument(f"--{side}-region", metavar="REGION")
+    group.add_argument(f"--{side}-profile", metavar="NAME", help="AWS config profile")
 
 
 def _add_acl_and_workers(group: argparse._ArgumentGroup, threads: str) -> None:

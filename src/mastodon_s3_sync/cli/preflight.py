@@ -25,6 +25,13 @@ def _side(settings: Settings, side: str) -> BucketSettings:
     return bucket
 
 
+def checked_source(settings: Settings) -> BucketSettings:
+    """The source bucket, answering (``orphans`` reads nothing else)."""
+    source = _side(settings, "source")
+    check_bucket(source, "source")
+    return source
+
+
 def checked_buckets(settings: Settings) -> tuple[BucketSettings, BucketSettings]:
     """Both sides, distinct, answering, and source ACLs readable if they are copied."""
     source, destination = _side(settings, "source"), _side(settings, "destination")

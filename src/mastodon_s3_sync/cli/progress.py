@@ -12,6 +12,7 @@ from tqdm import tqdm
 from mastodon_s3_sync.cli.report import OutcomeLog
 from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.models import TYPE_WIDTH
 from mastodon_s3_sync.mastodon.plan import Progress, ProgressFactory
 from mastodon_s3_sync.outcomes import Tally
 
@@ -57,7 +58,7 @@ class RunDisplay:
         if self._live:
             state.bar = tqdm(
                 total=rows or None,
-                desc=f"{record_type!s:<17}",
+                desc=f"{record_type!s:<{TYPE_WIDTH}}",
                 unit=" obj",
                 position=len(self._types),
                 file=self._stream,

@@ -8,17 +8,19 @@ millions of them keeps flat memory; the JSON report is streamed from the spool a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.copying.spool import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.copying.survey import Survey
 from mastodon_s3_sync.copying.verify import Problem, Verifier
+from mastodon_s3_sync.mastodon.catalog import SkippedType
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.models import TYPE_WIDTH
 from mastodon_s3_sync.outcomes import Outcome, RunTotals, Tally
 from mastodon_s3_sync.transport.enumeration import EnumerationResult
 from mastodon_s3_sync.transport.worker import WorkerTotals
@@ -58,7 +60,13 @@ class OutcomeLog:
             spool.close()
 
 
-def write_json_report(path: Path, header: dict[str, Any], lists: dict[str, JsonLines]) -> None:
+class Spooled(Protocol):
+    """A list spooled to disk, read back as JSON strings (:class:`JsonLines` is one)."""
+
+    def entries(self) -> Iterator[str]: ...
+
+
+def write_json_report(path: Path, header: dict[str, Any], lists: Mapping[str, Spooled]) -> None:
     """Write ``header`` plus each spooled list as one JSON object, atomically (a temporary
     file renamed into place), streaming the lists from disk."""
     partial = path.with_name(f".{path.name}.partial")
@@ -105,18 +113,21 @@ def write_report(
     )
 
 
-def format_totals(totals: RunTotals, log: OutcomeLog, seconds: float) -> str:
-    """The closing table: outcomes per type, then a few missing/failed keys."""
+def format_totals(
+    totals: RunTotals, log: OutcomeLog, seconds: float, left_out: Sequence[SkippedType] = ()
+) -> str:
+    """The closing table: outcomes per type, a few missing/failed keys, then one line per
+    kind not copied and why."""
     header = (
-        f"{'type':<18} {'copied':>10} {'skipped':>10} {'missing':>10} {'failed':>10} "
-        f"{'bytes copied':>14}"
+        f"{'type':<{TYPE_WIDTH}} {'copied':>10} {'skipped':>10} {'missing':>10} "
+        f"{'failed':>10} {'bytes copied':>14}"
     )
     lines = [header, "-" * len(header)]
     rows: list[tuple[str, Any]] = [(str(t), tally) for t, tally in totals.by_type.items()]
     rows.append(("total", totals.total()))
     for name, tally in rows:
         lines.append(
-            f"{name:<18} {tally.copied:>10,} {tally.skipped:>10,} {tally.missing:>10,} "
+            f"{name:<{TYPE_WIDTH}} {tally.copied:>10,} {tally.skipped:>10,} {tally.missing:>10,} "
             f"{tally.failed:>10,} {tally.bytes_copied / 1024**2:>10,.1f} MiB"
         )
     whole = totals.total()
@@ -126,6 +137,7 @@ def format_totals(totals: RunTotals, log: OutcomeLog, seconds: float) -> str:
         if count:
             lines.append(f"{outcome.value} ({count:,}; all of them in --report):")
             lines.extend(f"  {result.ref.key}  {result.reason}" for result in log.first[outcome])
+    lines.extend(map(str, left_out))
     if totals.interrupted:
         lines.append("interrupted: a re-run resumes, skipping what is already copied")
     return "\n".join(lines)
@@ -140,23 +152,31 @@ def format_skip_checks(survey: Survey) -> str:
     return line
 
 
-def run_context(
-    source: BucketSettings, destination: BucketSettings, acl: str, types: Iterable[RecordType]
-) -> dict[str, Any]:
-    """Both buckets, the ACL mode and the types, as a report's header states them."""
+def bucket_context(settings: BucketSettings) -> dict[str, Any]:
+    """One bucket as a report's header states it."""
+    return {
+        "bucket": settings.bucket,
+        "key_prefix": settings.key_prefix,
+        "endpoint_url": settings.endpoint_url,
+    }
 
-    def side(settings: BucketSettings) -> dict[str, Any]:
-        return {
-            "bucket": settings.bucket,
-            "key_prefix": settings.key_prefix,
-            "endpoint_url": settings.endpoint_url,
-        }
+
+def run_context(
+    source: BucketSettings,
+    destination: BucketSettings,
+    acl: str,
+    types: Iterable[RecordType],
+    left_out: Iterable[SkippedType] = (),
+) -> dict[str, Any]:
+    """Both buckets, the ACL mode, the types walked and the kinds left out (with why), as a
+    report's header states them."""
 
     return {
-        "source": side(source),
-        "destination": side(destination),
+        "source": bucket_context(source),
+        "destination": bucket_context(destination),
         "acl": acl,
         "types": [str(record_type) for record_type in types],
+        "left_out": {str(line.record_type): line.reason for line in left_out},
     }
 
 
@@ -179,8 +199,9 @@ def write_verify_report(
     )
 
 
-def format_verify(verifier: Verifier, seconds: float) -> str:
-    """The closing summary of ``verify``, with the first few problems."""
+def format_verify(verifier: Verifier, seconds: float, left_out: Sequence[SkippedType] = ()) -> str:
+    """The closing summary of ``verify``: the first few problems, one line per kind not
+    checked and why, the verdict."""
     totals, requests = verifier.totals, verifier.requests
     presence = verifier.presence_requests
     cost = ""
@@ -202,6 +223,7 @@ def format_verify(verifier: Verifier, seconds: float) -> str:
         f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
     ]
     lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
+    lines.extend(map(str, left_out))
     lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
     return "\n".join(lines)
 
@@ -222,7 +244,8 @@ def _verify_counts(verifier: Verifier) -> dict[str, Any]:
 
 
 def format_enumeration(result: EnumerationResult, verb: str, seconds: float) -> str:
-    """Enumerate's closing lines: what each type produced, then the run's rate."""
+    """Enumerate's closing lines: what each type produced, a line per kind left out, then
+    the run's rate."""
     lines = [
         f"{record_type!s}: {count.rows:,} rows, {count.objects:,} objects in "
         f"{count.messages:,} messages ({count.expected_bytes / 1024**3:,.1f} GiB known)"
@@ -233,6 +256,7 @@ def format_enumeration(result: EnumerationResult, verb: str, seconds: float) -> 
         )
         for record_type, count in result.counts.items()
     ]
+    lines.extend(map(str, result.left_out))
     objects = sum(count.objects for count in result.counts.values())
     lines.append(
         f"run {result.run_id}: {objects:,} objects {verb} in {seconds:.1f} s "

@@ -34,6 +34,7 @@ from mastodon_s3_sync.contract import (
     PAGE_SIZE,
     QUEUE_URL,
     SIDE_VARIABLES,
+    SKIP_BACKUPS,
     TIME_GUARD_SECONDS,
     side_variable,
 )
@@ -49,6 +50,7 @@ _VARIABLES = {
     ("database", "sslmode"): DATABASE_SSLMODE,
     ("copy", "acl"): ACL,
     ("copy", "workers"): COPIER_THREADS,
+    ("copy", "skip_backups"): SKIP_BACKUPS,
 }
 """Model field -> its variable, where the name is not ``MSS_<SIDE>_<FIELD>``."""
 
@@ -176,6 +178,14 @@ def copy_settings(environ: Mapping[str, str]) -> CopySettings:
     return copy
 
 
+def skip_backups(environ: Mapping[str, str]) -> bool:
+    """``MSS_SKIP_BACKUPS``: ``true`` leaves users' archive downloads out (default false)."""
+    raw = environ.get(SKIP_BACKUPS, "").strip()
+    value: bool | str = {"": False, "false": False, "true": True}.get(raw.lower(), raw)
+    copy: CopySettings = _section("copy", {"skip_backups": value})
+    return copy.skip_backups
+
+
 def time_guard_seconds(environ: Mapping[str, str]) -> float:
     """``MSS_TIME_GUARD_SECONDS`` (default 60)."""
     raw, low, high = environ.get(TIME_GUARD_SECONDS, "").strip(), 0, MAX_LAMBDA_TIMEOUT_SECONDS
@@ -199,6 +209,8 @@ class EnumeratorSettings:
     time_guard_seconds: float
     queue_url: str | None
     """None where the environment names no queue: only a dry run goes without."""
+    skip_backups: bool = False
+    """Leave backups out of every enumeration (``MSS_SKIP_BACKUPS``)."""
 
     def sending_queue_url(self) -> str:
         """The queue to send to; a settings error when there is none."""
@@ -217,4 +229,5 @@ def enumerator_settings(
         bastion=bastion_settings(environ, read_secret),
         source_key_prefix=source_key_prefix(environ),
         queue_url=environ.get(QUEUE_URL, "").strip() or None,
+        skip_backups=skip_backups(environ),
     )

@@ -55,7 +55,9 @@ CONFIG_KEYS: Mapping[str, frozenset[str]] = {
     "database": CONNECTION_KEYS | {"page_size"},
     "source": _BUCKET_KEYS,
     "destination": _BUCKET_KEYS,
-    "copy": frozenset({"acl", "workers", "multipart_threshold_mib", "part_size_mib"}),
+    "copy": frozenset(
+        {"acl", "workers", "multipart_threshold_mib", "part_size_mib", "skip_backups"}
+    ),
     "bastion": frozenset({"host", "port", "user", "private_key_file", "host_key"}),
 }
 """Every section of the config file the CLI reads, and its keys (README: Configuration)."""

@@ -180,12 +180,21 @@ class SshSettings:
 
 @dataclass(frozen=True, config=SECTION_CONFIG)
 class CopySettings:
-    """How objects are written: ACL, copier threads, and when to go multipart (in bytes)."""
+    """How objects are written: ACL, copier threads, and when to go multipart (in bytes);
+    whether users' archive downloads (backups, which expire in days) are left out."""
 
     acl: AclMode = AclMode.COPY
     workers: int = DEFAULT_WORKERS
     multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD_BYTES
     part_size_bytes: int = DEFAULT_PART_SIZE_BYTES
+    skip_backups: bool = False
+
+    @field_validator("skip_backups", mode="before")
+    @classmethod
+    def _check_skip_backups(cls, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, not {value!r}")
+        return value
 
     @field_validator("acl", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ import urllib3.exceptions
 from mastodon_s3_sync.config.settings import MIB, AclMode
 from mastodon_s3_sync.mastodon.layout import (
     ObjectRef,
+    RecordType,
     apply_key_prefix,
     is_blank,
     unsafe_key_reason,
@@ -42,6 +43,7 @@ from mastodon_s3_sync.copying.results import (
     CopyOptions,
     CopyResult,
     Interrupted,
+    fixed_acl,
 )
 from mastodon_s3_sync.copying.survey import NOT_SURVEYED, Sightings, Survey
 
@@ -190,7 +192,7 @@ class Copier:
                 present = self._head_size(self.destination, destination_key)
                 if present == found.size:
                     return self._skipped(ref, found)
-            acl = self._acl(found.key)
+            acl = self._acl(ref.record_type, found.key)
             if server_side:
                 self._server_side_copy(found, destination_key, acl)
             else:
@@ -243,12 +245,12 @@ class Copier:
                     raise CopyError(f"reading source {key}: {_describe(error)}") from None
         return None
 
-    def _acl(self, source_key: str) -> str | None:
+    def _acl(self, record_type: RecordType, source_key: str) -> str | None:
         mode = self.options.settings.acl
         if mode == AclMode.NONE:
             return None
         if mode != AclMode.COPY:
-            return str(mode)
+            return fixed_acl(mode, record_type)
         try:
             return acl_class(self.source.objects, source_key)
         except botocore.exceptions.ClientError as error:

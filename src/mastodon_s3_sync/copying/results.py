@@ -1,4 +1,5 @@
-"""What a copy takes and gives: options, result, errors, and the workers' shared memory budget."""
+"""What a copy takes and gives: options and the ACL they give, result, errors, and the
+workers' shared memory budget."""
 
 from __future__ import annotations
 
@@ -6,17 +7,12 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from mastodon_s3_sync.config.settings import MIB, CopySettings
-from mastodon_s3_sync.mastodon.layout import (
-    ObjectRef,
-)
+from mastodon_s3_sync.config.settings import MIB, AclMode, CopySettings
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.mastodon.models import never_public
 from mastodon_s3_sync.outcomes import Outcome
-
-if TYPE_CHECKING:
-    pass
-
+from mastodon_s3_sync.storage.protocol import PRIVATE
 
 DEFAULT_MEMORY_BUDGET_BYTES = 128 * MIB
 """Object bytes held in memory at once by all workers together, whatever their number."""
@@ -47,6 +43,15 @@ class CopyOptions:
     force: bool = False
     server_side: bool = False
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
+
+
+def fixed_acl(mode: AclMode, record_type: RecordType) -> str:
+    """The ACL a fixed ``mode`` (``public-read`` or ``private``) gives an object of
+    ``record_type``: ``public-read`` never applies to a type Mastodon uploads private
+    (users' archive downloads), which is written ``private``."""
+    if mode == AclMode.PUBLIC_READ and never_public(record_type):
+        return PRIVATE
+    return str(mode)
 
 
 class ByteBudget:

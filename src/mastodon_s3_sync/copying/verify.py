@@ -21,6 +21,7 @@ import botocore.exceptions
 
 from mastodon_s3_sync.config.settings import AclMode
 from mastodon_s3_sync.copying.copier import Copier
+from mastodon_s3_sync.copying.results import fixed_acl
 from mastodon_s3_sync.copying.spool import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.copying.survey import Sightings
 from mastodon_s3_sync.mastodon.layout import ObjectRef
@@ -220,10 +221,11 @@ class Verifier:
         if self._acl == AclMode.NONE:
             return
         try:
-            expected = str(self._acl)
             # Through botocore, whose requests self.requests counts.
             if self._acl == AclMode.COPY:
                 expected = acl_class(BotoObjects(source.client, source.name), pair.source_key)
+            else:
+                expected = fixed_acl(self._acl, pair.ref.record_type)
             actual = acl_class(
                 BotoObjects(destination.client, destination.name), pair.destination_key
             )

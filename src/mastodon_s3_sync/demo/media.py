@@ -258,6 +258,7 @@ def seed_bucket(
     private_record_ids: Collection[int] = (),
     private_types: Collection[RecordType] = (),
     missing_every: int = 0,
+    gone_types: Collection[RecordType] | None = None,
     legacy_every: int = 0,
     large_sizes: bool = False,
     acl_supported: bool = True,
@@ -274,12 +275,12 @@ def seed_bucket(
     or ``private`` for refs whose ``record_id`` is in ``private_record_ids`` or whose type
     is in ``private_types`` (no ACL header if not ``acl_supported``).
 
-    ``missing_every=N`` leaves out every Nth ref; ``legacy_every=M`` writes every Mth
-    written ref that has alternates at ``alternates[0]`` (the other ``cache/`` placement).
-    Objects of ``multipart_threshold`` bytes or more are uploaded in
-    :data:`MULTIPART_PART_SIZE` parts, as Mastodon's SDK does above 15 MB. The bucket
-    must exist (see :func:`create_bucket`); ``client`` should allow ``workers``
-    connections.
+    ``missing_every=N`` leaves out every Nth ref (of the ``gone_types``, when given);
+    ``legacy_every=M`` writes every Mth written ref that has alternates at
+    ``alternates[0]`` (the other ``cache/`` placement). Objects of ``multipart_threshold``
+    bytes or more are uploaded in :data:`MULTIPART_PART_SIZE` parts, as Mastodon's SDK
+    does above 15 MB. The bucket must exist (see :func:`create_bucket`); ``client`` should
+    allow ``workers`` connections.
     """
     if missing_every < 0 or legacy_every < 0:
         raise ValueError("missing_every and legacy_every must be >= 0")
@@ -289,11 +290,13 @@ def seed_bucket(
     manifest = SeedManifest()
     plans: list[_Plan] = []
     planned_keys: set[str] = set()
-    written = 0
-    for index, ref in enumerate(refs, start=1):
-        if missing_every and index % missing_every == 0:
-            manifest.missing.append(ref)
-            continue
+    written = eligible = 0
+    for ref in refs:
+        if gone_types is None or ref.record_type in gone_types:
+            eligible += 1
+            if missing_every and eligible % missing_every == 0:
+                manifest.missing.append(ref)
+                continue
         written += 1
         key = ref.key
         if legacy_every and written % legacy_every == 0 and ref.alternates:

@@ -4,7 +4,8 @@ A throwaway PostgreSQL holds a generated small Mastodon; two local S3 servers st
 the old and the new provider. The source bucket is filled as Mastodon would have filled
 it, including a suspended account's private media, users' private archive downloads, the
 server's thumbnail, mascot, favicon and app icons, legacy placements and rows whose files
-are gone. The CLI then runs the real ``run`` and ``verify`` against it.
+are gone, and a few objects no row references. The CLI then runs the real ``run``,
+``verify`` and ``orphans`` against it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server
-from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
+from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema, has_table
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
@@ -49,7 +50,25 @@ QUICK_COUNTS = {
 SUSPENDED_MEDIA = 12
 """Media rows given to the suspended account: their objects are private."""
 MISSING_EVERY = 45
+GONE_TYPES = (
+    RecordType.ACCOUNTS,
+    RecordType.MEDIA_ATTACHMENTS,
+    RecordType.CUSTOM_EMOJIS,
+    RecordType.PREVIEW_CARDS,
+)
+"""Where rows outliving their files is common (storage spec §6); the instance's own uploads,
+provider icons, archives and imports stay whole, so the demo shows every kind copied."""
 LEGACY_EVERY = 60
+LEFTOVERS = {
+    # What 4.3 left when 4.4 dropped the imports table: no row references them any more.
+    "imports/data/000/000/001/original/following_accounts.csv": 812,
+    "imports/data/000/000/002/original/blocked_domains.csv": 240,
+    # An upload whose row is gone (deleted, or the upload failed half way).
+    "media_attachments/files/000/000/999/original/0123456789abcdef.png": 20_480,
+    # A file an admin put there by hand, outside Mastodon's folders.
+    "by-hand/database-2024-06-01.sql.gz": 4_096,
+}
+"""Objects in the source bucket that no row references (``orphans`` finds exactly these)."""
 DATABASE = "mastodon_production"
 SOURCE_BUCKET, DESTINATION_BUCKET = "old-provider-media", "new-provider-media"
 
@@ -64,6 +83,8 @@ class Sandbox:
     config: Path
     rows: dict[str, int]
     manifest: SeedManifest
+    leftovers: dict[str, int]
+    """Keys (and sizes) in the source bucket that no row references."""
 
     def describe(self) -> str:
         """Connection details, for ``--keep`` and for the log."""
@@ -77,12 +98,17 @@ class Sandbox:
             ]
         )
 
-    def private_objects_still_private(self) -> tuple[int, int]:
-        """(private objects at the source, how many of them are private at the destination)."""
-        private = [o.key for o in self.manifest.objects.values() if o.acl == PRIVATE]
+    def private_objects_still_private(self) -> dict[RecordType, tuple[int, int]]:
+        """Per type: (private objects at the source, how many are private at the
+        destination)."""
         objects = BotoObjects(self.destination.client(), DESTINATION_BUCKET)
-        kept = sum(1 for key in private if acl_class(objects, key) == PRIVATE)
-        return len(private), kept
+        counts: dict[RecordType, tuple[int, int]] = {}
+        for seeded in self.manifest.objects.values():
+            if seeded.acl == PRIVATE:
+                private, kept = counts.get(seeded.ref.record_type, (0, 0))
+                kept += acl_class(objects, seeded.key) == PRIVATE
+                counts[seeded.ref.record_type] = (private + 1, kept)
+        return counts
 
 
 # Sequential ids repeat across tables (emoji 3, backup 3, ...), and the seeded bucket makes
@@ -154,8 +180,17 @@ def sandbox(
             private_record_ids=private,
             private_types=private_types,
             missing_every=MISSING_EVERY,
+            gone_types=GONE_TYPES,
             legacy_every=LEGACY_EVERY,
         )
+        # A release with an imports table references what is under imports/: not leftovers.
+        leftovers = {
+            key: size
+            for key, size in LEFTOVERS.items()
+            if not (key.startswith("imports/") and has_table("imports", version))
+        }
+        for key, size in leftovers.items():
+            source.client().put_object(Bucket=SOURCE_BUCKET, Key=key, Body=b"\0" * size)
         config = work_dir / "mastodon-s3-sync.toml"
         config.write_text(
             config_toml(
@@ -164,4 +199,4 @@ def sandbox(
                 destination.bucket_settings(DESTINATION_BUCKET),
             )
         )
-        yield Sandbox(postgres, source, destination, config, rows, manifest)
+        yield Sandbox(postgres, source, destination, config, rows, manifest, leftovers)

@@ -29,6 +29,10 @@ class RecordType(StrEnum):
     IMPORTS = "imports"
 
 
+TYPE_WIDTH = max(len(record_type) for record_type in RecordType)
+"""The longest type name (``preview_card_providers``): the type column of every table."""
+
+
 class Release(NamedTuple):
     """A Mastodon release (``major.minor``), as far as the storage rules tell them apart."""
 
@@ -231,3 +235,9 @@ def uploaded_private(record_type: RecordType, release: Release) -> bool:
     """Whether Mastodon at ``release`` uploads this type's objects ``private`` (§5)."""
     since = MODELS[record_type].private_since
     return since is not None and release >= since
+
+
+def never_public(record_type: RecordType) -> bool:
+    """Whether a fixed ``public-read`` must not apply to this type's objects: Mastodon
+    uploads them private (from some release), as users' archives must be."""
+    return MODELS[record_type].private_since is not None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter, SkippedType
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.models import TYPE_WIDTH
 
 
 class Progress(Protocol):
@@ -24,8 +25,7 @@ ProgressFactory = Callable[[RecordType, int], Progress]
 
 @dataclass
 class TypeSummary:
-    """Counts for one record type; ``last_id`` is where ``--after-id`` would resume;
-    ``skipped`` says why the database has none of it (no table in this release)."""
+    """Counts for one record type; ``last_id`` is where ``--after-id`` would resume."""
 
     record_type: RecordType
     rows: int = 0
@@ -33,7 +33,6 @@ class TypeSummary:
     known_bytes: int = 0
     objects_with_known_size: int = 0
     last_id: int | None = None
-    skipped: str | None = None
 
 
 def write_plan(
@@ -46,7 +45,7 @@ def write_plan(
     """Write each canonical key on its own line to ``out`` (None: count only)."""
     summaries = []
     for record_type in record_types:
-        summary = TypeSummary(record_type, skipped=catalog.skip_reason(record_type))
+        summary = TypeSummary(record_type)
         bar = progress(record_type, catalog.count_rows(record_type, filt)) if progress else None
         for row in catalog.walk(record_type, filt):
             summary.rows += 1
@@ -66,7 +65,8 @@ def write_plan(
     return summaries
 
 
-def _size(count: int) -> str:
+def format_bytes(count: int) -> str:
+    """``812 B``, ``12.3 MiB``: a byte count for people."""
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -75,30 +75,30 @@ def _size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-_TYPE_WIDTH = max(len(record_type) for record_type in RecordType)
-
-
-def format_summary(summaries: list[TypeSummary], seconds: float) -> str:
-    """A table for humans: rows, objects and known bytes per type, then the total."""
+def format_summary(
+    summaries: list[TypeSummary], seconds: float, left_out: Sequence[SkippedType] = ()
+) -> str:
+    """A table for humans: rows, objects and known bytes per type, then the total, then a
+    line per kind left out and why."""
     header = (
-        f"{'type':<{_TYPE_WIDTH}} {'rows':>12} {'objects':>12} {'known bytes':>14} {'last id':>20}"
+        f"{'type':<{TYPE_WIDTH}} {'rows':>12} {'objects':>12} {'known bytes':>14} {'last id':>20}"
     )
     lines = [header, "-" * len(header)]
     for item in summaries:
         last_id = "-" if item.last_id is None else str(item.last_id)
         lines.append(
-            f"{item.record_type!s:<{_TYPE_WIDTH}} {item.rows:>12,} {item.objects:>12,} "
-            f"{_size(item.known_bytes):>14} {last_id:>20}"
+            f"{item.record_type!s:<{TYPE_WIDTH}} {item.rows:>12,} {item.objects:>12,} "
+            f"{format_bytes(item.known_bytes):>14} {last_id:>20}"
         )
     rows = sum(item.rows for item in summaries)
     objects = sum(item.objects for item in summaries)
     known = sum(item.known_bytes for item in summaries)
-    lines.append(f"{'total':<{_TYPE_WIDTH}} {rows:>12,} {objects:>12,} {_size(known):>14}")
+    lines.append(f"{'total':<{TYPE_WIDTH}} {rows:>12,} {objects:>12,} {format_bytes(known):>14}")
     sized = sum(item.objects_with_known_size for item in summaries)
     lines.append(
         f"{rows:,} rows read in {seconds:.1f} s ({rows / seconds if seconds else 0:,.0f} rows/s); "
         f"sizes known for {sized:,} of {objects:,} objects "
         "(Mastodon records the size of originals only)"
     )
-    lines.extend(f"{item.record_type}: {item.skipped}" for item in summaries if item.skipped)
+    lines.extend(map(str, left_out))
     return "\n".join(lines)

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mastodon_s3_sync.errors import SettingsError, SyncError
+from mastodon_s3_sync.mastodon.catalog import SkippedType
+from mastodon_s3_sync.mastodon.selection import select
 from mastodon_s3_sync.ops.stack import StackOutputs
 from mastodon_s3_sync.transport.lambda_edge import (
     EventError,
@@ -27,11 +29,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StartedRun:
-    """The events sent to the enumerator, one per type, and a dry run's answers."""
+    """The events sent to the enumerator, one per type, a dry run's answers, and the kinds
+    left out by a flag."""
 
     run_id: str
     events: tuple[dict[str, Any], ...]
     dry_run_answers: tuple[dict[str, Any], ...] = ()
+    left_out: tuple[SkippedType, ...] = ()
 
 
 def start_run(
@@ -42,9 +46,11 @@ def start_run(
     *,
     since: str | None = None,
     skip_remote_cache: bool = False,
+    skip_backups: bool = False,
     dry_run: bool = False,
 ) -> StartedRun:
-    """Invoke the enumerator once per type, asynchronously (a dry run waits for counts)."""
+    """Invoke the enumerator once per type, asynchronously (a dry run waits for counts);
+    none for a type a flag leaves out (``--skip-backups``, ``--skip-remote-cache``)."""
     event: dict[str, Any] = {
         "type": list(types),
         "run_id": new_run_id(now),
@@ -57,15 +63,24 @@ def start_run(
         request = parse_enumerator_event(event, now)
     except EventError as error:
         raise SettingsError(f"start: {error}") from None
+    selection = select(
+        request.cursor.types,
+        skip_backups="--skip-backups" if skip_backups else None,
+        skip_remote_cache="--skip-remote-cache" if skip_remote_cache else None,
+    )
+    if not selection.record_types:
+        reasons = "; ".join(f"{t}: {reason}" for t, reason in selection.set_aside.items())
+        raise SettingsError(f"start: every type asked for is left out ({reasons})")
     # The event that runs the request from its cursor: ``since`` made absolute once,
     # so every type's invocation selects from the same moment.
     events = tuple(
         continuation_event(request, replace(request.cursor, types=(record_type,)))
-        for record_type in request.cursor.types
+        for record_type in selection.record_types
     )
     answers = [_invoke(lambda_, stack.enumerator_function, one, wait=dry_run) for one in events]
+    left_out = tuple(SkippedType(t, reason) for t, reason in selection.set_aside.items())
     return StartedRun(
-        request.run_id, events, tuple(answer for answer in answers if answer is not None)
+        request.run_id, events, tuple(answer for answer in answers if answer is not None), left_out
     )
 
 

@@ -97,7 +97,8 @@ def format_status(snapshot: StatusSnapshot) -> str:
         f"{started:%Y-%m-%d %H:%M:%S} UTC, "
         f"{_duration((snapshot.taken - snapshot.started).total_seconds())} ago",
         "",
-        f"{'type':<{TYPE_WIDTH}}" + "".join(f"{name:>11}" for name in ("enumerated", *Outcome, "left")),
+        f"{'type':<{TYPE_WIDTH}}"
+        + "".join(f"{name:>11}" for name in ("enumerated", *Outcome, "left")),
     ]
     rows = [(str(record_type), one) for record_type, one in snapshot.progress.items()]
     for name, one in [*rows, ("all", snapshot.total)]:

@@ -6,11 +6,12 @@ cursor has been sent, so chained invocations send each object exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
-from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter, SkippedType
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, unsafe_key_reason
+from mastodon_s3_sync.mastodon.selection import Selection
 from mastodon_s3_sync.transport.messages import MessagePacker
 from mastodon_s3_sync.transport.sqs import MessageSink
 
@@ -38,14 +39,24 @@ class Cursor:
     rows_left: int | None = None
     limit: int | None = None
 
+    def narrowed(self, types: Collection[RecordType]) -> Cursor:
+        """This cursor over the ``types`` among its own; a position within a type left out
+        goes with it."""
+        kept = tuple(t for t in self.types if t in types)
+        if kept[:1] == self.types[:1]:
+            return replace(self, types=kept)
+        return Cursor(kept, None, self.limit, self.limit)
+
 
 @dataclass
 class EnumerationResult:
-    """Counts per type, and the cursor to continue from when stopped early."""
+    """Counts per type, the cursor to continue from when stopped early, and the kinds
+    left out (with why)."""
 
     run_id: str
     counts: dict[RecordType, TypeCount] = field(default_factory=dict)
     stopped_at: Cursor | None = None
+    left_out: list[SkippedType] = field(default_factory=list)
 
 
 def refusal(ref: ObjectRef) -> str | None:
@@ -65,15 +76,21 @@ def enumerate_to_queue(
     run_id: str,
     should_stop: Callable[[], bool] = lambda: False,
     on_refused: Callable[[ObjectRef, str], None] = lambda ref, reason: None,
+    selection: Selection | None = None,
 ) -> EnumerationResult:
     """Send every object of the selected rows, packed into messages (``sink`` None: count).
 
-    ``filt``'s ``after_id`` and ``limit`` are taken from the cursor. Checked between
-    rows, ``should_stop`` ends the walk with :attr:`EnumerationResult.stopped_at` set.
-    An object the copier would refuse is not sent (it would fail its whole message):
-    ``on_refused(ref, reason)`` hears it, and it is counted apart.
+    ``filt``'s ``after_id`` and ``limit`` are taken from the cursor. With a ``selection``,
+    only the cursor's types it walks are enumerated, and the others are in
+    :attr:`EnumerationResult.left_out`. Checked between rows, ``should_stop`` ends the walk
+    with :attr:`EnumerationResult.stopped_at` set. An object the copier would refuse is
+    not sent (it would fail its whole message): ``on_refused(ref, reason)`` hears it, and
+    it is counted apart.
     """
     result = EnumerationResult(run_id)
+    if selection is not None:
+        cursor = cursor.narrowed(selection.walked(catalog))
+        result.left_out = selection.left_out(catalog)
     for index, record_type in enumerate(cursor.types):
         after_id = cursor.after_id if index == 0 else None
         rows_left = cursor.rows_left if index == 0 else cursor.limit

@@ -18,6 +18,7 @@ from mastodon_s3_sync.config.lambda_env import WHOLE_NUMBER
 from mastodon_s3_sync.config.values import parse_since
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.catalog import CatalogFilter
+from mastodon_s3_sync.mastodon.database import check_bigint
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.transport.enumeration import Cursor, EnumerationResult
 from mastodon_s3_sync.transport.messages import MAX_RUN_ID
@@ -32,7 +33,17 @@ _RUN_ID_TIME = "%Y%m%dT%H%M%SZ"
 
 
 _EVENT_KEYS = frozenset(
-    {"type", "after_id", "limit", "rows_left", "since", "skip_remote_cache", "dry_run", "run_id"}
+    {
+        "type",
+        "after_id",
+        "limit",
+        "rows_left",
+        "since",
+        "skip_remote_cache",
+        "skip_backups",
+        "dry_run",
+        "run_id",
+    }
 )
 
 
@@ -48,6 +59,8 @@ class EnumeratorRequest:
     cursor: Cursor
     filter: CatalogFilter
     dry_run: bool
+    skip_backups: bool = False
+    """Leave backups out (the function's ``MSS_SKIP_BACKUPS`` may say so too)."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -76,7 +89,10 @@ def _whole(event: Mapping[str, Any], key: str, *, minimum: int | None = None) ->
         raise EventError(f"{key} must be a whole number (or a string of digits)")
     if minimum is not None and value < minimum:
         raise EventError(f"{key} must be at least {minimum}")
-    return value
+    try:
+        return check_bigint(value, key)
+    except SettingsError as error:
+        raise EventError(str(error)) from None
 
 
 def _flag(event: Mapping[str, Any], key: str) -> bool:
@@ -124,7 +140,9 @@ def parse_enumerator_event(event: object, now: datetime) -> EnumeratorRequest:
     rows_left = _whole(event, "rows_left", minimum=1)
     cursor = Cursor(types, _whole(event, "after_id"), rows_left or limit, limit)
     filt = CatalogFilter(since=since_time, skip_remote_cache=_flag(event, "skip_remote_cache"))
-    return EnumeratorRequest(run_id, cursor, filt, _flag(event, "dry_run"))
+    return EnumeratorRequest(
+        run_id, cursor, filt, _flag(event, "dry_run"), _flag(event, "skip_backups")
+    )
 
 
 def continuation_event(request: EnumeratorRequest, cursor: Cursor) -> dict[str, Any]:
@@ -156,6 +174,7 @@ def enumerator_response(
         "run_id": result.run_id,
         "dry_run": dry_run,
         "counts": {str(t): vars(count) for t, count in result.counts.items()},
+        "left_out": {str(line.record_type): line.reason for line in result.left_out},
         "stopped_at": None
         if stopped is None
         else {

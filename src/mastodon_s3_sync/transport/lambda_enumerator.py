@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mastodon_s3_sync.config.lambda_env import EnumeratorSettings
-from mastodon_s3_sync.contract import RUN_STARTED_MESSAGE, object_log_message
+from mastodon_s3_sync.contract import RUN_STARTED_MESSAGE, SKIP_BACKUPS, object_log_message
 from mastodon_s3_sync.errors import SyncError
 from mastodon_s3_sync.mastodon.catalog import Catalog
 from mastodon_s3_sync.mastodon.database import open_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef
+from mastodon_s3_sync.mastodon.selection import Selection, select
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.transport import lambda_metrics
 from mastodon_s3_sync.transport.enumeration import EnumerationResult, enumerate_to_queue
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 DRY_RUN_STARTED_MESSAGE = "dry run started"
 """The first log line of a dry run (``status`` looks for :data:`RUN_STARTED_MESSAGE`)."""
+LEFT_OUT_MESSAGE = "type left out"
+"""Logged once per kind an invocation does not walk, with its ``type`` and ``reason``."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ def run_enumerator(
     except SyncError as error:
         logger.exception("enumeration failed")
         return {"ok": False, "run_id": request.run_id, "error": str(error)}
+    for line in result.left_out:
+        logger.info(LEFT_OUT_MESSAGE, type=str(line.record_type), reason=line.reason)
     if result.stopped_at is not None:
         next_event = continuation_event(request, result.stopped_at)
         aws.functions.invoke(
@@ -112,6 +117,7 @@ def _enumerate(
         )
 
     sink = None if request.dry_run else SqsSink(sqs, settings.sending_queue_url())
+    selection = _selection(request, settings)
     try:
         with open_database(settings.database, settings.bastion) as conn:
             catalog = Catalog(
@@ -125,7 +131,21 @@ def _enumerate(
                 request.run_id,
                 should_stop=lambda: context.get_remaining_time_in_millis() < guard_ms,
                 on_refused=log_refused,
+                selection=selection,
             )
     finally:
         if sink is not None:
             sink.close()
+
+
+def _selection(request: EnumeratorRequest, settings: EnumeratorSettings) -> Selection:
+    """The event's types, less backups when the event or the function's settings say so."""
+    skip_backups = None
+    if request.skip_backups:
+        skip_backups = "skip_backups (event)"
+    elif settings.skip_backups:
+        skip_backups = f"{SKIP_BACKUPS} ([copy] skip_backups)"
+    skip_remote_cache = "skip_remote_cache (event)" if request.filter.skip_remote_cache else None
+    return select(
+        request.cursor.types, skip_backups=skip_backups, skip_remote_cache=skip_remote_cache
+    )
