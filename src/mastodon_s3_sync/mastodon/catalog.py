@@ -19,7 +19,7 @@ from typing import Any
 import pg8000.exceptions
 
 from mastodon_s3_sync.errors import DatabaseError
-from mastodon_s3_sync.mastodon.database import SqlConnection
+from mastodon_s3_sync.mastodon.database import SqlConnection, server_error_text
 from mastodon_s3_sync.mastodon.layout import (
     MODELS,
     ObjectRef,
@@ -146,7 +146,7 @@ class Catalog:
         except (pg8000.exceptions.InterfaceError, OSError) as error:
             raise DatabaseError(f"lost the database connection: {error}") from None
         except pg8000.exceptions.DatabaseError as error:
-            raise DatabaseError(f"database query failed: {error}") from None
+            raise DatabaseError(f"database query failed: {server_error_text(error)}") from None
 
     def table_columns(self, record_type: RecordType) -> frozenset[str]:
         """The table's column names, none for an absent optional table (see

@@ -14,10 +14,13 @@ import pg8000.exceptions
 import pg8000.native
 
 from mastodon_s3_sync.config.settings import DatabaseSettings, SshSettings
-from mastodon_s3_sync.errors import DatabaseError, SettingsError
+from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
 
 SOCKET_TIMEOUT_SECONDS = 300
 """Longest wait on one database read: a dead server fails the run instead of hanging it."""
+
+MIN_BIGINT, MAX_BIGINT = -(2**63), 2**63 - 1
+"""What PostgreSQL's bigint holds: Mastodon's ids, and the bounds of a LIMIT."""
 
 APPLICATION_NAME = "mastodon-s3-sync"
 
@@ -31,7 +34,8 @@ class SqlConnection(Protocol):
 
 
 CONNECT_TIMEOUT_SECONDS = 15
-"""Longest wait for the server to accept the TCP connection and answer the TLS request."""
+"""Longest wait for the server to accept the connection, and for each answer of the
+handshake (TLS, then PostgreSQL's startup and login)."""
 
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 """PostgreSQL's SSLRequest message: length 8, then the request code."""
@@ -89,13 +93,51 @@ def _tls_socket(
     except BaseException:
         sock.close()
         raise
-    tls.settimeout(SOCKET_TIMEOUT_SECONDS)
     return tls
+
+
+def _socket(
+    settings: DatabaseSettings, context: ssl.SSLContext | None, server_name: str
+) -> socket.socket:
+    """The connection to hand to pg8000, TLS set up if wanted, waiting at most
+    :data:`CONNECT_TIMEOUT_SECONDS` for each answer until the login is done."""
+    if context is not None:
+        return _tls_socket(settings, context, server_name)
+    if settings.unix_socket is None:
+        sock = socket.create_connection((settings.host, settings.port), CONNECT_TIMEOUT_SECONDS)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        return sock
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT_SECONDS)
+        sock.connect(settings.unix_socket)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _server_message(error: pg8000.exceptions.DatabaseError) -> tuple[str, str]:
     details = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
     return str(details.get("C", "")), str(details.get("M", error))
+
+
+def server_error_text(error: pg8000.exceptions.DatabaseError) -> str:
+    """An error PostgreSQL sent, as one line: its message and SQLSTATE code (pg8000 gives
+    the whole field dictionary)."""
+    code, message = _server_message(error)
+    return f"{message} (SQLSTATE {code})" if code else message
+
+
+def check_bigint(value: int, setting: str) -> int:
+    """``value``, if a bigint holds it (an id, a row count); else a SettingsError naming
+    ``setting`` (PostgreSQL would refuse the query, after the work had begun)."""
+    if not MIN_BIGINT <= value <= MAX_BIGINT:
+        raise SettingsError(
+            f"{setting} {value} is out of range: ids and row counts are PostgreSQL bigints, "
+            f"from {MIN_BIGINT} to {MAX_BIGINT}"
+        )
+    return value
 
 
 def connect(settings: DatabaseSettings, server_name: str | None = None) -> pg8000.native.Connection:
@@ -107,23 +149,25 @@ def connect(settings: DatabaseSettings, server_name: str | None = None) -> pg800
     where = settings.describe()
     context = _ssl_context(settings)
     try:
-        tls = (
-            None
-            if context is None
-            else _tls_socket(settings, context, server_name or settings.host)
-        )
-        return pg8000.native.Connection(
-            user=settings.user,
-            password=settings.password,
-            database=settings.name,
-            host=settings.host if settings.unix_socket is None else "localhost",
-            port=settings.port,
-            unix_sock=settings.unix_socket,
-            ssl_context=False,  # TLS, when wanted, is set up above on our own socket
-            sock=tls,
-            timeout=SOCKET_TIMEOUT_SECONDS,
-            application_name=APPLICATION_NAME,
-        )
+        sock = _socket(settings, context, server_name or settings.host)
+        try:
+            conn = pg8000.native.Connection(
+                user=settings.user,
+                password=settings.password,
+                database=settings.name,
+                host=settings.host if settings.unix_socket is None else "localhost",
+                port=settings.port,
+                ssl_context=False,  # TLS, when wanted, is set up above on our own socket
+                sock=sock,
+                application_name=APPLICATION_NAME,
+            )
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(SOCKET_TIMEOUT_SECONDS)  # logged in: from now on, queries may be slow
+        return conn
+    except SyncError:
+        raise
     except pg8000.exceptions.DatabaseError as error:
         code, message = _server_message(error)
         if code in ("28P01", "28000"):
@@ -137,10 +181,21 @@ def connect(settings: DatabaseSettings, server_name: str | None = None) -> pg800
         ) from None
     except (pg8000.exceptions.InterfaceError, OSError) as error:
         cause = error.__cause__ or error
+        if isinstance(cause, TimeoutError):
+            raise DatabaseError(
+                f"no answer from PostgreSQL at {where} within {CONNECT_TIMEOUT_SECONDS} s: "
+                "is that the host and port of a PostgreSQL server? check [database] "
+                "host/port (or --database-url)"
+            ) from None
         raise DatabaseError(
             f"cannot connect to PostgreSQL at {where}: {cause}; check [database] host/port "
             "(or --database-url), that the server runs and accepts this machine, "
             "and [database] sslmode"
+        ) from None
+    except Exception:  # pg8000 fails with whatever its parser hits on a foreign answer
+        raise DatabaseError(
+            f"{where} answered, but not in PostgreSQL's protocol: is that port a PostgreSQL "
+            "server? check [database] host/port (or --database-url)"
         ) from None
 
 

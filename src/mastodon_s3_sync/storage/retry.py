@@ -70,7 +70,9 @@ class RetryPolicy:
     def botocore_config(self) -> Config:
         """A botocore ``Config`` whose standard retries make this many attempts (merge
         other settings into it)."""
-        return Config(retries={"mode": "standard", "max_attempts": self.attempts})
+        # botocore reads "max_attempts" as retries after the first; "total_max_attempts"
+        # counts them all.
+        return Config(retries={"mode": "standard", "total_max_attempts": self.attempts})
 
 
 REQUEST_RETRIES = RetryPolicy()

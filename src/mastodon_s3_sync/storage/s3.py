@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.errors import SettingsError
+from mastodon_s3_sync.storage.endpoint_errors import Endpoint
 from mastodon_s3_sync.storage.protocol import ALL_USERS_URI, READ_PERMISSIONS, ObjectStore
 from mastodon_s3_sync.storage.retry import RETRY_ATTEMPTS, RetryPolicy, is_transient
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 PREFLIGHT_ATTEMPTS = 2
 """Attempts for the settings check: a wrong endpoint should be reported in seconds."""
+PREFLIGHT_TIMEOUT_SECONDS = 5
+"""Connect and read timeout of the settings check: HeadBucket answers in milliseconds, so
+an endpoint that has not answered by then is the wrong one (or down)."""
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
 
@@ -153,8 +157,10 @@ def make_client(
     max_connections: int,
     attempts: int = RETRY_ATTEMPTS,
     session: Session | None = None,
+    timeout_seconds: float | None = None,
 ) -> S3Client:
-    """A thread-safe client with retries and the checksum settings non-AWS servers need."""
+    """A thread-safe client with retries and the checksum settings non-AWS servers need;
+    ``timeout_seconds`` replaces both the connect and the read timeout."""
     session = session or make_session(settings)
     config = (
         RetryPolicy(attempts)
@@ -162,8 +168,8 @@ def make_client(
         .merge(
             Config(
                 max_pool_connections=max_connections,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
+                connect_timeout=timeout_seconds or CONNECT_TIMEOUT_SECONDS,
+                read_timeout=timeout_seconds or READ_TIMEOUT_SECONDS,
                 tcp_keepalive=True,
                 # Every upload carries Content-MD5, which the server checks; hashing each body
                 # a second time with SHA-256 for the signature (botocore's default over plain
@@ -241,39 +247,77 @@ def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSet
     )
 
 
+def preflight_client(settings: BucketSettings) -> S3Client:
+    """A client for the settings check: few attempts, short timeouts."""
+    return make_client(settings, 1, PREFLIGHT_ATTEMPTS, timeout_seconds=PREFLIGHT_TIMEOUT_SECONDS)
+
+
+def bucket_endpoint(settings: BucketSettings, side: str) -> Endpoint:
+    """How messages name one side's endpoint and the setting that chooses it."""
+    return Endpoint(
+        f"the {side} endpoint",
+        settings.endpoint_url or "AWS S3",
+        f"[{side}] endpoint_url (or --{side}-endpoint-url)",
+        "S3",
+        PREFLIGHT_TIMEOUT_SECONDS,
+    )
+
+
 def check_bucket(settings: BucketSettings, side: str) -> None:
     """HeadBucket with few retries, and errors that name the setting to fix."""
-    where = settings.endpoint_url or "AWS S3"
-    bucket = Bucket(make_client(settings, 1, PREFLIGHT_ATTEMPTS), settings.bucket, "", side)
+    client = preflight_client(settings)
     try:
-        bucket.client.head_bucket(Bucket=bucket.name)
+        client.head_bucket(Bucket=settings.bucket)
     except botocore.exceptions.ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("404", "NoSuchBucket") or status == 404:
-            raise SettingsError(
-                f"{bucket.side} bucket {bucket.name!r} does not exist at {where}; "
-                f"check [{bucket.side}] bucket (or --{bucket.side}) and endpoint_url"
-            ) from None
-        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise SettingsError(
-                f"{bucket.side} credentials were refused by {where} for bucket {bucket.name!r} "
-                f"({code or status}); check [{bucket.side}] access_key_id/secret_access_key "
-                f"or profile (--{bucket.side}-profile)"
-            ) from None
-        raise SettingsError(
-            f"{bucket.side} bucket {bucket.name!r} at {where} answered {code or status}"
-        ) from None
+        raise SettingsError(_refusal(error, settings, side, client.meta.region_name)) from None
     except botocore.exceptions.NoCredentialsError:
         raise SettingsError(
-            f"no credentials for the {bucket.side}: set [{bucket.side}] access_key_id and "
-            f"secret_access_key, a profile (--{bucket.side}-profile), or AWS_ACCESS_KEY_ID"
+            f"no credentials for the {side}: set [{side}] access_key_id and "
+            f"secret_access_key, a profile (--{side}-profile), or AWS_ACCESS_KEY_ID"
         ) from None
-    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError):
-        raise SettingsError(
-            f"cannot reach the {bucket.side} endpoint {where}; check [{bucket.side}] "
-            f"endpoint_url (or --{bucket.side}-endpoint-url)"
-        ) from None
+    except botocore.exceptions.BotoCoreError as error:
+        reason = bucket_endpoint(settings, side).explain(error)
+        # Anything else botocore refuses before sending (partial credentials, a profile
+        # that cannot be read) says what is wrong in its own words.
+        raise SettingsError(reason or f"the {side} bucket cannot be checked: {error}") from None
+
+
+def _refusal(
+    error: botocore.exceptions.ClientError, settings: BucketSettings, side: str, region: str
+) -> str:
+    """The message for a HeadBucket answered with an error status."""
+    where, name = settings.endpoint_url or "AWS S3", settings.bucket
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    metadata = error.response.get("ResponseMetadata", {})
+    status = metadata.get("HTTPStatusCode")
+    if code in ("404", "NoSuchBucket") or status == 404:
+        return (
+            f"{side} bucket {name!r} does not exist at {where}; "
+            f"check [{side}] bucket (or --{side}) and endpoint_url"
+        )
+    if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return (
+            f"{side} credentials were refused by {where} for bucket {name!r} "
+            f"({code or status}); check [{side}] access_key_id/secret_access_key "
+            f"or profile (--{side}-profile)"
+        )
+    # S3 answers a request for a bucket of another region with a redirect (HeadBucket: a
+    # bare 301) or, for a signature of the wrong region, AuthorizationHeaderMalformed;
+    # both name the bucket's region.
+    home = metadata.get("HTTPHeaders", {}).get("x-amz-bucket-region") or str(
+        error.response.get("Error", {}).get("Region", "")
+    )
+    if status == 301 or code in ("PermanentRedirect", "AuthorizationHeaderMalformed"):
+        place = f"region {home}" if home else "another region"
+        return (
+            f"{side} bucket {name!r} is in {place}, not {region}: set [{side}] region "
+            f"(--{side}-region) to it, and [{side}] endpoint_url to that region's endpoint "
+            "(or leave it out on AWS)"
+        )
+    return (
+        f"{side} bucket {name!r} at {where} answered {code or status}; check [{side}] "
+        "bucket, endpoint_url and region"
+    )
 
 
 def check_source_acls(settings: BucketSettings) -> str:
@@ -282,7 +326,7 @@ def check_source_acls(settings: BucketSettings) -> str:
     of every object. An empty or unlistable bucket leaves the check to the copies.
     Returns what was checked."""
     where = settings.endpoint_url or "AWS S3"
-    client = make_client(settings, 1, PREFLIGHT_ATTEMPTS)
+    client = preflight_client(settings)
     prefix = f"{settings.key_prefix.strip('/')}/" if settings.key_prefix.strip("/") else ""
     try:
         listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix, MaxKeys=1)
@@ -303,4 +347,7 @@ def check_source_acls(settings: BucketSettings) -> str:
             f"GetObjectAcl with {code}: a provider without ACLs needs --acl public-read, "
             "private or none ([copy] acl)"
         ) from None
+    except botocore.exceptions.BotoCoreError as error:
+        reason = bucket_endpoint(settings, "source").explain(error) or str(error)
+        raise SettingsError(f"reading a source object's ACL failed: {reason}") from None
     return f"object ACLs readable (tried {key!r})"

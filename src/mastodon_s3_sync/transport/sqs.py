@@ -6,9 +6,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 import boto3
+import botocore.exceptions
+from botocore.config import Config
 
-from mastodon_s3_sync.errors import SyncError
+from mastodon_s3_sync.errors import SettingsError, SyncError
+from mastodon_s3_sync.storage.endpoint_errors import Endpoint
 from mastodon_s3_sync.storage.retry import REQUEST_RETRIES, RetryPolicy
+from mastodon_s3_sync.storage.s3 import PREFLIGHT_ATTEMPTS, PREFLIGHT_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -116,9 +120,87 @@ class SqsSink:
 
 
 def make_sqs_client(
-    endpoint_url: str | None, region: str | None, profile: str | None = None
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None = None,
+    retry: RetryPolicy = REQUEST_RETRIES,
+    timeout_seconds: float | None = None,
 ) -> SQSClient:
-    """An SQS client with the same retry behaviour as the S3 clients."""
-    session = boto3.session.Session(profile_name=profile, region_name=region)
-    config = REQUEST_RETRIES.botocore_config()
-    return session.client("sqs", endpoint_url=endpoint_url, config=config)
+    """An SQS client with the same retry behaviour as the S3 clients (``timeout_seconds``
+    replaces botocore's connect and read timeouts)."""
+    config = retry.botocore_config()
+    if timeout_seconds is not None:
+        config = config.merge(Config(connect_timeout=timeout_seconds, read_timeout=timeout_seconds))
+    try:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        return session.client("sqs", endpoint_url=endpoint_url, config=config)
+    except botocore.exceptions.ProfileNotFound:
+        raise SettingsError(
+            f"--profile: profile {profile!r} is not in the AWS config files"
+        ) from None
+    except botocore.exceptions.NoRegionError:
+        raise SettingsError(
+            "no region for the queue: pass --region (the queue's, as in its URL) or set "
+            "AWS_DEFAULT_REGION"
+        ) from None
+    except ValueError as error:  # e.g. a malformed endpoint URL or region
+        raise SettingsError(f"{error}; check --sqs-endpoint-url and --region") from None
+
+
+_NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+_REFUSED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+    }
+)
+
+
+def check_queue(
+    endpoint_url: str | None, region: str | None, profile: str | None, queue_url: str
+) -> None:
+    """GetQueueAttributes with few retries and short timeouts: a wrong queue, endpoint,
+    region or credentials fails at start, naming the flag to fix."""
+    client = make_sqs_client(
+        endpoint_url,
+        region,
+        profile,
+        RetryPolicy(PREFLIGHT_ATTEMPTS),
+        timeout_seconds=PREFLIGHT_TIMEOUT_SECONDS,
+    )
+    endpoint = Endpoint(
+        "the SQS endpoint",
+        endpoint_url or client.meta.endpoint_url,
+        "--sqs-endpoint-url (and --region)",
+        "SQS",
+        PREFLIGHT_TIMEOUT_SECONDS,
+    )
+    try:
+        client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    except botocore.exceptions.ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in _NO_QUEUE:
+            raise SettingsError(
+                f"no queue {queue_url} at {endpoint.url}; check --queue-url and --region"
+            ) from None
+        if code in _REFUSED:
+            raise SettingsError(
+                f"the SQS endpoint {endpoint.url} refused our credentials ({code}); check "
+                "--profile or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            ) from None
+        raise SettingsError(
+            f"the queue {queue_url} at {endpoint.url} answered {code}; check --queue-url"
+        ) from None
+    except botocore.exceptions.NoCredentialsError:
+        raise SettingsError(
+            "no credentials for SQS: pass --profile or set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY"
+        ) from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise SettingsError(
+            endpoint.explain(error) or f"the queue cannot be checked: {error}"
+        ) from None
