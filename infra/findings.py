@@ -36,6 +36,7 @@ def acknowledge_findings(
     enumerator: lambda_.Function,
     copier: lambda_.Function,
     dead_letter_queue: sqs.Queue,
+    failed_events_queue: sqs.Queue,
 ) -> None:
     """Each AwsSolutions finding the stack's resources raise by design."""
     in_vpc = config.vpc is not None
@@ -76,4 +77,10 @@ def acknowledge_findings(
         dead_letter_queue,
         "AwsSolutions-SQS3",
         "This queue is the copy queue's dead-letter queue.",
+    )
+    acknowledge(
+        failed_events_queue,
+        "AwsSolutions-SQS3",
+        "This queue is the enumerator's on-failure destination: the end of the line for an "
+        "event whose retries are spent; start --resume reads it.",
     )

@@ -2,8 +2,9 @@
 
 The enumerator may sit in the database's VPC; the copier never does, so media bytes never
 pass a NAT gateway. The copiers are capped by the event source's *maximum concurrency*
-(throttling would send valid messages to the DLQ). What each function may do is in
-:mod:`infra.grants`.
+(throttling would send valid messages to the DLQ). The enumerator's asynchronous
+invocations are retried a bounded number of times, then go to the failed-events queue.
+What each function may do is in :mod:`infra.grants`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from aws_cdk import Annotations, AssetHashType, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.aws_lambda_event_sources import SqsEventSource
@@ -34,6 +36,12 @@ ENUMERATOR_MEMORY_MB = 1024
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 """The runtime the assets are built for (``infra.bundling.PYTHON_VERSION``)."""
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+ENUMERATOR_RETRY_ATTEMPTS = 2
+"""Lambda's retries of a failed asynchronous enumerator invocation (its most) before the
+event goes to the failed-events queue: a passing database or network error heals."""
+ENUMERATOR_MAX_EVENT_AGE = Duration.hours(1)
+"""An event not run by then (throttled, retries backing off) goes to the failed-events
+queue instead of being dropped at Lambda's default of six hours."""
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 """The logs list every missing and failed key: kept after ``cdk destroy``, for this long."""
 
@@ -99,6 +107,15 @@ def enumerator_function(
         },
         log_group=logs_to,
         **placement,
+    )
+
+
+def send_failures_to(function: lambda_.Function, failed_events: sqs.IQueue) -> None:
+    """Bounded retries of the asynchronous invocations, then the event to ``failed_events``."""
+    function.configure_async_invoke(
+        retry_attempts=ENUMERATOR_RETRY_ATTEMPTS,
+        max_event_age=ENUMERATOR_MAX_EVENT_AGE,
+        on_failure=destinations.SqsDestination(failed_events),
     )
 
 

@@ -1,8 +1,9 @@
-"""What an operator watches during a run: two alarms, and a dashboard.
+"""What an operator watches during a run: three alarms, and a dashboard.
 
-The alarms fire when the dead-letter queue holds a message and when the oldest copy
-message is too old. The dashboard shows the handlers' own metrics (names, namespace and
-dimension from :mod:`mastodon_s3_sync.contract`), the queues and the functions' health.
+The alarms fire when the dead-letter queue or the failed-events queue holds a message and
+when the oldest copy message is too old. The dashboard shows the handlers' own metrics
+(names, namespace and dimension from :mod:`mastodon_s3_sync.contract`), the queues and the
+functions' health.
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ def alarms(
     scope: Construct,
     copy_queue: sqs.Queue,
     dead_letter_queue: sqs.Queue,
+    failed_events_queue: sqs.Queue,
     queue_age_alarm_hours: int,
     topic: sns.Topic | None,
 ) -> list[cloudwatch.Alarm]:
-    """A message in the dead-letter queue; a copy message older than the configured hours."""
+    """A message in the dead-letter queue or the failed-events queue; a copy message older
+    than the configured hours."""
     dead_letters = cloudwatch.Alarm(
         scope,
         "DeadLetterQueueNotEmpty",
@@ -65,6 +68,22 @@ def alarms(
             "copier's log for their keys, fix the cause, then redrive the DLQ."
         ),
         metric=dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic="Maximum"
+        ),
+        threshold=0,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    failed_events = cloudwatch.Alarm(
+        scope,
+        "EnumerationFailed",
+        alarm_description=(
+            "An enumerator invocation failed after its retries: the run stopped at the "
+            "cursor of the event in the failed-events queue. status shows it; fix the cause, "
+            "then: mastodon-s3-sync start --resume."
+        ),
+        metric=failed_events_queue.metric_approximate_number_of_messages_visible(
             period=Duration.minutes(1), statistic="Maximum"
         ),
         threshold=0,
@@ -88,7 +107,7 @@ def alarms(
         evaluation_periods=1,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
-    found = [dead_letters, stalled]
+    found = [dead_letters, failed_events, stalled]
     if topic is not None:
         for alarm in found:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))

@@ -1,9 +1,11 @@
-"""The copy queue and its dead-letter queue: how long a message is hidden, kept and retried.
+"""The copy queue, its dead-letter queue, and the enumerator's failed-events queue.
 
 The copy queue's visibility timeout is :data:`VISIBILITY_TIMEOUT_FACTOR` times the copier
 timeout; a message that fails ``max_receive_count`` times goes to a dead-letter queue that
 keeps it longer than the copy queue would (:data:`DEAD_LETTER_RETENTION` >
-:data:`COPY_QUEUE_RETENTION`). Both are encrypted and refuse plain HTTP.
+:data:`COPY_QUEUE_RETENTION`). An enumerator event whose retries are spent lands, with its
+cursor, in the failed-events queue (``start --resume`` reads it). All are encrypted and
+refuse plain HTTP.
 """
 
 from __future__ import annotations
@@ -44,3 +46,14 @@ def queues(scope: Construct, config: StackConfig) -> tuple[sqs.Queue, sqs.Queue]
         ),
     )
     return dead_letter_queue, copy_queue
+
+
+def failed_events_queue(scope: Construct) -> sqs.Queue:
+    """Where Lambda puts an enumerator event (and its cursor) whose retries are spent."""
+    return sqs.Queue(
+        scope,
+        "FailedEventsQueue",
+        retention_period=DEAD_LETTER_RETENTION,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+    )

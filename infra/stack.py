@@ -4,11 +4,13 @@ It states the Lambda + SQS lessons as code (see the README's deploy guide), one 
 module:
 
 - :mod:`infra.queues`: the copy queue's visibility timeout follows the copier timeout; a
-  message that keeps failing waits in a dead-letter queue that keeps it longer;
+  message that keeps failing waits in a dead-letter queue that keeps it longer; an
+  enumerator event whose retries are spent waits, with its cursor, in a failed-events queue;
 - :mod:`infra.lambdas`: the copiers are capped by the event source's maximum concurrency
   and never run in a VPC; only the enumerator may sit in the database's VPC;
 - :mod:`infra.grants`: each function has its own least-privilege role;
-- :mod:`infra.monitoring`: alarms on the dead-letter queue and the oldest message, and a
+- :mod:`infra.monitoring`: alarms on the dead-letter queue, the failed-events queue and the
+  oldest message, and a
   dashboard of the handlers' metrics;
 - :mod:`infra.findings`: the cdk-nag findings accepted, with their reasons.
 
@@ -29,9 +31,15 @@ from .bundling import build_asset
 from .config import StackConfig
 from .findings import acknowledge_findings
 from .grants import grant_copier, grant_enumerator, role
-from .lambdas import AssetBuilder, copier_function, enumerator_function, log_group
+from .lambdas import (
+    AssetBuilder,
+    copier_function,
+    enumerator_function,
+    log_group,
+    send_failures_to,
+)
 from .monitoring import alarm_topic, alarms, dashboard
-from .queues import queues
+from .queues import failed_events_queue, queues
 
 
 class MastodonS3SyncStack(Stack):
@@ -51,12 +59,14 @@ class MastodonS3SyncStack(Stack):
         Tags.of(self).add("project", "mastodon-s3-sync")
 
         self.dead_letter_queue, self.copy_queue = queues(self, config)
+        self.failed_events_queue = failed_events_queue(self)
         self.enumerator_logs = log_group(self, "EnumeratorLogs")
         self.copier_logs = log_group(self, "CopierLogs")
         self.enumerator = enumerator_function(
             self, config, asset_builder, self.copy_queue, self.enumerator_logs
         )
         grant_enumerator(self, self.enumerator, self.copy_queue, config)
+        send_failures_to(self.enumerator, self.failed_events_queue)
         self.copier = copier_function(
             self, config, asset_builder, self.copy_queue, self.copier_logs
         )
@@ -66,6 +76,7 @@ class MastodonS3SyncStack(Stack):
             self,
             self.copy_queue,
             self.dead_letter_queue,
+            self.failed_events_queue,
             config.queue_age_alarm_hours,
             self.alarm_topic,
         )
@@ -77,7 +88,9 @@ class MastodonS3SyncStack(Stack):
             self.alarms,
         )
         self._outputs()
-        acknowledge_findings(config, self.enumerator, self.copier, self.dead_letter_queue)
+        acknowledge_findings(
+            config, self.enumerator, self.copier, self.dead_letter_queue, self.failed_events_queue
+        )
 
     def _outputs(self) -> None:
         values = {
@@ -91,6 +104,8 @@ class MastodonS3SyncStack(Stack):
             STACK_OUTPUTS["copy_queue_arn"]: self.copy_queue.queue_arn,
             STACK_OUTPUTS["dead_letter_queue_url"]: self.dead_letter_queue.queue_url,
             STACK_OUTPUTS["dead_letter_queue_arn"]: self.dead_letter_queue.queue_arn,
+            STACK_OUTPUTS["failed_events_queue_url"]: self.failed_events_queue.queue_url,
+            STACK_OUTPUTS["failed_events_queue_arn"]: self.failed_events_queue.queue_arn,
             STACK_OUTPUTS["dashboard_url"]: (
                 f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?"
                 f"region={Aws.REGION}#dashboards:name={self.dashboard.dashboard_name}"

@@ -53,6 +53,11 @@ TYPE_DIMENSION = "Type"
 SERVICE_DIMENSION = "service"
 """Powertools adds it to every metric, valued with the function's service name (the stack's)."""
 ENUMERATED_METRIC = "ObjectsEnumerated"
+CHAINS_STARTED_METRIC = "EnumerationsStarted"
+"""1 when the first invocation of an enumeration (an event not marked ``continued``) ends
+well: with :data:`CHAINS_FINISHED_METRIC`, ``status`` tells an enumeration still going."""
+CHAINS_FINISHED_METRIC = "EnumerationsFinished"
+"""1 when an invocation ends well with nothing left to enumerate (no continuation)."""
 BYTES_COPIED_METRIC = "BytesCopied"
 OUTCOME_METRICS: Mapping[Outcome, str] = {
     Outcome.COPIED: "ObjectsCopied",
@@ -82,6 +87,11 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "copy_queue_arn": "CopyQueueArn",
     "dead_letter_queue_url": "DeadLetterQueueUrl",
     "dead_letter_queue_arn": "DeadLetterQueueArn",
+    "failed_events_queue_url": "FailedEventsQueueUrl",
+    "failed_events_queue_arn": "FailedEventsQueueArn",
     "dashboard_url": "DashboardUrl",
 }
 """StackOutputs field -> the stack's CloudFormation output."""
+OPTIONAL_STACK_OUTPUTS = frozenset({"failed_events_queue_url", "failed_events_queue_arn"})
+"""Outputs a stack deployed by an earlier version lacks: the operations work without them
+(``status`` says to deploy again; ``start --resume`` refuses)."""

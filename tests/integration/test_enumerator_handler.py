@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -20,11 +17,13 @@ from mastodon_s3_sync.contract import RUN_STARTED_MESSAGE
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.errors import DatabaseError
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.ops.runs import LATEST_RUN_QUERY, run_start
 from mastodon_s3_sync.transport.messages import decode
 from tests.events.factory import FakeLambdaContext
 from tests.support.lambda_output import CurrentStdout, Output
+from tests.support.lambda_service import LambdaService
 from tests.support.mastodon_db import MastodonDb, expected_keys, insert_unsafe_media
 from tests.support.s3_servers import BucketNames
 
@@ -35,51 +34,6 @@ pytestmark = pytest.mark.integration
 
 MakeDb = Callable[..., MastodonDb]
 COUNTS = {"accounts": 60, "media_attachments": 150, "custom_emojis": 15, "preview_cards": 40}
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One Invoke request as the Lambda service received it."""
-
-    function_name: str
-    invocation_type: str | None
-    payload: dict[str, Any]
-
-
-class LambdaService:
-    """The Lambda API on localhost, for the enumerator's self-invocations: records each
-    Invoke and accepts it (202). moto_server accepts them too, but keeps no payload."""
-
-    def __init__(self) -> None:
-        self.invocations: list[Invocation] = []
-        invocations = self.invocations
-
-        class Invoke(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                # POST /2015-03-31/functions/{FunctionName}/invocations
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                name = unquote(self.path.split("/")[3])
-                kind = self.headers.get("X-Amz-Invocation-Type")
-                invocations.append(Invocation(name, kind, json.loads(body)))
-                self.send_response(202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: pytest shows what a failing test printed."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Invoke)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 class CountdownContext(FakeLambdaContext):
@@ -265,9 +219,12 @@ def test_refused_keys_are_logged_as_failed_and_not_counted_as_enumerated(
     assert not {line["key"] for line in failed} & {ref.key for ref in sent}
 
 
-def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
+def test_continues_in_new_invocations_until_done(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_id = "20261127T061500Z-long"
     event: dict[str, Any] = {"type": ["accounts", "media_attachments"], "run_id": run_id}
+    output = Output(capsys)
     responses = []
     for _ in range(100):
         context = CountdownContext(readings=45).as_lambda_context()
@@ -277,6 +234,8 @@ def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
         invocation = setup.lambda_service.invocations[-1]
         assert invocation.invocation_type == "Event"
         assert invocation.function_name == context.invoked_function_arn
+        # marked: should it fail, it raises, so Lambda keeps the event and its cursor
+        assert (invocation.payload["async"], invocation.payload["continued"]) == (True, True)
         event = invocation.payload
     assert len(responses) > 3
     assert len(setup.lambda_service.invocations) == len(responses) - 1
@@ -291,6 +250,42 @@ def test_continues_in_new_invocations_until_done(setup: Setup) -> None:
         in ("accounts", "media_attachments")
     )
     assert sent == wanted
+    # one enumeration begun and finished, however many invocations it took (status)
+    assert [m["EnumerationsStarted"] for m in output.metrics("EnumerationsStarted")] == [[1.0]]
+    assert [m["EnumerationsFinished"] for m in output.metrics("EnumerationsFinished")] == [[1.0]]
+
+
+@pytest.fixture
+def unreachable_database(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function's database URL names a database the real server does not have."""
+    monkeypatch.setenv("MSS_DATABASE_URL", setup.db.url.rsplit("/", 1)[0] + "/no_such_db")
+
+
+@pytest.mark.parametrize(
+    ("marks", "raises"),
+    [
+        ({"async": True}, True),  # start, start --resume, the self-continuation
+        ({}, True),  # a hand-made --invocation-type Event run: nobody reads an answer
+        ({"async": False}, False),  # a caller who waits says so
+        ({"dry_run": True}, False),  # a dry run waits for its counts
+    ],
+)
+def test_a_failure_raises_when_nobody_waits_and_answers_a_caller_who_does(
+    setup: Setup, unreachable_database: None, marks: dict[str, Any], raises: bool
+) -> None:
+    event = {"type": "accounts", "run_id": "20261127T061500Z-fa11ed", "after_id": "42", **marks}
+    context = FakeLambdaContext().as_lambda_context()
+    if raises:
+        # Lambda retries it, then puts the event, cursor and all, in the failed-events queue
+        with pytest.raises(DatabaseError, match="no_such_db"):
+            handler_module.handler(event, context)
+    else:
+        answer = handler_module.handler(event, context)
+        assert answer["ok"] is False
+        assert answer["run_id"] == event["run_id"]
+        assert "no_such_db" in answer["error"]
+    assert drain(setup.sqs, setup.queue_url) == []
+    assert setup.lambda_service.invocations == []
 
 
 @pytest.mark.parametrize(

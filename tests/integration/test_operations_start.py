@@ -25,7 +25,6 @@ from mastodon_s3_sync.transport.lambda_edge import enumerator_response, parse_en
 from tests.support.stack_fixture import Deployed, moto_api, streaming
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.support.stack_fixture"]
 
 
 def test_start_invokes_the_enumerator_once_per_type(deployed: Deployed) -> None:
@@ -60,6 +59,7 @@ def test_start_invokes_the_enumerator_once_per_type(deployed: Deployed) -> None:
             "run_id": started.run_id,
             "skip_remote_cache": False,
             "dry_run": False,
+            "async": True,  # a failure raises: retried, then kept for start --resume
             "since": "2026-11-25T18:15:42+00:00",
         }
         for record_type in RecordType
@@ -112,6 +112,7 @@ def test_a_dry_run_waits_for_the_counts(deployed: Deployed) -> None:
         with pytest.raises(SyncError, match="enumerator failed for accounts: out of memory"):
             start_run(lambda_, stack, ["accounts"], datetime.now(UTC), dry_run=True)
     assert started.events[0]["dry_run"] is True
+    assert started.events[0]["async"] is False  # it waits for the answer
     assert started.dry_run_answers == (answer,)
 
 

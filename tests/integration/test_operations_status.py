@@ -24,7 +24,12 @@ from mastodon_s3_sync.contract import RUN_STARTED_MESSAGE
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.ops.runs import LATEST_RUN_QUERY, latest_run_id
-from mastodon_s3_sync.ops.status import StatusSnapshot, TypeProgress, read_status
+from mastodon_s3_sync.ops.status import (
+    EnumerationHealth,
+    StatusSnapshot,
+    TypeProgress,
+    read_status,
+)
 from mastodon_s3_sync.outcomes import Outcome, Tally
 from tests.support.stack_fixture import AWS_ENV, NO_WAIT, Deployed, Functions
 
@@ -87,6 +92,8 @@ def test_status_counts_the_runs_metrics_and_the_queues(
         queue_in_flight=1,
         dead_letters=2,
         rate=(120 + 30 + 3) / 300,
+        # the stand-in stack is one deployed before the failed-events queue existed
+        enumeration=EnumerationHealth(failed_events=None),
     )
     assert snapshot.eta_seconds == pytest.approx((10 + 377) / (153 / 300))
 

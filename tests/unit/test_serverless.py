@@ -155,15 +155,35 @@ def test_the_enumerator_answers_a_bad_event_or_bad_settings_without_raising() ->
     assert rejected == {"ok": False, "error": rejected["error"]}
     assert "unknown type 'statuses'" in rejected["error"]
 
-    # a settings error is an answer that names the variable, with the run id
+    # a settings error is an answer that names the variable, with the run id, to a caller
+    # who waits; raised when nobody does (Lambda retries it, then keeps the event)
     def no_database() -> EnumeratorSettings:
         return enumerator_settings({}, read_secret)
 
-    event = {"type": "accounts", "run_id": "20261127T061500Z-c0ffee"}
-    answer = run_enumerator(event, context, offline_clients, no_database, logger)
+    event: dict[str, Any] = {"type": "accounts", "run_id": "20261127T061500Z-c0ffee"}
+    answer = run_enumerator(event | {"async": False}, context, offline_clients, no_database, logger)
     assert answer["ok"] is False
     assert answer["run_id"] == event["run_id"]
     assert "MSS_DATABASE_SECRET_ARN is not set" in answer["error"]
+    with pytest.raises(SettingsError, match="MSS_DATABASE_SECRET_ARN is not set"):
+        run_enumerator(event, context, offline_clients, no_database, logger)
+
+
+@pytest.mark.parametrize(
+    ("event", "asynchronous"),
+    [
+        ({}, True),
+        ({"dry_run": True}, False),
+        ({"async": False}, False),
+        ({"dry_run": True, "async": True}, True),
+    ],
+)
+def test_an_event_is_asynchronous_unless_it_says_otherwise_or_is_a_dry_run(
+    event: dict[str, Any], asynchronous: bool
+) -> None:
+    request = parse_enumerator_event({"type": "accounts", **event}, datetime.now(UTC))
+    assert request.asynchronous is asynchronous
+    assert request.continued is False
 
 
 def test_copier_metrics_are_the_contract_names_and_skip_zeros(

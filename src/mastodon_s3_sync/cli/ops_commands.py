@@ -20,6 +20,7 @@ from mastodon_s3_sync.config.values import parse_since
 from mastodon_s3_sync.contract import DEFAULT_STACK_NAME
 from mastodon_s3_sync.errors import SettingsError, SyncError
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.ops.failed_events import resume_failed_events
 from mastodon_s3_sync.ops.missing import logged_keys
 from mastodon_s3_sync.ops.redrive import MoveTask, redrive
 from mastodon_s3_sync.ops.runs import latest_run_id, run_start
@@ -83,13 +84,19 @@ def _add_start(subparsers: Subcommands) -> None:
         "start",
         help="start a serverless run: invoke the deployed enumerator, once per type",
         description="Invoke the stack's enumerator asynchronously, one invocation per type, "
-        "all with the same run id; print the run id and how to follow it.",
+        "all with the same run id; print the run id and how to follow it. With --resume, "
+        "invoke it again with each event in the failed-events queue, from its cursor.",
     )
     start.add_argument(
         "types",
-        nargs="+",
+        nargs="*",
         metavar="TYPE",
         help=f"{', '.join(RecordType)}, or all",
+    )
+    start.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the enumerations that failed (status shows them), where each stopped",
     )
     start.add_argument(
         "--since",
@@ -205,6 +212,10 @@ def _follow_hint(stack: StackOutputs, run_id: str) -> str:
 def _start(
     clients: AwsClients, stack: StackOutputs, args: argparse.Namespace, stdout: TextIO
 ) -> int:
+    if args.resume:
+        return _resume(clients, stack, args, stdout)
+    if not args.types:
+        raise SettingsError(f"start: name the types to enumerate ({', '.join(RecordType)}, or all)")
     started = start_run(
         clients.lambda_,
         stack,
@@ -237,6 +248,34 @@ def _start(
     print(f"follow it: {_follow_hint(stack, started.run_id)}", file=stdout)
     print(f"dashboard: {stack.dashboard_url}", file=stdout)
     return 0
+
+
+def _resume(
+    clients: AwsClients, stack: StackOutputs, args: argparse.Namespace, stdout: TextIO
+) -> int:
+    others = [
+        flag
+        for flag in ("since", "skip_remote_cache", "skip_backups", "dry_run")
+        if getattr(args, flag)
+    ]
+    if args.types or others:
+        named = [*args.types, *(f"--{flag.replace('_', '-')}" for flag in others)]
+        raise SettingsError(
+            f"start --resume: takes no {' or '.join(named)}: each failed event says what to "
+            "enumerate"
+        )
+    done = resume_failed_events(clients.lambda_, clients.sqs, stack, datetime.now(UTC))
+    for failed in done.resumed:
+        print(f"resumed: {failed.cursor()}", file=stdout)
+    for failed, reason in done.refused:
+        print(f"left in the failed-events queue: {failed.cursor()}: {reason}", file=stdout)
+    if not done.resumed and not done.refused:
+        print("nothing to resume: the failed-events queue is empty", file=stdout)
+        return 0
+    run_ids = sorted({str(f.event.get("run_id")) for f in done.resumed if f.event is not None})
+    for run_id in run_ids:
+        print(f"follow it: {_follow_hint(stack, run_id)}", file=stdout)
+    return 0 if not done.refused else 1
 
 
 def _status(

@@ -17,7 +17,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mastodon_s3_sync.config.layers import STACK_SECTION, read_config_file
-from mastodon_s3_sync.contract import DEFAULT_STACK_NAME, ENUMERATOR_TIMEOUT_SECONDS, STACK_OUTPUTS
+from mastodon_s3_sync.contract import (
+    DEFAULT_STACK_NAME,
+    ENUMERATOR_TIMEOUT_SECONDS,
+    OPTIONAL_STACK_OUTPUTS,
+    STACK_OUTPUTS,
+)
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.storage.retry import REQUEST_RETRIES
 
@@ -114,6 +119,9 @@ class StackOutputs:
     dead_letter_queue_url: str
     dead_letter_queue_arn: str
     dashboard_url: str
+    failed_events_queue_url: str | None = None
+    """None for a stack deployed before the failed-events queue existed."""
+    failed_events_queue_arn: str | None = None
 
 
 def find_stack(cloudformation: CloudFormationClient, stack_name: str) -> StackOutputs:
@@ -130,7 +138,11 @@ def find_stack(cloudformation: CloudFormationClient, stack_name: str) -> StackOu
             "and --region"
         ) from None
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
-    absent = [key for key in STACK_OUTPUTS.values() if key not in outputs]
+    absent = [
+        key
+        for name, key in STACK_OUTPUTS.items()
+        if key not in outputs and name not in OPTIONAL_STACK_OUTPUTS
+    ]
     if absent:
         raise SettingsError(
             f"--stack {stack_name}: the stack ({stack['StackStatus']}) has no output "
@@ -139,7 +151,7 @@ def find_stack(cloudformation: CloudFormationClient, stack_name: str) -> StackOu
         )
     return StackOutputs(
         stack_name=stack["StackName"],
-        **{name: outputs[key] for name, key in STACK_OUTPUTS.items()},
+        **{name: outputs[key] for name, key in STACK_OUTPUTS.items() if key in outputs},
     )
 
 

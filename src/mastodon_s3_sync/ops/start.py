@@ -2,6 +2,9 @@
 
 Each invocation gets the same run id and the same absolute ``since``, so every type selects
 from the same moment; the event is checked here, as the handler checks it, before any is sent.
+The events are marked ``async`` (a dry run's are not: it waits for the answer), so that a
+failed invocation is retried and then kept, with its cursor, for ``start --resume``
+(:mod:`.failed_events`).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def start_run(
     # The event that runs the request from its cursor: ``since`` made absolute once,
     # so every type's invocation selects from the same moment.
     events = tuple(
-        continuation_event(request, replace(request.cursor, types=(record_type,)))
+        continuation_event(request, replace(request.cursor, types=(record_type,)), continued=False)
         for record_type in selection.record_types
     )
     answers = [_invoke(lambda_, stack.enumerator_function, one, wait=dry_run) for one in events]

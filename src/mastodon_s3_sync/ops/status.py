@@ -3,6 +3,9 @@
 The handlers emit CloudWatch metrics (namespace ``METRICS_NAMESPACE``, dimensions the type
 and ``service`` = the stack name) that carry no run id: a run's counts are those of its time
 window, from the time in its id. The copy queue and the DLQ tell what is still on its way.
+An enumeration that stopped shows as an event in the failed-events queue, or as a stall:
+enumerations begun and not finished (the enumerator's chain metrics), and no enumerator
+progress for :data:`STALL_AFTER`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mastodon_s3_sync.contract import (
+    CHAINS_FINISHED_METRIC,
+    CHAINS_STARTED_METRIC,
     ENUMERATED_METRIC,
     METRICS_NAMESPACE,
     OUTCOME_METRICS,
@@ -22,6 +27,7 @@ from mastodon_s3_sync.contract import (
 )
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.mastodon.models import TYPE_WIDTH
+from mastodon_s3_sync.ops.failed_events import FailedEvent, peek_failed_events, resume_command
 from mastodon_s3_sync.ops.runs import run_start
 from mastodon_s3_sync.ops.stack import StackOutputs, queue_depth
 from mastodon_s3_sync.outcomes import DONE_OUTCOMES, Outcome, Tally
@@ -35,6 +41,28 @@ RATE_WINDOW = timedelta(minutes=5)
 """The recent objects done per second are measured over this (and so is the ETA)."""
 METRICS_LAG = timedelta(minutes=1)
 """The latest minute is left out of the rate: its metrics are still arriving."""
+STALL_AFTER = timedelta(minutes=20)
+"""No enumerator progress for this long, with an enumeration not finished, is a stall: an
+invocation emits its metrics when it ends, at most 15 minutes after it began."""
+
+
+@dataclass(frozen=True)
+class EnumerationHealth:
+    """Whether the run's enumeration goes on: unfinished chains, recent progress, failures."""
+
+    unfinished: int = 0
+    """Enumerations begun and not finished, over the run's window."""
+    quiet: bool = False
+    """No enumerator progress in the last :data:`STALL_AFTER` (of a run older than that)."""
+    failed_events: int | None = 0
+    """Events in the failed-events queue; None when the stack has none."""
+    shown: tuple[FailedEvent, ...] = ()
+    """Some of those events, with their cursors."""
+
+    @property
+    def stalled(self) -> bool:
+        """An enumeration not finished, and nothing moved for :data:`STALL_AFTER`."""
+        return self.unfinished > 0 and self.quiet
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,7 @@ class StatusSnapshot:
     dead_letters: int
     rate: float | None
     """Objects done per second over the last :data:`RATE_WINDOW`; None before there is one."""
+    enumeration: EnumerationHealth = field(default_factory=EnumerationHealth)
 
     @property
     def total(self) -> TypeProgress:
@@ -130,7 +159,32 @@ def format_status(snapshot: StatusSnapshot) -> str:
     lines.append(f"{rate}; {finish}")
     if snapshot.total.outcomes.failed:
         lines.append("failed counts attempts: a failed object is retried, then dead-lettered")
+    lines += _enumeration_lines(snapshot.stack_name, snapshot.enumeration)
     return "\n".join(lines)
+
+
+def _enumeration_lines(stack_name: str, health: EnumerationHealth) -> list[str]:
+    lines = []
+    if health.stalled:
+        lines.append(
+            f"enumeration stalled: {health.unfinished:,} not finished and no progress for "
+            f"{_duration(STALL_AFTER.total_seconds())}"
+            + ("" if health.failed_events else " (Lambda may still retry it; see its log)")
+        )
+    elif health.unfinished:
+        lines.append(f"enumeration: {health.unfinished:,} still going")
+    if health.failed_events is None:
+        lines.append(
+            "failed-events queue: none in this stack (deployed by an earlier version; "
+            "deploy again so that a failed enumeration can be resumed)"
+        )
+    elif health.failed_events:
+        lines.append(
+            f"failed-events queue: {health.failed_events:,} events: an enumeration stopped at"
+        )
+        lines += [f"  {event.cursor()}: {event.error}" for event in health.shown]
+        lines.append(f"resume it: {resume_command(stack_name)}")
+    return lines
 
 
 def _duration(seconds: float) -> str:
@@ -173,6 +227,7 @@ def read_status(
         "ApproximateNumberOfMessagesNotVisible",
     )
     (dead_letters,) = queue_depth(sqs, stack.dead_letter_queue_url, "ApproximateNumberOfMessages")
+    enumeration = _enumeration(cloudwatch, sqs, stack, started, now, begin, end)
     return StatusSnapshot(
         stack_name=stack.stack_name,
         run_id=run_id,
@@ -183,7 +238,59 @@ def read_status(
         queue_in_flight=queue_in_flight,
         dead_letters=dead_letters,
         rate=rate,
+        enumeration=enumeration,
     )
+
+
+def _enumeration(
+    cloudwatch: CloudWatchClient,
+    sqs: SQSClient,
+    stack: StackOutputs,
+    started: datetime,
+    now: datetime,
+    begin: datetime,
+    end: datetime,
+) -> EnumerationHealth:
+    chains = (CHAINS_STARTED_METRIC, CHAINS_FINISHED_METRIC)
+    counted = _sums(cloudwatch, stack, chains, begin, end, _period(begin, end, now))
+    unfinished = max(0, round(counted[CHAINS_STARTED_METRIC] - counted[CHAINS_FINISHED_METRIC]))
+    quiet = False
+    if unfinished and now - started >= STALL_AFTER:
+        recent_begin = now.replace(second=0, microsecond=0) - STALL_AFTER
+        period = int((end - recent_begin).total_seconds())
+        recent = _sums(cloudwatch, stack, (ENUMERATED_METRIC, *chains), recent_begin, end, period)
+        quiet = not any(recent.values())
+    queue = stack.failed_events_queue_url
+    if queue is None:
+        return EnumerationHealth(unfinished, quiet, None)
+    (failed,) = queue_depth(sqs, queue, "ApproximateNumberOfMessages")
+    shown = tuple(peek_failed_events(sqs, queue)) if failed else ()
+    return EnumerationHealth(unfinished, quiet, failed, shown)
+
+
+def _sums(
+    cloudwatch: CloudWatchClient,
+    stack: StackOutputs,
+    metrics: Sequence[str],
+    begin: datetime,
+    end: datetime,
+    period: int,
+) -> dict[str, float]:
+    """Each metric summed over every type and [begin, end)."""
+    queries = [
+        _metric_query(f"m{index}_{type_index}", metric, record_type, stack.stack_name, period)
+        for index, metric in enumerate(metrics)
+        for type_index, record_type in enumerate(RecordType)
+    ]
+    sums = dict.fromkeys(metrics, 0.0)
+    pages = cloudwatch.get_paginator("get_metric_data").paginate(
+        MetricDataQueries=queries, StartTime=begin, EndTime=end
+    )
+    for page in pages:
+        for result in page["MetricDataResults"]:
+            metric = metrics[int(result["Id"][1:].split("_")[0])]
+            sums[metric] += sum(result.get("Values", []))
+    return sums
 
 
 def _progress(

@@ -1,5 +1,14 @@
 """The enumerator's events and answers, and run ids: checked and built here once.
 
+Lambda tells a function nothing about how it was invoked, so the event says it: ``async``
+true (``start``, ``start --resume`` and the self-continuation set it) makes a failed
+invocation raise, so that Lambda retries it and then puts the event, with its cursor, in
+the failed-events queue; false answers ``{"ok": false, ...}`` to a caller who waits. Left
+out, it is true for an event that sends and false for a dry run: a hand-made
+``--invocation-type Event`` run must not end in an answer nobody reads, while a waiting
+caller who forgets it still gets the error, as Lambda's ``FunctionError``. ``continued``
+marks the events of the self-continuation (``status`` counts enumerations begun and done).
+
 The function (:mod:`.lambda_enumerator`) and the operator commands (``start``, ``status``)
 share them; nothing here needs Powertools, so the CLI imports it without the ``lambda``
 extra. The functions' settings come from :mod:`mastodon_s3_sync.config.lambda_env`.
@@ -43,6 +52,8 @@ _EVENT_KEYS = frozenset(
         "skip_backups",
         "dry_run",
         "run_id",
+        "async",
+        "continued",
     }
 )
 
@@ -61,6 +72,10 @@ class EnumeratorRequest:
     dry_run: bool
     skip_backups: bool = False
     """Leave backups out (the function's ``MSS_SKIP_BACKUPS`` may say so too)."""
+    asynchronous: bool = False
+    """Nobody waits for the answer: a failure raises (the module's docstring says why)."""
+    continued: bool = False
+    """A continuation's event, not an enumeration's first."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -95,8 +110,8 @@ def _whole(event: Mapping[str, Any], key: str, *, minimum: int | None = None) ->
         raise EventError(str(error)) from None
 
 
-def _flag(event: Mapping[str, Any], key: str) -> bool:
-    value = event.get(key, False)
+def _flag(event: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    value = event.get(key, default)
     if not isinstance(value, bool):
         raise EventError(f"{key} must be true or false")
     return value
@@ -140,19 +155,32 @@ def parse_enumerator_event(event: object, now: datetime) -> EnumeratorRequest:
     rows_left = _whole(event, "rows_left", minimum=1)
     cursor = Cursor(types, _whole(event, "after_id"), rows_left or limit, limit)
     filt = CatalogFilter(since=since_time, skip_remote_cache=_flag(event, "skip_remote_cache"))
+    dry_run = _flag(event, "dry_run")
     return EnumeratorRequest(
-        run_id, cursor, filt, _flag(event, "dry_run"), _flag(event, "skip_backups")
+        run_id,
+        cursor,
+        filt,
+        dry_run,
+        _flag(event, "skip_backups"),
+        asynchronous=_flag(event, "async", default=not dry_run),
+        continued=_flag(event, "continued"),
     )
 
 
-def continuation_event(request: EnumeratorRequest, cursor: Cursor) -> dict[str, Any]:
-    """The event a stopped enumerator invokes itself with, to go on where it stopped."""
+def continuation_event(
+    request: EnumeratorRequest, cursor: Cursor, *, continued: bool = True
+) -> dict[str, Any]:
+    """The event a stopped enumerator invokes itself with, to go on where it stopped
+    (``start`` builds its first events with it too: ``continued`` false)."""
     event: dict[str, Any] = {
         "type": [str(record_type) for record_type in cursor.types],
         "run_id": request.run_id,
         "skip_remote_cache": request.filter.skip_remote_cache,
         "dry_run": request.dry_run,
+        "async": request.asynchronous,
     }
+    if continued:
+        event["continued"] = True
     if cursor.after_id is not None:
         event["after_id"] = str(cursor.after_id)
     if cursor.limit is not None:

@@ -2,8 +2,11 @@
 
 Parse the event, enumerate the database into the queue until the time guard, invoke the
 function again with a continuation event when it stopped early, emit the enumerated
-metrics, answer. The handler passes its clients and settings (as factories: a rejected
-event touches neither AWS nor the secrets) and its logger.
+metrics, answer. A failure of an asynchronous invocation raises (Lambda retries it, then
+sends the event with its cursor to the failed-events queue); a waiting caller gets
+``{"ok": false, ...}`` (see :mod:`.lambda_edge`). The handler passes its clients and
+settings (as factories: a rejected event touches neither AWS nor the secrets) and its
+logger.
 """
 
 from __future__ import annotations
@@ -62,8 +65,10 @@ def run_enumerator(
 ) -> dict[str, Any]:
     """Enumerate, send, continue if needed; returns counts and where it stopped.
 
-    ``clients`` and ``settings`` are called once the event is accepted; a settings or
-    database error is an answer (``ok`` false, with the run id), not a crash.
+    ``clients`` and ``settings`` are called once the event is accepted. A settings or
+    database error is an answer (``ok`` false, with the run id) to a synchronous caller,
+    and raised for an asynchronous one. A rejected event is always an answer: a retry
+    would fail the same way, and it holds no cursor to resume from.
     """
     try:
         request = parse_enumerator_event(event, datetime.now(UTC))
@@ -76,7 +81,9 @@ def run_enumerator(
     try:
         result = _enumerate(request, context, aws.sqs, settings(), logger)
     except SyncError as error:
-        logger.exception("enumeration failed")
+        logger.exception("enumeration failed", asynchronous=request.asynchronous)
+        if request.asynchronous:
+            raise
         return {"ok": False, "run_id": request.run_id, "error": str(error)}
     for line in result.left_out:
         logger.info(LEFT_OUT_MESSAGE, type=str(line.record_type), reason=line.reason)
@@ -91,6 +98,11 @@ def run_enumerator(
     if not request.dry_run:
         for record_type, count in result.counts.items():
             lambda_metrics.emit_enumerated(record_type, count.objects)
+        lambda_metrics.emit_chain(
+            request.cursor.types[0],
+            started=not request.continued,
+            finished=result.stopped_at is None,
+        )
     return enumerator_response(
         result, dry_run=request.dry_run, continued=result.stopped_at is not None
     )

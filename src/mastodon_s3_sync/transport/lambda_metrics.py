@@ -12,6 +12,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from mastodon_s3_sync.contract import (
     BYTES_COPIED_METRIC,
+    CHAINS_FINISHED_METRIC,
+    CHAINS_STARTED_METRIC,
     ENUMERATED_METRIC,
     OUTCOME_METRICS,
     TYPE_DIMENSION,
@@ -39,3 +41,14 @@ def emit_outcomes(record_type: RecordType, tally: Tally) -> None:
 def emit_enumerated(record_type: RecordType, objects: int) -> None:
     """The enumerator's metric: objects sent to the queue."""
     emit(record_type, {ENUMERATED_METRIC: (objects, MetricUnit.Count)})
+
+
+def emit_chain(record_type: RecordType, *, started: bool, finished: bool) -> None:
+    """The enumerator's end-of-invocation marks: an enumeration begun, an enumeration done."""
+    emit(
+        record_type,
+        {
+            CHAINS_STARTED_METRIC: (int(started), MetricUnit.Count),
+            CHAINS_FINISHED_METRIC: (int(finished), MetricUnit.Count),
+        },
+    )
