@@ -4,14 +4,17 @@ Each function's asset is a directory holding ``handler.py`` at the top (Lambda h
 ``handler.handler``) and what ``pip install 'mastodon-s3-sync[<function>]'`` installs, from
 binary wheels for the Lambda platform (Python 3.12 on Amazon Linux 2023, arm64 or x86_64).
 What a function needs is said once, by the extra of its name in ``pyproject.toml``: the
-copier's brings neither a database driver nor SSH.
+copier's brings neither a database driver nor SSH. The versions are those of the function's
+lock file (``infra/lambda-requirements/<function>.txt``, written by ``make lock-lambda``:
+see :mod:`infra.lambda_lock`), installed with ``--require-hashes``: an asset built today
+and one built next year hold the same files. botocore's service models are trimmed to the
+services the functions call (:data:`BOTOCORE_SERVICES`).
 
 The project's wheel is built once per content of what it is built from (``pyproject.toml``,
 the README, ``src/``), and each asset once per wheel, handler, platform and this module.
 Both are kept under ``.cdk-assets/`` and appear there by an atomic rename, so an
 interrupted build leaves nothing that looks finished; older builds go once unused for a
-while. A cached asset keeps the versions pip chose when it was made; delete ``.cdk-assets``
-to pick up newer releases within the specs.
+while. A new lock file makes new assets.
 """
 
 from __future__ import annotations
@@ -31,14 +34,19 @@ from pathlib import Path
 
 __all__ = [
     "ARCHITECTURES",
+    "BOTOCORE_SERVICES",
     "CACHE_DIR",
     "FUNCTIONS",
     "HANDLER",
+    "LOCK_DIR",
     "PYTHON_VERSION",
     "BundleError",
     "build_asset",
+    "lock_file",
+    "platform_arguments",
     "platform_tags",
     "project_wheel",
+    "run_pip",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +57,8 @@ WHEEL_INPUTS = ("pyproject.toml", "README.md")
 """Files beside ``src/`` that the wheel is built from (the README is its description)."""
 CACHE_DIR = REPO_ROOT / ".cdk-assets"
 """Where built wheels and assets are kept (it ignores itself for git: see :func:`_cache_root`)."""
+LOCK_DIR = REPO_ROOT / "infra" / "lambda-requirements"
+"""The functions' lock files, checked in: ``<function>.txt``."""
 
 FUNCTIONS = ("enumerator", "copier")
 """The Lambda functions; each installs the project with the ``pyproject.toml`` extra of its name."""
@@ -63,6 +73,16 @@ RUNTIME_GLIBC_MINOR = 34
 wheel up to ``manylinux_2_34`` loads there."""
 _OLDEST_GLIBC_MINOR = 17  # manylinux2014, the oldest tag a current wheel carries
 _MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+BOTOCORE_SERVICES = {
+    "s3": "the copier reads and writes the buckets (storage/s3.py)",
+    "sqs": "the enumerator sends the copy queue's messages (transport/sqs.py)",
+    "lambda": "the enumerator invokes itself to continue (functions/enumerator/handler.py)",
+    "secretsmanager": "the database, bastion and provider secrets (Powertools' get_secret)",
+}
+"""The services whose models stay in botocore/data (of ~19 MiB for 400+ services); a client
+of another fails with ``UnknownServiceError``. No STS: Lambda's credentials are in the
+environment. botocore/data's own files (endpoints, partitions, retries) stay."""
 
 _NOT_WHEEL_INPUTS = re.compile(r"(^|/)(__pycache__|[^/]*\.egg-info)(/|$)|\.py[co]$")
 """Files below ``src/`` that are no source: bytecode, the editable install's metadata."""
@@ -194,7 +214,7 @@ def _remove_leftovers(root: Path, keep: Sequence[Path]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _pip(arguments: Sequence[str], failed: str) -> None:
+def run_pip(arguments: Sequence[str], failed: str) -> None:
     """Run pip; on failure a :class:`BundleError` that starts with ``failed`` and ends with
     the tail of what pip said."""
     command = [sys.executable, "-m", "pip", *arguments, "--no-input", "--disable-pip-version-check"]
@@ -241,7 +261,7 @@ def project_wheel(cache_dir: Path = CACHE_DIR) -> Path:
                 copy = Path(tree, name)
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, copy)
-            _pip(
+            run_pip(
                 ["wheel", "--no-deps", "--wheel-dir", str(staging), "--progress-bar", "off", tree],
                 f"pip could not build the project's wheel from {REPO_ROOT}: its build backend "
                 f"comes from the package index (PyPI or the one pip is configured with), which "
@@ -253,29 +273,58 @@ def project_wheel(cache_dir: Path = CACHE_DIR) -> Path:
     return wheels[0]
 
 
-def _pip_install(target: Path, architecture: str, requirement: str) -> None:
-    arguments = [
-        "install",
-        "--target",
-        str(target),
-        "--implementation",
-        "cp",
-        "--python-version",
-        PYTHON_VERSION,
-        "--only-binary=:all:",
-        "--no-compile",
-        "--progress-bar",
-        "off",
-    ]
+def lock_file(function: str) -> Path:
+    """The lock file of ``function``: its distributions pinned, with their wheels' hashes."""
+    _check_function(function)
+    return LOCK_DIR / f"{function}.txt"
+
+
+def platform_arguments(architecture: str) -> list[str]:
+    """pip options that pick binary wheels for the Lambda platform of ``architecture``."""
+    arguments = ["--implementation", "cp", "--python-version", PYTHON_VERSION]
+    arguments += ["--only-binary=:all:", "--progress-bar", "off"]
     for tag in platform_tags(architecture):
         arguments += ["--platform", tag]
-    _pip(
-        [*arguments, requirement],
-        f"pip could not install {requirement} for the Lambda platform (python{PYTHON_VERSION}, "
-        f"{architecture}, binary wheels only). The package index (PyPI or the one pip is "
-        f"configured with) must be reachable, and every dependency must publish a wheel for "
-        f"this platform",
-    )
+    return arguments
+
+
+def _pip_install(target: Path, architecture: str, wheel: Path, extra: str, lock: Path) -> None:
+    """Install the project's wheel with ``extra``, its dependencies from ``lock`` only: with
+    ``--require-hashes`` pip refuses what the lock does not pin or a file of another hash (the
+    wheel's hash is computed here: it changes with the sources)."""
+    requirement = f"{wheel}[{extra}]"
+    wheel_hash = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    prefix = f"{_TMP_PREFIX}{os.getpid()}-"  # removed as a leftover if this process dies
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent) as work:
+        requirements = Path(work, "requirements.txt")
+        requirements.write_text(f"-r {lock}\n{requirement} --hash=sha256:{wheel_hash}\n")
+        run_pip(
+            [
+                "install",
+                "--target",
+                str(target),
+                *platform_arguments(architecture),
+                "--no-compile",
+                "--require-hashes",
+                "-r",
+                str(requirements),
+            ],
+            f"pip could not install {requirement} from {lock.relative_to(REPO_ROOT)} for the "
+            f"Lambda platform (python{PYTHON_VERSION}, {architecture}, binary wheels only). "
+            f"The package index (PyPI or the one pip is configured with) must be reachable; "
+            f"if pyproject.toml's dependencies changed, run `make lock-lambda`",
+        )
+
+
+def _trim_botocore(target: Path) -> None:
+    """Keep the models of :data:`BOTOCORE_SERVICES` only, and botocore/data's own files."""
+    data = target / "botocore" / "data"
+    missing = [service for service in BOTOCORE_SERVICES if not (data / service).is_dir()]
+    if missing:
+        raise BundleError(f"{data} has no model of {', '.join(missing)}: has botocore changed?")
+    for entry in data.iterdir():
+        if entry.is_dir() and entry.name not in BOTOCORE_SERVICES:
+            shutil.rmtree(entry)
 
 
 def _remove_bytecode(target: Path) -> None:
@@ -285,8 +334,10 @@ def _remove_bytecode(target: Path) -> None:
 
 
 def _strip(target: Path) -> None:
-    """Remove what the runtime never reads: scripts, bytecode, install bookkeeping."""
+    """Remove what the runtime never reads: scripts, bytecode, install bookkeeping, the
+    models of services the functions do not call."""
     shutil.rmtree(target / "bin", ignore_errors=True)
+    _trim_botocore(target)
     _remove_bytecode(target)
     for dist_info in target.glob("*.dist-info"):
         for name in _DIST_INFO_CLUTTER:
@@ -315,6 +366,9 @@ def build_asset(function: str, architecture: str, *, cache_dir: Path = CACHE_DIR
     if not handler.is_file():
         raise BundleError(f"{handler} does not exist")
     extra = _extra(function)
+    lock = lock_file(function)
+    if not lock.is_file():
+        raise BundleError(f"{lock} does not exist: run `make lock-lambda`")
     root = _cache_root(cache_dir)
     wheel = project_wheel(root)
     key = _digest(
@@ -325,6 +379,7 @@ def build_asset(function: str, architecture: str, *, cache_dir: Path = CACHE_DIR
             ("platforms", " ".join(platform_tags(architecture)).encode()),
             ("wheel", wheel.relative_to(root).as_posix().encode()),  # named by its inputs
             ("handler", handler.read_bytes()),
+            ("lock", lock.read_bytes()),
             ("bundler", Path(__file__).read_bytes()),
         ]
     )
@@ -333,7 +388,7 @@ def build_asset(function: str, architecture: str, *, cache_dir: Path = CACHE_DIR
         _remove_bytecode(final)  # in case the asset was run in place without -B
         return _used(final)
     with _building(root, final) as staging:
-        _pip_install(staging, architecture, f"{wheel}[{extra}]")
+        _pip_install(staging, architecture, wheel, extra, lock)
         if (staging / handler.name).exists():
             raise BundleError(f"a dependency of the {function} function installs {handler.name}")
         shutil.copyfile(handler, staging / handler.name)

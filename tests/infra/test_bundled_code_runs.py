@@ -2,7 +2,8 @@
 
 The CLI from the project's wheel with its ``cli`` extra, on this machine's Python; each
 bundled handler from its Lambda asset, on CPython 3.12 (the runtime's version), without
-site-packages or the repository: the copier copies between two moto S3 servers on localhost.
+site-packages or the repository: the copier copies between two moto S3 servers on localhost,
+and each handler's AWS clients (of the services botocore's trimmed data keeps) answer there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from infra.bundling import FUNCTIONS, PYTHON_VERSION, REPO_ROOT, build_asset, project_wheel
@@ -125,7 +127,8 @@ def test_the_cli_extra_installs_a_working_command(tmp_path: Path) -> None:
 
 # Runs in a Python that imports only the standard library and PYTHONPATH (the asset): no
 # site-packages (-S, -s), no current directory (-P), and writes no bytecode into the
-# asset (-B). argv: request file, result file.
+# asset (-B). argv: request file, result file. The request's code, if any, runs with the
+# imported handler in scope and leaves what it found in `called`.
 DRIVER = """
 import json, sys, time
 request_path, result_path = sys.argv[1:3]
@@ -150,6 +153,10 @@ for module in request["imports"]:
 if request["event"] is not None:
     context = Context(request["context"], request["remaining_ms"])
     result["response"] = handler.handler(request["event"], context)
+if request["code"] is not None:
+    namespace = {"handler": handler}
+    exec(request["code"], namespace)
+    result["called"] = namespace["called"]
 result["sys_path"] = sys.path
 result["files"] = {
     name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())
@@ -166,9 +173,10 @@ def run_bundled(
     environment: dict[str, str],
     event: dict[str, Any] | None = None,
     imports: tuple[str, ...] = (),
+    code: str | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Import the asset's handler (and ``imports``), call it with ``event`` if given;
-    the driver's result and what the handler printed."""
+    """Import the asset's handler (and ``imports``), call it with ``event`` if given, run
+    ``code`` if given; the driver's result and what the handler printed."""
     context = FakeLambdaContext()
     fields = {
         field.name: getattr(context, field.name)
@@ -180,6 +188,7 @@ def run_bundled(
         "context": fields,
         "remaining_ms": context.get_remaining_time_in_millis(),
         "imports": list(imports),
+        "code": code,
     }
     request_path, result_path = work_dir / "request.json", work_dir / "result.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
@@ -319,3 +328,65 @@ def test_bundled_handler_imports_under_the_runtime_python(function: str, tmp_pat
     # then
     assert_imported_only_from(result, asset, (*HANDLER_IMPORTS, *imports))
     assert not any(asset.rglob("__pycache__"))
+
+
+# Run in the bundled handler's Python: each service the function calls, through the
+# handler's own code where it has some (read_secret, clients), and one it never calls.
+SERVICE_CALLS = """
+import os
+import boto3, botocore.exceptions
+called = {"secret": handler.read_secret(os.environ["TEST_SECRET_ARN"])}
+if hasattr(handler, "clients"):
+    clients = handler.clients()
+    queue_url = os.environ["TEST_QUEUE_URL"]
+    sent = clients.sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+    called["sent"] = sent["MessageId"]
+    called["functions"] = clients.functions.list_functions()["Functions"]
+try:
+    boto3.client("ec2")
+except botocore.exceptions.UnknownServiceError as error:
+    called["ec2"] = type(error).__name__
+"""
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_bundled_handler_calls_its_services_from_the_trimmed_asset(
+    function: str, providers: tuple[MotoS3Server, MotoS3Server], tmp_path: Path
+) -> None:
+    # given the x86_64 asset, CPython 3.12, and a moto server (every AWS service on one port)
+    # holding a secret and a queue
+    python = python_312()
+    if python is None:
+        pytest.skip(f"no CPython {PYTHON_VERSION} on this machine")
+    asset = build_asset(function, "x86_64")
+    server, _destination = providers
+    session = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    name = f"bundle-{uuid.uuid4().hex[:8]}"
+    secrets = session.client("secretsmanager", endpoint_url=server.endpoint_url)
+    secret = secrets.create_secret(Name=name, SecretString='{"password": "p"}')
+    queue = session.client("sqs", endpoint_url=server.endpoint_url).create_queue(QueueName=name)
+    environment = {
+        "AWS_ENDPOINT_URL": server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "TEST_SECRET_ARN": secret["ARN"],
+        "TEST_QUEUE_URL": queue["QueueUrl"],
+    }
+
+    # when the handler's code calls them
+    result, _printed = run_bundled(python, asset, tmp_path, environment, code=SERVICE_CALLS)
+
+    # then Secrets Manager answers both, SQS and Lambda the enumerator; EC2's model is gone
+    called = result["called"]
+    assert called["secret"] == {"password": "p"}
+    assert called["ec2"] == "UnknownServiceError"
+    if function == "enumerator":
+        assert called["sent"]
+        assert called["functions"] == []
+    else:
+        assert "sent" not in called
+    assert_imported_only_from(result, asset, HANDLER_IMPORTS)
