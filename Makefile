@@ -1,17 +1,19 @@
 # One target per habit. `make test` is what CI runs (.ci/run): it sets everything up
-# on a fresh machine (virtualenv, dependencies) and runs lint, types and the tests.
-# The tests start and stop their own servers (PostgreSQL, moto_server, rclone serve s3,
-# sshd) on loopback.
+# on a fresh machine (virtualenv, dependencies) and runs lint, types and every tier of
+# tests. `make test-unit` runs the unit tier alone (pure, no sockets: seconds). The
+# server tiers start and stop their own servers (PostgreSQL, moto_server, rclone serve s3,
+# sshd) on loopback; each is a marker named after its directory, so
+# `.venv/bin/python -m pytest -m "integration or faults"` (or "not infra", ...) picks tiers.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo lint type test bench bench-enumeration bench-tools clean
+.PHONY: setup demo lint type test test-unit lock-lambda bench bench-enumeration bench-tools clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@# The SSH bastion tests run a real sshd (Debian's openssh-server).
 	@if [ ! -x /usr/sbin/sshd ]; then \
@@ -34,18 +36,39 @@ lint: setup
 type: setup
 	$(PY) -m mypy
 
-test: lint type
-	$(PY) -m pytest
+# Test workers (pytest-xdist), each with its own servers; 0 runs the tests in one process.
+TEST_WORKERS ?= auto
 
-# Benchmarks, written to benchmarks/RESULTS.md: `bench` runs the copy scenarios and the
-# cost model (~30 min); `bench-enumeration` plan --summary over 1M and 5M rows (~17 min).
+test: lint type
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+# The Lambda assets' lock files (infra/lambda-requirements/, checked in): what pip resolves
+# for the copier and enumerator extras on the Lambda platform, with hashes. Rerun after
+# changing pyproject.toml's dependencies, or to take newer releases; commit the result.
+lock-lambda: setup
+	$(PY) -m infra.lambda_lock
+
+# Benchmarks (modules of the benchmarks package, run from the repository root), written
+# to benchmarks/RESULTS.md: `bench` runs the copy scenarios and the cost model (~30 min);
+# `bench-enumeration` plan --summary over 1M and 5M rows (~17 min).
 bench: setup bench-tools
-	$(PY) benchmarks/copy_suite.py
-	$(PY) benchmarks/report.py
+	$(PY) -m benchmarks.copy_suite
+	$(PY) -m benchmarks.report
 
 bench-enumeration: setup bench-tools
-	$(PY) benchmarks/plan_enumeration.py
-	$(PY) benchmarks/report.py
+	$(PY) -m benchmarks.plan_enumeration
+	$(PY) -m benchmarks.report
+
+# The soak (not in `make test`): 100,000 small objects through 10% faults on both sides,
+# `run` SIGKILLed twice and resumed, then verified; figures in benchmarks/results/soak.json
+# (~30 min on 2 cores). SOAK_OBJECTS=5000 for a quick one.
+.PHONY: soak
+SOAK_OBJECTS ?= 100000
+soak: setup
+	$(PY) -m benchmarks.soak --objects $(SOAK_OBJECTS)
 
 # GNU time measures each tool's CPU and peak RSS (Debian's package `time`).
 bench-tools:

@@ -7,7 +7,7 @@ dataset, PostgreSQL database and two ``rclone serve s3`` servers, each run into 
 destination bucket. The machine is shared, so wall time is noisy; the CPU time of the
 tool's own process per object is the figure to compare.
 
-    .venv/bin/python benchmarks/before_after.py BEFORE AFTER [--objects 2000] [--runs 3]
+    .venv/bin/python -m benchmarks.before_after BEFORE AFTER [--objects 2000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from copy_suite import CONCURRENCY, Endpoint, Tools
-from dataset import mastodon_mix, seed_database, upload
+from benchmarks.copy_suite import CONCURRENCY, Endpoint, Tools
+from benchmarks.dataset import mastodon_mix, seed_database, upload
+from benchmarks.versions import REPOSITORY, frozen_path
 from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import RcloneS3Server
-from versions import REPOSITORY, frozen_path
 
 RESULTS_JSON = Path(__file__).parent / "results" / "before_after.json"
 

@@ -23,7 +23,7 @@ Every tool is a child process timed by GNU time (wall, its own CPU, peak RSS). R
 measurements go to benchmarks/results/copy_suite.json; ``benchmarks/report.py`` turns
 them into benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/copy_suite.py [--objects 3000] [--runs 3] [--modes ...]
+    .venv/bin/python -m benchmarks.copy_suite [--objects 3000] [--runs 3] [--modes ...]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import boto3
 
-from dataset import (
+from benchmarks.dataset import (
     MIB,
     Dataset,
     large_object,
@@ -57,6 +57,8 @@ from dataset import (
     upload,
     upload_large,
 )
+from benchmarks.measure import Measurement, timed
+from benchmarks.versions import REPOSITORY, freeze_code, frozen_path, machine_description
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.demo.media import create_bucket
@@ -64,9 +66,7 @@ from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server, find_program
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.transport.messages import MessagePacker
-from measure import Measurement, timed
 from tests.support.faultproxy import FaultProxy
-from versions import freeze_code, frozen_path, machine_description
 
 RESULTS_JSON = Path(__file__).parent / "results" / "copy_suite.json"
 HERE = Path(__file__).resolve().parent
@@ -425,6 +425,9 @@ class Suite:
         """The copier handler, one message per invocation, into a fresh bucket."""
         bodies = self.scratch / "bodies.txt"
         bodies.write_text("".join(f"{body}\n" for body in message_bodies(dataset)))
+        # The frozen code first, then the repository for the benchmark and the event
+        # factory; -P keeps the working directory's functions/ off the path.
+        handler_path = os.pathsep.join([os.environ["PYTHONPATH"], str(REPOSITORY)])
         result = self.scratch / "handler.json"
         env = {
             "MSS_SOURCE_BUCKET": source_bucket,
@@ -450,8 +453,15 @@ class Suite:
                 dataset,
                 (source, dest),
                 lambda: timed(
-                    [sys.executable, str(HERE / "lambda_copier.py"), str(bodies), str(result)],
-                    env | self.handler_env,
+                    [
+                        sys.executable,
+                        "-P",
+                        "-m",
+                        "benchmarks.lambda_copier",
+                        str(bodies),
+                        str(result),
+                    ],
+                    env | self.handler_env | {"PYTHONPATH": handler_path},
                 ),
             )
             handler = json.loads(result.read_text())

@@ -7,7 +7,7 @@ messages the enumerator makes of the dataset. Prices are AWS's public list price
 us-east-1 (S3 Standard, Lambda on arm64 as the stack deploys it, SQS standard queues),
 without free tiers and without data transfer, which every tool pays alike per GB.
 
-    .venv/bin/python benchmarks/cost_model.py    # prints the section; report.py embeds it
+    .venv/bin/python -m benchmarks.cost_model    # prints the section; report.py embeds it
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # infra/
-
+from benchmarks.summary import DELAY_MODE, DIRECT_MODE, Summary, summarize
 from mastodon_s3_sync.config.stack import DEFAULT_BATCH_SIZE, DEFAULT_COPIER_MEMORY_MB
-from summary import DELAY_MODE, DIRECT_MODE, Summary, summarize
 
 RESULTS = Path(__file__).parent / "results"
 MILLION = 1_000_000

@@ -5,7 +5,7 @@
 2. The copier Lambda handler, called directly with SQS events, copying small objects
    between two local moto_server processes: CPU seconds of this process per object.
 
-    .venv/bin/python benchmarks/fanout_throughput.py [--rows 1000000] [--objects 2000]
+    .venv/bin/python -m benchmarks.fanout_throughput [--rows 1000000] [--objects 2000]
 
 Writes benchmarks/results/fanout_throughput.md. Only loopback traffic.
 """
@@ -16,11 +16,8 @@ import argparse
 import os
 import platform
 import resource
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the functions/ package
 
 import functions.copier.handler as copier_handler
 from mastodon_s3_sync.demo.loader import insert_rows

@@ -8,7 +8,7 @@ as one warm Lambda instance would be, one invocation after the other. Writes the
 handler's wall time and this process's CPU time over those invocations (the billed part;
 imports and the first client set-up are the cold start) to RESULT_FILE as JSON.
 
-    python lambda_copier.py BODIES_FILE RESULT_FILE
+    python -m benchmarks.lambda_copier BODIES_FILE RESULT_FILE
 """
 
 from __future__ import annotations
@@ -18,12 +18,8 @@ import contextlib
 import io
 import json
 import resource
-import sys
 import time
 from pathlib import Path
-
-# tests/ (the event factory), and functions/ unless PYTHONPATH brings a frozen copy.
-sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import functions.copier.handler as copier_handler
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies

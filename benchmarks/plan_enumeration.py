@@ -5,7 +5,7 @@ realistic rows), runs the real command as a child process and reads its wall tim
 peak RSS (GNU time). Memory must stay flat as the table grows. Writes the measurements to
 benchmarks/results/enumeration.json; ``benchmarks/report.py`` puts them in RESULTS.md.
 
-    .venv/bin/python benchmarks/plan_enumeration.py [--sizes 1000000 5000000] [--runs 3]
+    .venv/bin/python -m benchmarks.plan_enumeration [--sizes 1000000 5000000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.measure import timed
+from benchmarks.versions import freeze_code, frozen_path, machine_description
 from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 from mastodon_s3_sync.demo.seed import generate_rows
-from measure import timed
-from versions import freeze_code, frozen_path, machine_description
 
 RESULTS_JSON = Path(__file__).parent / "results" / "enumeration.json"
 _SUMMARY_LINE = re.compile(r"^media_attachments\s+([\d,]+)\s+([\d,]+)")

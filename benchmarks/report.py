@@ -1,6 +1,6 @@
 """Turn the raw measurements in benchmarks/results/*.json into benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/report.py
+    .venv/bin/python -m benchmarks.report
 
 Reads copy_suite.json (``make bench``) and, when present, enumeration.json
 (``make bench-enumeration``); computes medians, spread, ratios, the cost model and the
@@ -16,8 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import cost_model
-from summary import DELAY_MODE, DIRECT_MODE, Summary, breakdown, counted_requests, summarize
+from benchmarks import cost_model
+from benchmarks.summary import (
+    DELAY_MODE,
+    DIRECT_MODE,
+    Summary,
+    breakdown,
+    counted_requests,
+    summarize,
+)
 
 HERE = Path(__file__).parent
 RESULTS_MD = HERE / "RESULTS.md"

@@ -6,7 +6,7 @@ migration leaves them; ``verify`` then runs with ``--sample 0`` (presence and si
 with the default sample of 1,000, and its report's request counts are divided by the objects
 checked. Writes benchmarks/results/verify_requests.md. Only loopback traffic.
 
-    .venv/bin/python benchmarks/verify_requests.py [--rows 8000]
+    .venv/bin/python -m benchmarks.verify_requests [--rows 8000]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.versions import machine_description
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import AclMode, CopySettings
 from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
@@ -28,7 +29,6 @@ from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import RecordType
-from versions import machine_description
 
 RESULTS = Path(__file__).parent / "results" / "verify_requests.md"
 DATABASE = "verify_bench"
@@ -94,7 +94,7 @@ def main() -> None:
     lines = [
         "# verify: requests per 1,000 objects",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d} by `.venv/bin/python benchmarks/verify_requests.py "
+        f"Measured {datetime.now(UTC):%Y-%m-%d} by `.venv/bin/python -m benchmarks.verify_requests "
         f"--rows {rows}` on {machine_description()['cpu']}: a complete copy between two "
         "`rclone serve s3` buckets (`--acl none`: rclone has no GetObjectAcl).",
         "",

@@ -1,59 +1,37 @@
-"""Shared fixtures: one throwaway PostgreSQL cluster, and fresh Mastodon-shaped databases."""
+"""The test tiers, and where the shared fixtures come from.
+
+Each directory under tests/ is a tier; the server tiers are marked after their directory,
+so ``-m integration``, ``-m "not faults"`` and the like select them. Shared fixtures live
+in tests/support and are registered here as plugins, so no test module imports another.
+(Registered here, before any test module imports them, they get pytest's assertion
+rewriting; a test module's own ``pytest_plugins`` would come too late for that.)
+"""
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
 
-import pg8000.native
 import pytest
 
-from mastodon_s3_sync.demo.postgres import LocalPostgres
-from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
+pytest_plugins = [
+    "pytester",
+    "tests.support.mastodon_db",
+    "tests.support.s3_servers",
+    "tests.support.seaweedfs",
+    "tests.support.copier_lambda",
+    "tests.support.stack_fixture",
+    "tests.support.invariant",
+]
+
+TESTS = Path(__file__).parent
+SERVER_TIERS = frozenset({"integration", "faults", "infra"})
+"""Directories under tests/ whose tests are marked with the directory's name."""
 
 
-@dataclass(frozen=True)
-class MastodonDb:
-    """An empty database with Mastodon's media tables, and an open connection to it."""
-
-    url: str
-    conn: pg8000.native.Connection
-    name: str
-    version: SchemaVersion
-
-
-class MastodonDbFactory(Protocol):
-    """The ``mastodon_db`` fixture: call it to get a fresh database."""
-
-    def __call__(self, version: SchemaVersion = SchemaVersion.CURRENT) -> MastodonDb: ...
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[LocalPostgres]:
-    """A PostgreSQL cluster on 127.0.0.1, started once per test session."""
-    with LocalPostgres() as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def mastodon_db(postgres: LocalPostgres) -> Iterator[MastodonDbFactory]:
-    """Create uniquely named databases with the schema of a given Mastodon version."""
-    created: list[MastodonDb] = []
-
-    def make(version: SchemaVersion = SchemaVersion.CURRENT) -> MastodonDb:
-        name = f"mastodon_{uuid.uuid4().hex[:12]}"
-        url = postgres.create_database(name)
-        db = MastodonDb(url=url, conn=postgres.connect(name), name=name, version=version)
-        created.append(db)
-        create_schema(db.conn, version)
-        return db
-
-    yield make
-    for db in created:
-        # A test may leave its connection broken; the drop below disconnects it anyway.
-        with contextlib.suppress(Exception):
-            db.conn.close()
-        postgres.drop_database(db.name)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test of a server tier with its tier."""
+    for item in items:
+        if item.path.is_relative_to(TESTS):
+            tier = item.path.relative_to(TESTS).parts[0]
+            if tier in SERVER_TIERS:
+                item.add_marker(tier)

@@ -38,9 +38,9 @@ from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.s3 import Bucket, make_client
 from mastodon_s3_sync.transport.lambda_edge import EventError, parse_enumerator_event
 from mastodon_s3_sync.transport.messages import MessageError, decode
-from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
-from tests.integration.conftest import BucketNames
+from tests.support.mastodon_db import MastodonDb
+from tests.support.s3_servers import BucketNames
 
 MakeDb = Callable[..., MastodonDb]
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)

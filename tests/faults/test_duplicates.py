@@ -24,9 +24,7 @@ from mastodon_s3_sync.transport.assembly import build_copier
 from mastodon_s3_sync.transport.messages import decode
 from mastodon_s3_sync.transport.worker import MessageFailed, copy_message
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
-from tests.faults.invariant import MATRIX, check_invariant
-from tests.integration.test_copier_handler import (
-    Output,
+from tests.support.copier_lambda import (
     Sides,
     account_rows,
     failed_ids,
@@ -36,8 +34,8 @@ from tests.integration.test_copier_handler import (
     seed,
 )
 from tests.support.faultproxy import FaultProxy, mixed_faults
-
-pytestmark = pytest.mark.integration
+from tests.support.invariant import MATRIX, check_invariant
+from tests.support.lambda_output import Output
 
 MESSAGE_OBJECTS = 10
 ROUNDS = 6

@@ -12,10 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
-from tests.integration.conftest import BucketNames
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation, classify, mixed_faults
-
-pytestmark = pytest.mark.integration
+from tests.support.s3_servers import BucketNames
 
 BODY = bytes(range(256)) * 1024  # 256 KiB
 
@@ -167,6 +165,23 @@ def test_error_faults_answer_s3_error_xml_without_forwarding(
     assert stats.total_forwarded == 0
     head = moto.client().list_objects_v2(Bucket=bucket_with_object)
     assert [item["Key"] for item in head["Contents"]] == ["empty", "obj"]
+
+
+def test_a_head_is_never_answered_request_timeout(
+    moto: MotoS3Server, bucket_with_object: str, raw: list[http.client.HTTPConnection]
+) -> None:
+    # given a proxy that answers RequestTimeout to everything
+    with FaultProxy(moto.endpoint_url, rules=[FaultRule(Fault.REQUEST_TIMEOUT_400)]) as proxy:
+        connection = connect(proxy, raw)
+        # when a HEAD (whose answer has no body to carry the code) goes through
+        connection.request("HEAD", f"/{bucket_with_object}/obj")
+        response = connection.getresponse()
+        response.read()
+        stats = proxy.stats
+    # then it is forwarded untouched
+    assert response.status == 200
+    assert stats.injected == {}
+    assert stats.forwarded[Operation.HEAD] == 1
 
 
 def test_reset_mid_body_sends_part_then_resets(

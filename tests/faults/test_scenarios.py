@@ -31,11 +31,7 @@ from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
-from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
-from tests.conftest import MastodonDb
-from tests.faults.invariant import MATRIX, Verdict, check_invariant, open_uploads
-from tests.integration.conftest import BucketNames
 from tests.support.faultproxy import (
     MULTIPART_OPERATIONS,
     Fault,
@@ -44,8 +40,9 @@ from tests.support.faultproxy import (
     Operation,
     mixed_faults,
 )
-
-pytestmark = pytest.mark.integration
+from tests.support.invariant import MATRIX, Verdict, check_invariant, open_uploads
+from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.s3_servers import BucketNames
 
 MakeDb = Callable[..., MastodonDb]
 MIB = 1024 * 1024
@@ -111,16 +108,6 @@ class Scene:
         )
 
 
-def enumerate_refs(conn: pg8000.native.Connection) -> list[ObjectRef]:
-    catalog = Catalog(conn, page_size=100)
-    return [
-        ref
-        for record_type in RecordType
-        for row in catalog.walk(record_type, CatalogFilter())
-        for ref in row.objects
-    ]
-
-
 def insert_videos(conn: pg8000.native.Connection, count: int, size: int) -> None:
     """Media rows whose originals are large enough to go multipart."""
     for n in range(count):
@@ -147,7 +134,7 @@ def seed_scene(
     db = mastodon_db()
     seed_database(db.conn, SchemaVersion.CURRENT, counts, seed=8)
     insert_videos(db.conn, videos, LARGE_SIZE)
-    refs = enumerate_refs(db.conn)
+    refs = all_refs(db)
     source, destination = servers
     source_bucket, destination_bucket = names(), names()
     create_bucket(source.client(), source_bucket)

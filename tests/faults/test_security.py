@@ -26,21 +26,13 @@ from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
-from tests.conftest import MastodonDb
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
-from tests.faults.invariant import acl_class
-from tests.integration.conftest import BucketNames
-from tests.integration.test_copier_handler import (
-    CurrentStdout,
-    Output,
-    Sides,
-    media_rows,
-    one_body,
-    refs_of,
-)
+from tests.support.copier_lambda import Sides, media_rows, one_body, refs_of
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
-
-pytestmark = pytest.mark.integration
+from tests.support.invariant import acl_class
+from tests.support.lambda_output import CurrentStdout, Output
+from tests.support.mastodon_db import MastodonDb
+from tests.support.s3_servers import BucketNames
 
 MakeDb = Callable[..., MastodonDb]
 DB_PASSWORD = "dbpw-Zq8/xK3vN7rT"  # with a "/" that must be percent-encoded in a URL

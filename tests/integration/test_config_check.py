@@ -10,8 +10,8 @@ import pytest
 from mastodon_s3_sync.cli import main
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
-from tests.conftest import MastodonDb, MastodonDbFactory
-from tests.integration.conftest import BucketNames
+from tests.support.mastodon_db import MastodonDb, MastodonDbFactory
+from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,12 @@ from mastodon_s3_sync.transport.enumeration import Cursor, enumerate_to_queue
 from mastodon_s3_sync.transport.lambda_edge import continuation_event, parse_enumerator_event
 from mastodon_s3_sync.transport.messages import decode
 from mastodon_s3_sync.transport.sqs import MessageSink
-from tests.conftest import MastodonDb
+from tests.support.mastodon_db import (
+    UNSAFE_MEDIA_ID,
+    MastodonDb,
+    expected_keys,
+    insert_unsafe_media,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,32 +42,6 @@ class ListSink:
 
     def flush(self) -> None:
         self.flushes += 1
-
-
-UNSAFE_MEDIA_ID = 10**15
-UNSAFE_FILE_NAME = "../../etc/passwd.png"
-
-
-def insert_unsafe_media(db: MastodonDb) -> None:
-    """A media attachment whose file name makes keys with ``..`` segments."""
-    db.conn.run(
-        "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
-        "file_file_size, created_at, updated_at) VALUES (:id, 0, :name, 'image/png', 100, "
-        ":now, :now)",
-        id=UNSAFE_MEDIA_ID,
-        name=UNSAFE_FILE_NAME,
-        now=datetime(2026, 1, 1),
-    )
-
-
-def expected_keys(db: MastodonDb) -> Counter[str]:
-    catalog = Catalog(db.conn, page_size=100)
-    return Counter(
-        ref.key
-        for record_type in RecordType
-        for row in catalog.walk(record_type, CatalogFilter())
-        for ref in row.objects
-    )
 
 
 @pytest.mark.parametrize("rows_per_invocation", [7, 150, 10_000])

@@ -18,9 +18,8 @@ from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
-from tests.conftest import MastodonDb
-from tests.integration.conftest import BucketNames
-from tests.integration.test_run import all_refs
+from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -21,8 +21,7 @@ from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS, LeanObjects, lean_ob
 from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import make_client, make_session
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
-
-from .conftest import BucketNames
+from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 

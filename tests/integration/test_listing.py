@@ -10,8 +10,7 @@ from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS
 from mastodon_s3_sync.mastodon.layout import id_partition
 from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, BucketListing, Listed
 from mastodon_s3_sync.storage.s3 import BotoObjects
-
-from .conftest import BucketNames
+from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,6 @@ from tests.support.mastodon_db import MastodonDbFactory, insert_unsafe_media
 from tests.support.stack_fixture import NO_WAIT, Deployed, Functions
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.support.stack_fixture"]
 
 UNSAFE_KEY = "media_attachments/files/100/000/000/000/000/original/../../etc/passwd.png"
 """The original's key of ``insert_unsafe_media``'s attachment: the enumerator refuses it."""

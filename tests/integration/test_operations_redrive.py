@@ -17,7 +17,6 @@ from mastodon_s3_sync.ops.redrive import MOVE_TASK_LISTINGS, MoveTask, RedriveRe
 from tests.support.stack_fixture import NO_WAIT, Deployed
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.support.stack_fixture"]
 
 
 STARTED_MS = 1795760100000

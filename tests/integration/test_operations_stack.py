@@ -12,7 +12,6 @@ from mastodon_s3_sync.ops.stack import find_stack
 from tests.support.stack_fixture import OUTPUT_NAMES, Deployed, template
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.support.stack_fixture"]
 
 
 def test_the_stack_is_found_by_its_outputs(deployed: Deployed) -> None:

@@ -16,7 +16,7 @@ import pytest
 from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import generate_rows
-from tests.conftest import MastodonDb
+from tests.support.mastodon_db import MastodonDb
 
 pytestmark = pytest.mark.integration
 

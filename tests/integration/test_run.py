@@ -4,33 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import AclMode, CopySettings
 from mastodon_s3_sync.copying.copier import Copier
 from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
-from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
-from mastodon_s3_sync.demo.schema import SchemaVersion
-from mastodon_s3_sync.demo.seed import seed_database
-from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.s3 import Bucket
-from tests.conftest import MastodonDb
-from tests.integration.conftest import BucketNames
+from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.migration import Migration, prepare, run
+from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -39,84 +34,7 @@ pytestmark = pytest.mark.integration
 
 MakeDb = Callable[..., MastodonDb]
 MIB = 1024 * 1024
-COUNTS = {"accounts": 40, "media_attachments": 80, "custom_emojis": 12, "preview_cards": 30}
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
-
-
-@dataclass
-class Migration:
-    """A database, a seeded source bucket and an empty destination bucket."""
-
-    db: MastodonDb
-    source: LocalS3Server
-    destination: LocalS3Server
-    source_bucket: str
-    destination_bucket: str
-    refs: list[ObjectRef]
-    manifest: SeedManifest
-
-    def config(
-        self,
-        tmp_path: Path,
-        *,
-        destination_secret: str | None = None,
-        copy: CopySettings | None = None,
-    ) -> Path:
-        destination = self.destination.bucket_settings(self.destination_bucket)
-        if destination_secret is not None:
-            destination = replace(destination, secret_access_key=destination_secret)
-        path = tmp_path / "sync.toml"
-        source = self.source.bucket_settings(self.source_bucket)
-        path.write_text(config_toml(self.db.url, source, destination, copy))
-        return path
-
-
-def all_refs(db: MastodonDb) -> list[ObjectRef]:
-    catalog = Catalog(db.conn, page_size=50)
-    return [
-        ref
-        for record_type in RecordType
-        for row in catalog.walk(record_type, CatalogFilter())
-        for ref in row.objects
-    ]
-
-
-def prepare(
-    mastodon_db: MakeDb,
-    servers: tuple[LocalS3Server, LocalS3Server],
-    names: BucketNames,
-    *,
-    acl_supported: bool = True,
-) -> Migration:
-    db = mastodon_db()
-    seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=5)
-    refs = all_refs(db)
-    source, destination = servers
-    source_bucket, destination_bucket = names(), names()
-    create_bucket(source.client(), source_bucket)
-    create_bucket(destination.client(), destination_bucket)
-    private = {ref.record_id for ref in refs[::7]}  # e.g. a suspended account's media
-    manifest = seed_bucket(
-        source.client(),
-        source_bucket,
-        refs,
-        private_record_ids=private,
-        missing_every=17,
-        legacy_every=13,
-        acl_supported=acl_supported,
-    )
-    return Migration(db, source, destination, source_bucket, destination_bucket, refs, manifest)
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "run", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def acl_class(client: S3Client, bucket: str, key: str) -> str:

@@ -34,7 +34,7 @@ from mastodon_s3_sync.demo.s3servers import (
 )
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType, objects_for_row
 from mastodon_s3_sync.storage.s3 import make_client
-from tests.integration.conftest import BucketNames
+from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -27,7 +27,7 @@ from mastodon_s3_sync.demo.seed import generate_rows
 from mastodon_s3_sync.errors import DatabaseError, SettingsError
 from mastodon_s3_sync.mastodon.database import connect
 from mastodon_s3_sync.mastodon.tunnel import open_tunnel, parse_host_key
-from tests.conftest import MastodonDb
+from tests.support.mastodon_db import MastodonDb
 from tests.support.sshd import LocalSshd
 
 pytestmark = pytest.mark.integration

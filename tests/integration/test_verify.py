@@ -17,8 +17,9 @@ from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.listing import family_and_directory
-from tests.integration.conftest import BucketNames
-from tests.integration.test_run import COUNTS, MakeDb, Migration, all_refs, prepare, run
+from tests.support.mastodon_db import MastodonDbFactory, all_refs
+from tests.support.migration import COUNTS, Migration, prepare, run
+from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ def copied(migration: Migration, tmp_path: Path) -> Path:
 
 
 def test_an_exact_copy_verifies_with_listings_only(
-    mastodon_db: MakeDb,
+    mastodon_db: MastodonDbFactory,
     moto_servers: tuple[MotoS3Server, MotoS3Server],
     fresh_bucket_name: BucketNames,
     tmp_path: Path,
@@ -96,7 +97,7 @@ def _mutate(migration: Migration) -> dict[str, str]:
 
 
 def test_verify_finds_each_kind_of_difference(
-    mastodon_db: MakeDb,
+    mastodon_db: MastodonDbFactory,
     moto_servers: tuple[MotoS3Server, MotoS3Server],
     fresh_bucket_name: BucketNames,
     tmp_path: Path,
@@ -122,7 +123,7 @@ def test_verify_finds_each_kind_of_difference(
 
 
 def test_a_sample_costs_four_requests_per_sampled_object(
-    mastodon_db: MakeDb,
+    mastodon_db: MastodonDbFactory,
     moto_servers: tuple[MotoS3Server, MotoS3Server],
     fresh_bucket_name: BucketNames,
     tmp_path: Path,
@@ -146,7 +147,7 @@ def test_a_sample_costs_four_requests_per_sampled_object(
 
 
 def test_acl_checks_on_a_provider_without_acls_are_refused_at_start(
-    mastodon_db: MakeDb,
+    mastodon_db: MastodonDbFactory,
     rclone_servers: tuple[RcloneS3Server, RcloneS3Server],
     fresh_bucket_name: BucketNames,
     tmp_path: Path,

@@ -96,7 +96,11 @@ class Fault(enum.StrEnum):
     INTERNAL_500 = "internal_500"
     """``500 InternalError`` without forwarding."""
     REQUEST_TIMEOUT_400 = "request_timeout_400"
-    """``400 RequestTimeout`` without forwarding."""
+    """``400 RequestTimeout`` without forwarding; never to a HEAD.
+
+    S3 sends it when a request's body stalls. A HEAD answer has no body to carry the code,
+    so a client would see a bare ``400``, a bad request, which is no fault to ride out.
+    """
     ACCESS_DENIED_403 = "access_denied_403"
     """``403 AccessDenied`` without forwarding (not worth a retry)."""
     RESET_MID_BODY = "reset_mid_body"
@@ -164,6 +168,8 @@ class FaultRule:
     def matches(self, operation: Operation, key: str, elapsed_s: float) -> bool:
         """Whether the filters (not the rate) select a request."""
         if Operation.ANY not in self.operations and operation not in self.operations:
+            return False
+        if self.fault is Fault.REQUEST_TIMEOUT_400 and operation is Operation.HEAD:
             return False
         if self._key_regex is not None and (not key or not self._key_regex.search(key)):
             return False
@@ -562,7 +568,9 @@ class FaultProxy:
     Use it as a context manager or call :meth:`start` / :meth:`stop`; point clients at
     :attr:`url`. ``delay`` seconds pass before every request is handled (emulated round
     trip); ``rules`` are tried in order and the first one whose filters match and whose
-    rate draw hits decides the request's fault; ``seed`` makes the draws reproducible.
+    rate draw hits decides the request's fault. ``seed`` makes the draws reproducible: a
+    request's draws follow from the seed, its operation, its object key and how many such
+    requests came before it, so they do not depend on how concurrent requests interleave.
     """
 
     def __init__(
@@ -579,7 +587,8 @@ class FaultProxy:
         self.upstream_address = (parts.hostname, parts.port or 80)
         self.delay = delay
         self._rules: tuple[FaultRule, ...] = tuple(rules)
-        self._random = random.Random(seed)
+        self._seed = seed
+        self._occurrences: Counter[tuple[Operation, str]] = Counter()
         self._lock = threading.Lock()
         self._rules_set_at = time.monotonic()
         self._forwarded: Counter[Operation] = Counter()
@@ -668,10 +677,13 @@ class FaultProxy:
         key = _object_key(target)
         with self._lock:
             elapsed = time.monotonic() - self._rules_set_at
+            occurrence = self._occurrences[(operation, key)]
+            self._occurrences[(operation, key)] += 1
+            draws = random.Random(f"{self._seed}/{operation}/{key}/{occurrence}")
             for rule in self._rules:
                 if not rule.matches(operation, key, elapsed):
                     continue
-                if rule.rate >= 1.0 or self._random.random() < rule.rate:
+                if rule.rate >= 1.0 or draws.random() < rule.rate:
                     self._injected[(operation, rule.fault)] += 1
                     self.recent.append((operation, rule.fault, key))
                     return _Plan(operation, rule)

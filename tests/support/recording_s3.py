@@ -2,7 +2,8 @@
 
 It answers each request with the next canned answer queued for its bucket and records the
 request as it arrived (method, path, query, headers, body), so a test can check the bytes
-on the wire as botocore's ``Stubber`` checks parameters. Loopback only: unit tests may use it.
+on the wire as botocore's ``Stubber`` checks parameters. A real server on 127.0.0.1,
+so its tests are in the integration tier (a unit test may open no socket).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ has none, or no ``filter``) go through the Stubber too, with responses shaped as
 API reference shows them. The metrics and log lines the stubs and moto serve are the ones
 the handlers really print (EMF and Powertools JSON): :class:`Functions` emits them.
 
-A pytest plugin: the operations' test modules name it in their ``pytest_plugins``.
+A pytest plugin (``pytest_plugins`` in tests/conftest.py).
 """
 
 from __future__ import annotations

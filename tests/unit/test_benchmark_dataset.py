@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from benchmarks import dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import dataset
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 
 SIZE_CLASSES = {

@@ -83,6 +83,7 @@ def test_encrypted_key_is_refused_with_a_hint() -> None:
         "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
         public_line(ed25519.Ed25519PrivateKey.generate()),
     ],
+    ids=["empty", "words", "a truncated private key", "a public key"],
 )
 def test_garbage_is_not_a_key(text: str) -> None:
     with pytest.raises(SettingsError) as raised:

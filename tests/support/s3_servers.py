@@ -1,7 +1,8 @@
-"""S3 servers on 127.0.0.1 for the integration tests.
+"""S3 servers on 127.0.0.1 for the server tiers.
 
 Servers are started once per session (two per kind, standing for two providers with
-separate state); tests isolate themselves by using fresh bucket names.
+separate state); tests isolate themselves by using fresh bucket names. A pytest plugin
+(``pytest_plugins`` in tests/conftest.py): its fixtures are everyone's.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The invariant every fault scenario ends with, and the fault matrix they fill.
 
+A pytest plugin (``pytest_plugins`` in tests/conftest.py): it prints the matrix at the end
+of the session, gathered from every pytest-xdist worker when there are several.
+
 After a run, each object the database referenced must be either at the destination
 byte-identical (MD5) with its Content-Type, Cache-Control and ACL class, or listed in the
 JSON report as missing or failed with a reason. Nothing may be silently absent, nothing
@@ -14,6 +17,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from mastodon_s3_sync.demo.media import SeedManifest
 from mastodon_s3_sync.mastodon.layout import ObjectRef, apply_key_prefix
@@ -173,6 +178,15 @@ class FaultMatrix:
         if note:
             self.notes[scenario] = note
 
+    def as_data(self) -> dict[str, dict[str, Any]]:
+        """The rows and notes as plain dicts (what a pytest-xdist worker can send)."""
+        return {"rows": {name: dict(row) for name, row in self.rows.items()}, "notes": self.notes}
+
+    def merge(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        """Add the rows of :meth:`as_data` from another process."""
+        for scenario, counts in data["rows"].items():
+            self.record(scenario, counts, data["notes"].get(scenario, ""))
+
     def format(self) -> str:
         """A plain-text table, one row per scenario."""
         columns = [INTACT, LISTED_MISSING, LISTED_FAILED, VANISHED]
@@ -187,4 +201,27 @@ class FaultMatrix:
 
 
 MATRIX = FaultMatrix()
-"""The session's matrix (filled by the scenarios, printed by conftest)."""
+"""The session's matrix: filled by the scenarios, printed by the hooks below."""
+_WORKER_OUTPUT = "fault_matrix"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker: hand this worker's rows to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_WORKER_OUTPUT] = MATRIX.as_data()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the pytest-xdist controller: take in the rows of a worker that finished."""
+    data = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if data is not None:
+        MATRIX.merge(data)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the scenario x outcome table when fault scenarios ran."""
+    if MATRIX.rows:
+        terminalreporter.section("fault matrix (objects per outcome)")
+        terminalreporter.write_line(MATRIX.format())

@@ -1,0 +1,91 @@
+"""A migration to run: a seeded Mastodon database and source bucket, an empty destination
+bucket, and ``mastodon-s3-sync run`` as a child process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import CopySettings
+from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
+from mastodon_s3_sync.demo.s3servers import LocalS3Server
+from mastodon_s3_sync.demo.schema import SchemaVersion
+from mastodon_s3_sync.demo.seed import seed_database
+from mastodon_s3_sync.mastodon.layout import ObjectRef
+from tests.support.mastodon_db import MastodonDb, MastodonDbFactory, all_refs
+from tests.support.s3_servers import BucketNames
+
+COUNTS = {"accounts": 40, "media_attachments": 80, "custom_emojis": 12, "preview_cards": 30}
+
+
+@dataclass
+class Migration:
+    """A database, a seeded source bucket and an empty destination bucket."""
+
+    db: MastodonDb
+    source: LocalS3Server
+    destination: LocalS3Server
+    source_bucket: str
+    destination_bucket: str
+    refs: list[ObjectRef]
+    manifest: SeedManifest
+
+    def config(
+        self,
+        tmp_path: Path,
+        *,
+        destination_secret: str | None = None,
+        copy: CopySettings | None = None,
+    ) -> Path:
+        """A config file for this migration in ``tmp_path``."""
+        destination = self.destination.bucket_settings(self.destination_bucket)
+        if destination_secret is not None:
+            destination = replace(destination, secret_access_key=destination_secret)
+        path = tmp_path / "sync.toml"
+        source = self.source.bucket_settings(self.source_bucket)
+        path.write_text(config_toml(self.db.url, source, destination, copy))
+        return path
+
+
+def prepare(
+    mastodon_db: MastodonDbFactory,
+    servers: tuple[LocalS3Server, LocalS3Server],
+    names: BucketNames,
+    *,
+    acl_supported: bool = True,
+) -> Migration:
+    """Seed :data:`COUNTS` rows and their objects, some private, some missing or legacy."""
+    db = mastodon_db()
+    seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=5)
+    refs = all_refs(db)
+    source, destination = servers
+    source_bucket, destination_bucket = names(), names()
+    create_bucket(source.client(), source_bucket)
+    create_bucket(destination.client(), destination_bucket)
+    private = {ref.record_id for ref in refs[::7]}  # e.g. a suspended account's media
+    manifest = seed_bucket(
+        source.client(),
+        source_bucket,
+        refs,
+        private_record_ids=private,
+        missing_every=17,
+        legacy_every=13,
+        acl_supported=acl_supported,
+    )
+    return Migration(db, source, destination, source_bucket, destination_bucket, refs, manifest)
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``mastodon-s3-sync run ARGS`` to completion, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
