@@ -33,18 +33,21 @@ from infra.bundling import (
     build_asset,
     project_wheel,
 )
+from tests.support.distributions import (
+    PROJECT,
+    PROJECT_NAME,
+    SSH_BINARIES,
+    declared_installs,
+    dist_infos,
+)
 
 PACKAGE = "mastodon_s3_sync"
-PROJECT = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-PROJECT_NAME = canonicalize_name(PROJECT["name"])
 MIB = 1024 * 1024
 MAX_UNPACKED_MIB = {"copier": 25, "enumerator": 50}
 """Sane ceilings, well under Lambda's 250 MB (botocore's trimmed models are ~2 MiB)."""
 ELF_MACHINES = {"x86_64": 62, "arm64": 183}  # e_machine: EM_X86_64, EM_AARCH64
 BOTH_NEED = {"aws-lambda-powertools", "boto3", "pydantic-settings", "python-dotenv"}
 DATABASE_AND_SSH = {"pg8000", "paramiko"}
-SSH_BINARIES = {"cryptography", "bcrypt", "pynacl"}
-"""paramiko's compiled dependencies: the copier must not carry them."""
 NOT_BUNDLED = ("tests", "functions", "infra", "moto", "tqdm", "pytest", "mypy", "ruff")
 
 
@@ -63,38 +66,9 @@ def target_environment(architecture: str, extra: str = "") -> dict[str, str]:
     }
 
 
-def declared_installs(extra: str) -> set[str]:
-    """Distributions ``pip install 'mastodon-s3-sync[extra]'`` asks for by name, as
-    pyproject.toml declares them (self-referencing extras followed)."""
-    names: set[str] = {
-        canonicalize_name(Requirement(spec).name) for spec in PROJECT["dependencies"]
-    }
-    pending, seen = [extra], set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for spec in PROJECT["optional-dependencies"][current]:
-            requirement = Requirement(spec)
-            if canonicalize_name(requirement.name) == PROJECT_NAME:
-                pending += sorted(requirement.extras)
-            else:
-                names.add(canonicalize_name(requirement.name))
-    return names
-
-
 def files_under(root: Path) -> Iterator[Path]:
     """Every file below ``root``."""
     return (path for path in root.rglob("*") if path.is_file())
-
-
-def dist_infos(asset: Path) -> dict[str, Path]:
-    """Installed distributions of an asset: canonical name -> dist-info directory."""
-    return {
-        canonicalize_name(path.name.removesuffix(".dist-info").rpartition("-")[0]): path
-        for path in asset.glob("*.dist-info")
-    }
 
 
 def wheel_tag_fits(tag: str, architecture: str) -> bool:

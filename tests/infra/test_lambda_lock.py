@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from infra.bundling import ARCHITECTURES, BOTOCORE_SERVICES, FUNCTIONS, build_asset, lock_file
-from tests.infra.test_bundle import (
+from tests.support.distributions import (
     PROJECT,
     PROJECT_NAME,
     SSH_BINARIES,
