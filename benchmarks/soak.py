@@ -73,7 +73,7 @@ RUN_TIMEOUT_S = 3 * 3600
 VERIFY_TIMEOUT_S = 3600
 RSS_INTERVAL_S = 1.0
 FLAT_RATIO = 1.25
-"""RSS is called flat when no quarter of a run peaks above this times the first's."""
+"""RSS is called flat when no run's last quarter peaks above this times its first half."""
 BUCKET = "media"
 
 
@@ -336,9 +336,12 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 def flat(records: Sequence[RunRecord]) -> bool:
-    """No run's later quarters peak above :data:`FLAT_RATIO` times its first quarter."""
+    """Whether each run's last quarter peaks within :data:`FLAT_RATIO` of its first half.
+
+    The first half, not the first quarter: a short run's first quarter is mostly imports.
+    """
     return all(
-        max(r.rss_quarter_peaks_mib) <= FLAT_RATIO * r.rss_quarter_peaks_mib[0]
+        r.rss_quarter_peaks_mib[-1] <= FLAT_RATIO * max(r.rss_quarter_peaks_mib[:2])
         for r in records
         if r.rss_quarter_peaks_mib
     )
