@@ -60,3 +60,25 @@ def test_demo_migrates_every_kind_keeps_private_private_and_names_what_it_leaves
     assert "(exactly the ones seeded)" in err
     assert "verify: OK" in err
     assert err.rstrip().endswith("stopped the sandbox")
+
+
+def test_demo_on_a_mastodon_4_3_copies_users_imports(tmp_path: Path) -> None:
+    # given a 4.3-shaped database, the last release with an imports table
+    command = ["demo", "--quick", "--mastodon", "4.3", "--reports", str(tmp_path)]
+    # when
+    result = subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    # then imports are copied and verified like every other kind, and nothing is left out
+    assert result.returncode == 0, result.stderr
+    run = json.loads((tmp_path / "demo-run-report.json").read_text())
+    verify = json.loads((tmp_path / "demo-verify.json").read_text())
+    assert run["by_type"]["imports"]["copied"] > 0
+    assert "imports" in verify["by_type"]
+    assert run["left_out"] == verify["left_out"] == {}
+    assert verify["ok"] is True

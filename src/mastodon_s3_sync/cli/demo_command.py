@@ -26,12 +26,14 @@ def run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         QUICK_COUNTS,
         sandbox,
     )
+    from mastodon_s3_sync.demo.schema import SchemaVersion
 
     reports: Path = args.reports
     reports.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mastodon-s3-sync-demo-") as work:
         print("starting PostgreSQL and two S3 servers, generating a Mastodon…", file=stderr)
-        with sandbox(Path(work), QUICK_COUNTS if args.quick else DEMO_COUNTS) as box:
+        counts = QUICK_COUNTS if args.quick else DEMO_COUNTS
+        with sandbox(Path(work), counts, SchemaVersion(args.mastodon)) as box:
             status = _migrate(box, reports, stdout, stderr)
             if args.keep and status not in STOP_STATUSES:
                 print(

@@ -20,6 +20,7 @@ from mastodon_s3_sync.config.settings import (
     AclMode,
 )
 from mastodon_s3_sync.copying.verify import DEFAULT_SAMPLE
+from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.mastodon.layout import RecordType
 
 PROG = "mastodon-s3-sync"
@@ -249,6 +250,14 @@ def _add_demo_command(commands: Subcommands) -> None:
     )
     demo.add_argument(
         "--quick", action="store_true", help="a smaller Mastodon: the same story in seconds"
+    )
+    demo.add_argument(
+        "--mastodon",
+        choices=[version.value for version in SchemaVersion],
+        default=SchemaVersion.CURRENT.value,
+        metavar="RELEASE",
+        help="the database shape of this Mastodon release, one of %(choices)s (default: "
+        "%(default)s; 4.3 still has users' imports)",
     )
 
 
