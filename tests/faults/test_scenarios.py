@@ -17,11 +17,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pg8000.native
 import pytest
 
 from mastodon_s3_sync.config.layers import config_toml
@@ -41,7 +39,7 @@ from tests.support.faultproxy import (
     mixed_faults,
 )
 from tests.support.invariant import MATRIX, Verdict, check_invariant, open_uploads
-from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
 from tests.support.s3_servers import BucketNames
 
 MakeDb = Callable[..., MastodonDb]
@@ -108,20 +106,6 @@ class Scene:
         )
 
 
-def insert_videos(conn: pg8000.native.Connection, count: int, size: int) -> None:
-    """Media rows whose originals are large enough to go multipart."""
-    for n in range(count):
-        conn.run(
-            "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
-            "file_file_size, created_at, updated_at) VALUES (:id, 2, :name, 'video/mp4', "
-            ":size, :now, :now)",
-            id=9_000_000 + n,
-            name=f"{0xB16 + n:016x}.mp4",
-            size=size,
-            now=datetime(2026, 1, 1),
-        )
-
-
 def seed_scene(
     mastodon_db: MakeDb,
     servers: tuple[MotoS3Server, MotoS3Server],
@@ -133,7 +117,7 @@ def seed_scene(
 ) -> Scene:
     db = mastodon_db()
     seed_database(db.conn, SchemaVersion.CURRENT, counts, seed=8)
-    insert_videos(db.conn, videos, LARGE_SIZE)
+    insert_videos(db.conn, range(9_000_000, 9_000_000 + videos), LARGE_SIZE)
     refs = all_refs(db)
     source, destination = servers
     source_bucket, destination_bucket = names(), names()

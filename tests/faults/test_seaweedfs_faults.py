@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 from mastodon_s3_sync.config.layers import config_toml
@@ -24,7 +23,7 @@ from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from tests.support.faultproxy import MULTIPART_OPERATIONS, FaultProxy, Operation, mixed_faults
 from tests.support.invariant import MATRIX, check_invariant
-from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
 from tests.support.s3_servers import BucketNames
 
 MIB = 1024 * 1024
@@ -53,16 +52,7 @@ def test_ten_percent_faults_into_seaweedfs(
     # given a small Mastodon with two large videos, in moto; an empty SeaweedFS bucket
     db = mastodon_db()
     seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=17)
-    for n in range(2):
-        db.conn.run(
-            "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
-            "file_file_size, created_at, updated_at) VALUES (:id, 2, :name, 'video/mp4', "
-            ":size, :now, :now)",
-            id=9_200_000 + n,
-            name=f"{0xC0DE + n:016x}.mp4",
-            size=LARGE_SIZE,
-            now=datetime(2026, 1, 1),
-        )
+    insert_videos(db.conn, range(9_200_000, 9_200_002), LARGE_SIZE)
     refs = all_refs(db)
     source = moto_servers[0]
     source_bucket, destination_bucket = fresh_bucket_name(), fresh_bucket_name()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.s3 import Bucket
-from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
 from tests.support.migration import Migration, prepare, run
 from tests.support.s3_servers import BucketNames
 
@@ -261,16 +260,7 @@ def test_interrupting_leaves_no_partial_object_and_a_rerun_completes(
 ) -> None:
     # given twelve 24 MiB videos (multipart, so an interrupt catches uploads mid-way)
     db = mastodon_db()
-    for media_id in range(1, 13):
-        db.conn.run(
-            "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
-            "file_file_size, created_at, updated_at) VALUES (:id, 2, :name, 'video/mp4', "
-            ":size, :now, :now)",
-            id=media_id,
-            name=f"{media_id:016x}.mp4",
-            size=24 * MIB,
-            now=datetime(2026, 1, 1),
-        )
+    insert_videos(db.conn, range(1, 13), 24 * MIB)
     refs = [ref for ref in all_refs(db) if ref.style == "original"]
     source, destination = moto_servers
     migration = Migration(

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +31,7 @@ from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
-from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
 from tests.support.processes import Child, is_running, listening_pids
 from tests.support.s3_servers import BucketNames
 
@@ -75,16 +74,7 @@ def videos(
     url = postgres.create_database(name)
     db = MastodonDb(url, postgres.connect(name), name, SchemaVersion.CURRENT)
     create_schema(db.conn, db.version)
-    for media_id in range(1, VIDEOS + 1):
-        db.conn.run(
-            "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
-            "file_file_size, created_at, updated_at) VALUES (:id, 2, :name, 'video/mp4', "
-            ":size, :now, :now)",
-            id=media_id,
-            name=f"{media_id:016x}.mp4",
-            size=24 * MIB,
-            now=datetime(2026, 1, 1),
-        )
+    insert_videos(db.conn, range(1, VIDEOS + 1), 24 * MIB)
     refs = [ref for ref in all_refs(db) if ref.style == "original"]
     source, destination = moto_servers
     bucket = f"sigterm-{uuid.uuid4().hex[:8]}"

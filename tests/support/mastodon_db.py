@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -96,3 +96,18 @@ def insert_unsafe_media(db: MastodonDb) -> None:
         name=UNSAFE_FILE_NAME,
         now=datetime(2026, 1, 1),
     )
+
+
+def insert_videos(conn: pg8000.native.Connection, ids: Iterable[int], size: int) -> None:
+    """Video media rows (``<id as 16 hex digits>.mp4``) of ``size`` bytes: large enough,
+    as the tests choose it, for the multipart path."""
+    for media_id in ids:
+        conn.run(
+            "INSERT INTO media_attachments (id, type, file_file_name, file_content_type, "
+            "file_file_size, created_at, updated_at) VALUES (:id, 2, :name, 'video/mp4', "
+            ":size, :now, :now)",
+            id=media_id,
+            name=f"{media_id:016x}.mp4",
+            size=size,
+            now=datetime(2026, 1, 1),
+        )
