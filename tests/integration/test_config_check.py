@@ -96,9 +96,13 @@ def test_all_ok(setup: Callable[..., Path], check: Run, postgres: LocalPostgres)
     lines = output.splitlines()
     assert any(line.startswith("OK   database: ") and "tables accounts" in line for line in lines)
     assert any(
-        line.startswith("OK   source bucket: ") and "object ACLs readable" in line for line in lines
+        line.startswith("OK   source ACLs: ") and "object ACLs readable" in line for line in lines
     )
     assert any(line.startswith("OK   destination bucket: ") for line in lines)
+    assert any(
+        line.startswith("OK   destination write: ") and "keeps ACL public-read" in line
+        for line in lines
+    )
     assert "all checks passed" in output
     # origins are shown, secrets only as a mask with their length
     assert ".env.production DB_PASS" in output

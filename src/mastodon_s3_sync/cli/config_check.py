@@ -17,12 +17,13 @@ import pg8000.exceptions
 
 from mastodon_s3_sync.cli.arguments import resolved_from_args
 from mastodon_s3_sync.config.layers import FILE_KEYS, ResolvedSettings
-from mastodon_s3_sync.config.settings import MIB, BucketSettings, Settings
+from mastodon_s3_sync.config.settings import MIB, AclMode, BucketSettings, Settings
+from mastodon_s3_sync.copying.preflight import check_acl_reads, probe_destination
 from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
 from mastodon_s3_sync.mastodon.catalog import Catalog
 from mastodon_s3_sync.mastodon.database import SqlConnection, open_database
 from mastodon_s3_sync.mastodon.selection import select
-from mastodon_s3_sync.storage.s3 import check_bucket, check_source_acls
+from mastodon_s3_sync.storage.s3 import check_bucket, preflight_client
 
 SECRET_FIELDS = frozenset({"password", "secret_access_key", "private_key"})
 """Fields shown masked: passwords, secret keys, private keys."""
@@ -123,14 +124,9 @@ def _check_bastion(settings: Settings) -> str:
     return f"logged in to {bastion.describe()}, forwarding to {database.host}:{database.port}"
 
 
-def _check_bucket(bucket: BucketSettings, side: str, read_acl: bool) -> Callable[[], str]:
-    def check() -> str:
-        check_bucket(bucket, side)
-        where = bucket.endpoint_url or "AWS S3"
-        found = f"bucket {bucket.bucket!r} at {where} answers"
-        return f"{found}; {check_source_acls(bucket)}" if read_acl else found
-
-    return check
+def _check_bucket(bucket: BucketSettings, side: str) -> str:
+    check_bucket(bucket, side)
+    return f"bucket {bucket.bucket!r} at {bucket.endpoint_url or 'AWS S3'} answers"
 
 
 def run_checks(settings: Settings) -> Iterator[CheckResult]:
@@ -143,8 +139,21 @@ def run_checks(settings: Settings) -> Iterator[CheckResult]:
         if bucket is None:
             yield CheckResult(name, None, f"not configured (--{side} or [{side}] bucket)")
             continue
-        read_acl = side == "source" and settings.copy.acl == "copy"
-        yield _run_check(name, _check_bucket(bucket, side, read_acl))
+        answers = _run_check(name, lambda: _check_bucket(bucket, side))  # noqa: B023
+        yield answers
+        if not answers.ok:
+            continue
+        client, acl = preflight_client(bucket), settings.copy.acl
+        if side == "source" and acl == AclMode.COPY:
+            yield _run_check(
+                "source ACLs",
+                lambda: check_acl_reads(client, bucket, "source", "--acl copy"),  # noqa: B023
+            )
+        if side == "destination":
+            yield _run_check(
+                "destination write",
+                lambda: probe_destination(client, bucket, acl),  # noqa: B023
+            )
 
 
 def config_check(resolved: ResolvedSettings, out: TextIO) -> int:

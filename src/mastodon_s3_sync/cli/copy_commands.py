@@ -14,7 +14,7 @@ import botocore.exceptions
 
 from mastodon_s3_sync.cli.arguments import catalog_filter, selection, settings_from_args
 from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
-from mastodon_s3_sync.cli.preflight import checked_buckets, open_catalog
+from mastodon_s3_sync.cli.preflight import Preflight, open_catalog
 from mastodon_s3_sync.cli.progress import RunDisplay, row_bars
 from mastodon_s3_sync.cli.report import (
     OutcomeLog,
@@ -40,7 +40,9 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     filt = catalog_filter(args)
     settings = settings_from_args(args)
     chosen = selection(args, settings)
-    source, destination = checked_buckets(settings)
+    preflight = Preflight()
+    preflight.report(args.report)
+    source, destination = preflight.buckets(settings, writes=True)
     acl, workers, stop = settings.copy.acl, settings.copy.workers, threading.Event()
     options = CopyOptions(settings.copy, force=args.force)
     copier = build_copier(source, destination, options, workers, stop)
@@ -54,6 +56,9 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         try:
             with open_catalog(settings, chosen.record_types) as catalog:
                 walked, left_out = chosen.walked(catalog), chosen.left_out(catalog)
+                if not args.allow_missing:
+                    preflight.source_objects(catalog, source, walked, filt)
+                print(preflight.summary(), file=stderr, flush=True)
                 engine = Engine(catalog, copier, display, workers=workers, stop=stop)
                 with ctrl_c_stops(stop, stderr) as stop_request:
                     engine.run(walked, filt)
@@ -84,7 +89,10 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     filt = catalog_filter(args)
     settings = settings_from_args(args)
     chosen = selection(args, settings)
-    source, destination = checked_buckets(settings)
+    preflight = Preflight()
+    preflight.report(args.report)
+    acl_reads = args.full or args.sample > 0
+    source, destination = preflight.buckets(settings, writes=False, acl_reads=acl_reads)
     acl, workers = settings.copy.acl, settings.copy.workers
     copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
     verifier = Verifier(copier, acl, sample=None if args.full else args.sample, workers=workers)
@@ -93,6 +101,9 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     try:
         with open_catalog(settings, chosen.record_types) as catalog:
             record_types, left_out = chosen.walked(catalog), chosen.left_out(catalog)
+            if not args.allow_missing:
+                preflight.source_objects(catalog, source, record_types, filt)
+            print(preflight.summary(), file=stderr, flush=True)
             for record_type in record_types:
                 bar = bars(record_type, catalog.count_rows(record_type, filt)) if bars else None
                 verifier.check(_refs_counting_rows(catalog.walk(record_type, filt), bar))

@@ -19,7 +19,7 @@ from mastodon_s3_sync.cli.arguments import (
     sqs_client,
 )
 from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
-from mastodon_s3_sync.cli.preflight import checked_buckets, open_catalog
+from mastodon_s3_sync.cli.preflight import Preflight, open_catalog
 from mastodon_s3_sync.cli.report import (
     OutcomeLog,
     format_enumeration,
@@ -62,8 +62,11 @@ def run_enumerate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
 def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``worker``: the copier side of the fan-out, on any machine."""
     settings = resolved_from_args(args).settings
-    source, destination = checked_buckets(settings)
+    preflight = Preflight()
+    preflight.report(args.report)
+    source, destination = preflight.buckets(settings, writes=True)
     sqs = _checked_sqs(args)
+    print(preflight.summary(), file=stderr, flush=True)
     workers, stop = settings.copy.workers, threading.Event()
     options = CopyOptions(settings.copy, force=args.force)
     copier = build_copier(source, destination, options, workers, stop)

@@ -155,6 +155,7 @@ def _add_copy_commands(commands: Subcommands) -> None:
     )
     _add_database_options(run)
     _add_copy_options(run)
+    _add_allow_missing(run.add_argument_group("preflight"))
     verify = commands.add_parser(
         "verify",
         help="check that the destination holds every object, as the source has it",
@@ -180,6 +181,7 @@ def _add_copy_commands(commands: Subcommands) -> None:
         "--full", action="store_true", help="compare headers and ACL of every object"
     )
     checks.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+    _add_allow_missing(checks)
 
 
 def _add_fanout_commands(commands: Subcommands) -> None:
@@ -289,6 +291,15 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="copy even what the destination already holds"
     )
     group.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+
+
+def _add_allow_missing(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="go on when nearly none of the first referenced objects is at the source "
+        "(otherwise a sign of a wrong source bucket or key prefix)",
+    )
 
 
 def _add_bucket_options(parser: argparse.ArgumentParser) -> None:

@@ -1,17 +1,35 @@
-"""Before the work starts: the buckets and the database checked, so that a wrong setting
-fails at once with a message that names it, not an hour into a run."""
+"""Before the work starts: the report path, the buckets and the database checked, so that a
+wrong setting fails in seconds with a message that names it, not an hour into a run.
+
+The checks themselves are in :mod:`mastodon_s3_sync.copying.preflight`; here they are
+chosen per command and run on short-timeout clients whose requests are counted.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mastodon_s3_sync.config.settings import AclMode, BucketSettings, Settings
+from mastodon_s3_sync.copying.preflight import (
+    SOURCE_PROBE_REFERENCES,
+    check_acl_reads,
+    check_report_path,
+    check_source_holds,
+    probe_destination,
+)
 from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.mastodon.catalog import Catalog
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.database import open_database
-from mastodon_s3_sync.mastodon.layout import RecordType
-from mastodon_s3_sync.storage.s3 import check_bucket, check_source_acls
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.storage.s3 import BotoObjects, RequestCounter, check_bucket, preflight_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def _side(settings: Settings, side: str) -> BucketSettings:
@@ -25,27 +43,102 @@ def _side(settings: Settings, side: str) -> BucketSettings:
     return bucket
 
 
+class Preflight:
+    """The checks of one command, in order; each found fact is kept for one summary line."""
+
+    def __init__(self) -> None:
+        self.requests = RequestCounter()
+        self.found: list[str] = []
+        self._clients: dict[str, S3Client] = {}
+        self._started = time.monotonic()
+
+    def client(self, settings: BucketSettings, side: str) -> S3Client:
+        """The short-timeout client of ``side``, made once, its requests counted."""
+        if side not in self._clients:
+            self._clients[side] = client = preflight_client(settings)
+            self.requests.attach(client)
+        return self._clients[side]
+
+    def step(self, name: str, check: Callable[[], str]) -> None:
+        """Run one check; what it found joins the summary."""
+        self.found.append(f"{name}: {check()}")
+
+    def report(self, path: Path | None) -> None:
+        """The report can be written (before hours of work depend on it)."""
+        if path is not None:
+            self.step("report", lambda: check_report_path(path))
+
+    def buckets(
+        self, settings: Settings, *, writes: bool, acl_reads: bool = False
+    ) -> tuple[BucketSettings, BucketSettings]:
+        """Both sides distinct and answering; the source's ACLs readable for ``--acl
+        copy``; with ``writes`` the destination takes a write and keeps its ACL; with
+        ``acl_reads`` (``verify``) the destination's ACLs readable unless ``--acl none``."""
+        source, destination = _side(settings, "source"), _side(settings, "destination")
+        if (source.bucket, source.key_prefix, source.endpoint_url) == (
+            destination.bucket,
+            destination.key_prefix,
+            destination.endpoint_url,
+        ):
+            raise SettingsError("--source and --destination are the same bucket and key prefix")
+        acl = settings.copy.acl
+        for side, bucket in (("source", source), ("destination", destination)):
+            check_bucket(bucket, side, self.client(bucket, side))
+        if acl == AclMode.COPY:
+            client = self.client(source, "source")
+            self.step(
+                "source ACLs", lambda: check_acl_reads(client, source, "source", "--acl copy")
+            )
+        if writes:
+            client = self.client(destination, "destination")
+            self.step("destination", lambda: probe_destination(client, destination, acl))
+        elif acl_reads and acl != AclMode.NONE:
+            client = self.client(destination, "destination")
+            why = f"verify --acl {acl}"
+            self.step(
+                "destination", lambda: check_acl_reads(client, destination, "destination", why)
+            )
+        return source, destination
+
+    def source_objects(
+        self,
+        catalog: Catalog,
+        source: BucketSettings,
+        record_types: Iterable[RecordType],
+        filt: CatalogFilter,
+    ) -> None:
+        """The source holds (nearly all of) the first references of the selection."""
+        refs = first_refs(catalog, record_types, filt, SOURCE_PROBE_REFERENCES)
+        objects = BotoObjects(self.client(source, "source"), source.bucket)
+        self.step("source objects", lambda: check_source_holds(objects, source, refs))
+
+    def summary(self) -> str:
+        """``preflight (0.4 s, 9 requests): …``, one line."""
+        seconds = time.monotonic() - self._started
+        return f"preflight ({seconds:.1f} s, {self.requests.total} requests): " + "; ".join(
+            self.found
+        )
+
+
+def first_refs(
+    catalog: Catalog, record_types: Iterable[RecordType], filt: CatalogFilter, count: int
+) -> Sequence[ObjectRef]:
+    """The first ``count`` references of the selection, in enumeration order."""
+    refs: list[ObjectRef] = []
+    for record_type in record_types:
+        rows = count if filt.limit is None else min(filt.limit, count)
+        for row in catalog.walk(record_type, dataclasses.replace(filt, limit=rows)):
+            refs += row.objects
+            if len(refs) >= count:
+                return refs[:count]
+    return refs
+
+
 def checked_source(settings: Settings) -> BucketSettings:
     """The source bucket, answering (``orphans`` reads nothing else)."""
     source = _side(settings, "source")
     check_bucket(source, "source")
     return source
-
-
-def checked_buckets(settings: Settings) -> tuple[BucketSettings, BucketSettings]:
-    """Both sides, distinct, answering, and source ACLs readable if they are copied."""
-    source, destination = _side(settings, "source"), _side(settings, "destination")
-    if (source.bucket, source.key_prefix, source.endpoint_url) == (
-        destination.bucket,
-        destination.key_prefix,
-        destination.endpoint_url,
-    ):
-        raise SettingsError("--source and --destination are the same bucket and key prefix")
-    check_bucket(source, "source")
-    check_bucket(destination, "destination")
-    if settings.copy.acl == AclMode.COPY:
-        check_source_acls(source)
-    return source, destination
 
 
 @contextlib.contextmanager

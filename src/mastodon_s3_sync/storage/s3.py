@@ -263,9 +263,10 @@ def bucket_endpoint(settings: BucketSettings, side: str) -> Endpoint:
     )
 
 
-def check_bucket(settings: BucketSettings, side: str) -> None:
-    """HeadBucket with few retries, and errors that name the setting to fix."""
-    client = preflight_client(settings)
+def check_bucket(settings: BucketSettings, side: str, client: S3Client | None = None) -> None:
+    """HeadBucket with few retries (``client``: a :func:`preflight_client`), and errors
+    that name the setting to fix."""
+    client = client or preflight_client(settings)
     try:
         client.head_bucket(Bucket=settings.bucket)
     except botocore.exceptions.ClientError as error:
@@ -318,36 +319,3 @@ def _refusal(
         f"{side} bucket {name!r} at {where} answered {code or status}; check [{side}] "
         "bucket, endpoint_url and region"
     )
-
-
-def check_source_acls(settings: BucketSettings) -> str:
-    """For ``acl = copy``: read one source object's ACL now, with few retries, so that a
-    provider without ``GetObjectAcl`` is a clear error at start instead of a slow failure
-    of every object. An empty or unlistable bucket leaves the check to the copies.
-    Returns what was checked."""
-    where = settings.endpoint_url or "AWS S3"
-    client = preflight_client(settings)
-    prefix = f"{settings.key_prefix.strip('/')}/" if settings.key_prefix.strip("/") else ""
-    try:
-        listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix, MaxKeys=1)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        return f"no ACL read: the bucket could not be listed ({type(error).__name__})"
-    objects = listed.get("Contents", [])
-    if not objects:
-        return "no object to read an ACL from (empty under this prefix)"
-    key = objects[0]["Key"]
-    try:
-        client.get_object_acl(Bucket=settings.bucket, Key=key)
-    except botocore.exceptions.ClientError as error:
-        code = error.response.get("Error", {}).get("Code") or error.response.get(
-            "ResponseMetadata", {}
-        ).get("HTTPStatusCode")
-        raise SettingsError(
-            f"--acl copy reads each source object's ACL, but the source at {where} answered "
-            f"GetObjectAcl with {code}: a provider without ACLs needs --acl public-read, "
-            "private or none ([copy] acl)"
-        ) from None
-    except botocore.exceptions.BotoCoreError as error:
-        reason = bucket_endpoint(settings, "source").explain(error) or str(error)
-        raise SettingsError(f"reading a source object's ACL failed: {reason}") from None
-    return f"object ACLs readable (tried {key!r})"
