@@ -269,6 +269,8 @@ class SeaweedS3Server(LocalS3Server):
         super().__init__(port)
         self._access_key_id = f"AK{secrets.token_hex(9).upper()}"
         self._secret_access_key = secrets.token_hex(20)
+        self.reader_key_pair = (f"AK{secrets.token_hex(9).upper()}", secrets.token_hex(20))
+        """A second identity that may read and list but not write (a read-only key)."""
         self._ports: dict[str, int] = {}
         self._grpc_sockets: list[Path] = []
 
@@ -292,7 +294,14 @@ class SeaweedS3Server(LocalS3Server):
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         identities = work_dir / "s3-identities.json"
-        identities.write_text(json.dumps({"identities": [identity]}))
+        reader = {
+            "name": "reader",
+            "credentials": [
+                {"accessKey": self.reader_key_pair[0], "secretKey": self.reader_key_pair[1]}
+            ],
+            "actions": ["Read", "List"],
+        }
+        identities.write_text(json.dumps({"identities": [identity, reader]}))
         identities.chmod(0o600)
 
     def _command(self, program: Path, port: int) -> list[str]:
