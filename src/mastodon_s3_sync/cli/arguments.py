@@ -88,7 +88,7 @@ def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
             bucket, prefix = parse_s3_url(getattr(args, side), f"--{side}")
             put(side, "bucket", bucket, f"--{side}")
             put(side, "key_prefix", prefix, f"--{side}")
-        for name in ("endpoint_url", "region", "profile"):
+        for name in ("endpoint_url", "region", "profile", "ca_bundle"):
             flag = f"--{side}-{name.replace('_', '-')}"
             value = getattr(args, f"{side}_{name}", None)
             if value:

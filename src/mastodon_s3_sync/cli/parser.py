@@ -317,6 +317,11 @@ def _add_side_options(parser: argparse.ArgumentParser, side: str) -> None:
     group.add_argument(f"--{side}-endpoint-url", metavar="URL", help="S3 endpoint (non-AWS)")
     group.add_argument(f"--{side}-region", metavar="REGION")
     group.add_argument(f"--{side}-profile", metavar="NAME", help="AWS config profile")
+    group.add_argument(
+        f"--{side}-ca-bundle",
+        metavar="FILE",
+        help="PEM file of the CA that signs the endpoint's certificate (a private CA)",
+    )
 
 
 def _add_acl_and_workers(group: argparse._ArgumentGroup, threads: str) -> None:

@@ -45,6 +45,7 @@ _BUCKET_KEYS = frozenset(
         "access_key_id",
         "secret_access_key",
         "addressing_style",
+        "ca_bundle",
     }
 )
 STACK_SECTION = "stack"
@@ -67,7 +68,12 @@ FILE_KEYS = {
     "part_size_bytes": "part_size_mib",
 }
 """Model field -> the config file's key, where they differ (a file, a unit)."""
-_PATH_KEYS = {("database", "sslrootcert"), ("bastion", "private_key_file")}
+_PATH_KEYS = {
+    ("database", "sslrootcert"),
+    ("bastion", "private_key_file"),
+    ("source", "ca_bundle"),
+    ("destination", "ca_bundle"),
+}
 DEFAULT_ORIGIN = "default"
 
 

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import ValidationError, field_validator, model_validator
@@ -124,6 +125,9 @@ class BucketSettings:
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
     addressing_style: AddressingStyle = "auto"
+    ca_bundle: str | None = None
+    """PEM file of the CA(s) that sign the endpoint's certificate (else botocore's own,
+    or ``AWS_CA_BUNDLE``)."""
 
     @field_validator("bucket", mode="before")
     @classmethod
@@ -134,6 +138,13 @@ class BucketSettings:
     @classmethod
     def _check_endpoint(cls, value: object) -> object:
         return endpoint(value)
+
+    @field_validator("ca_bundle", mode="before")
+    @classmethod
+    def _check_ca_bundle(cls, value: object) -> object:
+        if isinstance(value, str) and value and not Path(value).is_file():
+            raise ValueError(f"{value} is not a file (a PEM file of CA certificates)")
+        return value or None
 
     @field_validator("addressing_style", mode="before")
     @classmethod

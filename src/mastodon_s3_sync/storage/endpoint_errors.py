@@ -32,6 +32,8 @@ class Endpoint:
     setting: str
     service: str
     timeout_seconds: float
+    ca_setting: str = "AWS_CA_BUNDLE (or ca_bundle in the AWS profile)"
+    """Where the CA that signs the endpoint's certificate is given."""
 
     def explain(self, error: BaseException) -> str | None:
         """One line for a transport failure; None for any other error (a ClientError
@@ -50,8 +52,7 @@ class Endpoint:
                 return (
                     f"the TLS certificate of {where} is not trusted "
                     f"({untrusted.verify_message}): give the CA that signed it in "
-                    "AWS_CA_BUNDLE (or ca_bundle in the AWS profile), or check "
-                    f"{self.setting}"
+                    f"{self.ca_setting}, or check {self.setting}"
                 )
             return (
                 f"no TLS handshake with {where}: if it serves plain HTTP, write http:// "

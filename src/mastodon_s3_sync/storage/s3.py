@@ -121,15 +121,17 @@ class Session:
 
     boto: boto3.session.Session
     core: botocore.session.Session
+    ca_bundle: str | None = None
+    """The side's own ``ca_bundle`` setting, over the profile's and ``AWS_CA_BUNDLE``."""
 
     def credentials(self) -> botocore.credentials.Credentials | None:
         """The session's credentials (refreshed by botocore when they are temporary)."""
         return self.core.get_credentials()
 
     def tls_verify(self) -> bool | str:
-        """The certificate check its clients make: a CA bundle path (profile ``ca_bundle``
-        or ``AWS_CA_BUNDLE``), or True for botocore's default bundle."""
-        bundle = self.core.get_config_variable("ca_bundle")
+        """The certificate check its clients make: a CA bundle path (the side's
+        ``ca_bundle``, the profile's or ``AWS_CA_BUNDLE``), or True for botocore's default."""
+        bundle = self.ca_bundle or self.core.get_config_variable("ca_bundle")
         return str(bundle) if bundle else True
 
 
@@ -149,7 +151,7 @@ def make_session(settings: BucketSettings) -> Session:
             f"profile {settings.profile!r} is not in the AWS config files; "
             "check the profile setting of this side"
         ) from None
-    return Session(session, core)
+    return Session(session, core, settings.ca_bundle)
 
 
 def make_client(
@@ -186,7 +188,9 @@ def make_client(
         )
     )
     try:
-        client = session.boto.client("s3", endpoint_url=settings.endpoint_url, config=config)
+        client = session.boto.client(
+            "s3", endpoint_url=settings.endpoint_url, config=config, verify=session.tls_verify()
+        )
     except ValueError as error:  # e.g. a malformed endpoint URL or region
         raise SettingsError(f"{error}; check endpoint_url and region of this side") from None
     # Answered before botocore's own handler, which stops retrying for the whole client
@@ -260,6 +264,7 @@ def bucket_endpoint(settings: BucketSettings, side: str) -> Endpoint:
         f"[{side}] endpoint_url (or --{side}-endpoint-url)",
         "S3",
         PREFLIGHT_TIMEOUT_SECONDS,
+        f"[{side}] ca_bundle (--{side}-ca-bundle) or AWS_CA_BUNDLE",
     )
 
 
