@@ -96,7 +96,7 @@ def test_run_into_seaweedfs_keeps_bytes_and_headers_and_reruns_for_free(
     assert "verify: OK" in checked.stderr
 
 
-def test_acl_copy_into_seaweedfs_makes_everything_private_and_only_verify_says_so(
+def test_acl_copy_into_seaweedfs_is_refused_and_verify_finds_public_objects_private(
     into_seaweedfs: Migration, tmp_path: Path
 ) -> None:
     # given a source whose objects are mostly public-read, a few private
@@ -105,15 +105,15 @@ def test_acl_copy_into_seaweedfs_makes_everything_private_and_only_verify_says_s
     assert public
     assert len(public) < len(migration.manifest.objects)
     config = migration.config(tmp_path, copy=MULTIPART)
-    # when copied with --acl copy: SeaweedFS accepts x-amz-acl: public-read and drops it
-    outcome = run_report(config, "--acl", "copy")
-    assert (outcome["copied"], outcome["failed"]) == (len(migration.manifest.objects), 0)
+    # when copied with --acl copy: SeaweedFS accepts x-amz-acl: public-read and drops it,
+    # which the preflight's probe object shows before any copy
+    refused = run("--config", str(config), "--acl", "copy")
+    assert refused.returncode == 2, refused.stderr
+    assert "kept it private" in refused.stderr
     client = migration.destination.client()
-    for key in public:
-        grants = client.get_object_acl(Bucket=migration.destination_bucket, Key=key)["Grants"]
-        assert [g["Permission"] for g in grants] == ["FULL_CONTROL"], key
-    # then verify finds every public object private (the preflight that refuses such a
-    # provider before copying is issue 18's), and nothing else
+    assert not client.list_objects_v2(Bucket=migration.destination_bucket).get("Contents")
+    # when copied without ACLs, verify --acl copy finds every public object private
+    run_report(config, "--acl", "none")
     report = tmp_path / "verify.json"
     result = verify("--config", str(config), "--acl", "copy", "--full", "--report", str(report))
     assert result.returncode == 1, result.stderr

@@ -18,6 +18,7 @@ from mastodon_s3_sync.cli.preflight import Preflight, open_catalog
 from mastodon_s3_sync.cli.progress import RunDisplay, row_bars
 from mastodon_s3_sync.cli.report import (
     OutcomeLog,
+    bucket_context,
     format_skip_checks,
     format_totals,
     format_verify,
@@ -25,14 +26,16 @@ from mastodon_s3_sync.cli.report import (
     write_report,
     write_verify_report,
 )
+from mastodon_s3_sync.config.settings import BucketSettings
+from mastodon_s3_sync.copying.repair import FindingRows, Findings, read_findings
 from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.copying.verify import Verifier
-from mastodon_s3_sync.errors import SyncError
+from mastodon_s3_sync.errors import SettingsError, SyncError
 from mastodon_s3_sync.mastodon.catalog import RowObjects, SkippedType
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.mastodon.plan import Progress
 from mastodon_s3_sync.transport.assembly import build_copier
-from mastodon_s3_sync.transport.engine import Engine
+from mastodon_s3_sync.transport.engine import Engine, RowSource
 
 
 def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -43,8 +46,10 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     preflight = Preflight()
     preflight.report(args.report)
     source, destination = preflight.buckets(settings, writes=True)
+    findings = _findings(args, source, destination) if args.from_report else None
     acl, workers, stop = settings.copy.acl, settings.copy.workers, threading.Event()
-    options = CopyOptions(settings.copy, force=args.force)
+    # A finding of the right size (a wrong ACL or header) is copied again, not skipped.
+    options = CopyOptions(settings.copy, force=args.force or findings is not None)
     copier = build_copier(source, destination, options, workers, stop)
     with contextlib.closing(OutcomeLog()) as log:
         display = RunDisplay(stderr, log, live=stderr.isatty())
@@ -56,10 +61,14 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         try:
             with open_catalog(settings, chosen.record_types) as catalog:
                 walked, left_out = chosen.walked(catalog), chosen.left_out(catalog)
+                rows: RowSource = catalog
+                if findings is not None:
+                    walked = [kind for kind in walked if kind in findings.wanted]
+                    rows = FindingRows(catalog, findings)
                 if not args.allow_missing:
-                    preflight.source_objects(catalog, source, walked, filt)
+                    preflight.source_objects(rows, source, walked, filt)
                 print(preflight.summary(), file=stderr, flush=True)
-                engine = Engine(catalog, copier, display, workers=workers, stop=stop)
+                engine = Engine(rows, copier, display, workers=workers, stop=stop)
                 with ctrl_c_stops(stop, stderr) as stop_request:
                     engine.run(walked, filt)
         except SyncError as error:
@@ -82,6 +91,24 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if engine.totals.interrupted:
         return stop_request.exit_status
     return 1 if engine.totals.total().failed else 0
+
+
+def _findings(
+    args: argparse.Namespace, source: BucketSettings, destination: BucketSettings
+) -> Findings:
+    """The findings of ``--from-report``, which must be a verify of these two buckets."""
+    narrowing = [flag for flag in ("after_id", "limit", "since") if getattr(args, flag)]
+    if narrowing:
+        flags = ", ".join(f"--{flag.replace('_', '-')}" for flag in narrowing)
+        raise SettingsError(f"--from-report selects the objects itself; leave out {flags}")
+    findings = read_findings(args.from_report)
+    for side, bucket in (("source", source), ("destination", destination)):
+        if findings.header.get(side) != bucket_context(bucket):
+            raise SettingsError(
+                f"--from-report {args.from_report} verified another {side} "
+                f"({findings.header.get(side)}); give the buckets that verify checked"
+            )
+    return findings
 
 
 def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

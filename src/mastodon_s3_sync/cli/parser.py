@@ -155,7 +155,15 @@ def _add_copy_commands(commands: Subcommands) -> None:
     )
     _add_database_options(run)
     _add_copy_options(run)
-    _add_allow_missing(run.add_argument_group("preflight"))
+    repair = run.add_argument_group("repair and preflight")
+    repair.add_argument(
+        "--from-report",
+        type=Path,
+        metavar="VERIFY.json",
+        help="copy again exactly the objects a verify --report found missing or different "
+        "(size, headers, ACL), nothing else",
+    )
+    _add_allow_missing(repair)
     verify = commands.add_parser(
         "verify",
         help="check that the destination holds every object, as the source has it",

@@ -27,6 +27,7 @@ from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.database import open_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.storage.s3 import BotoObjects, RequestCounter, check_bucket, preflight_client
+from mastodon_s3_sync.transport.engine import RowSource
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -102,7 +103,7 @@ class Preflight:
 
     def source_objects(
         self,
-        catalog: Catalog,
+        catalog: RowSource,
         source: BucketSettings,
         record_types: Iterable[RecordType],
         filt: CatalogFilter,
@@ -121,7 +122,7 @@ class Preflight:
 
 
 def first_refs(
-    catalog: Catalog, record_types: Iterable[RecordType], filt: CatalogFilter, count: int
+    catalog: RowSource, record_types: Iterable[RecordType], filt: CatalogFilter, count: int
 ) -> Sequence[ObjectRef]:
     """The first ``count`` references of the selection, in enumeration order."""
     refs: list[ObjectRef] = []

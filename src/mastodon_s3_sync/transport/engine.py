@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from mastodon_s3_sync.config.settings import DEFAULT_WORKERS
 from mastodon_s3_sync.copying.copier import Copier
 from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.copying.survey import Sightings
-from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
+from mastodon_s3_sync.mastodon.catalog import CatalogFilter, RowObjects
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import RunTotals, Tally
 
 _WAIT_SECONDS = 0.2  # how often a blocked thread looks at the stop flag
 _ENUMERATION_REPORT_ROWS = 100  # how often the observer hears how far enumeration got
+
+
+class RowSource(Protocol):
+    """Rows and their objects, per type: the catalog, or a narrowing of it."""
+
+    def count_rows(self, record_type: RecordType, filt: CatalogFilter) -> int: ...
+
+    def walk(self, record_type: RecordType, filt: CatalogFilter) -> Iterator[RowObjects]: ...
 
 
 class Observer(Protocol):
@@ -39,7 +47,7 @@ class Engine:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: RowSource,
         copier: Copier,
         observer: Observer,
         *,
