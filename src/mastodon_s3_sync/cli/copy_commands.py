@@ -14,8 +14,9 @@ import botocore.exceptions
 
 from mastodon_s3_sync.cli.arguments import catalog_filter, selection, settings_from_args
 from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
+from mastodon_s3_sync.cli.logs import totals_event
 from mastodon_s3_sync.cli.preflight import Preflight, open_catalog
-from mastodon_s3_sync.cli.progress import RunDisplay, row_bars
+from mastodon_s3_sync.cli.progress import RunDisplay, estimate_objects, row_bars
 from mastodon_s3_sync.cli.report import (
     OutcomeLog,
     bucket_context,
@@ -52,7 +53,13 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     options = CopyOptions(settings.copy, force=args.force or findings is not None)
     copier = build_copier(source, destination, options, workers, stop)
     with contextlib.closing(OutcomeLog()) as log:
-        display = RunDisplay(stderr, log, live=stderr.isatty())
+        display = RunDisplay(
+            stderr,
+            log,
+            live=stderr.isatty(),
+            quiet=args.quiet,
+            interval=args.progress_every,
+        )
         started, clock = datetime.now(UTC), time.monotonic()
         engine: Engine | None = None
         failure: SyncError | None = None
@@ -67,7 +74,8 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     rows = FindingRows(catalog, findings)
                 if not args.allow_missing:
                     preflight.source_objects(rows, source, walked, filt)
-                print(preflight.summary(), file=stderr, flush=True)
+                preflight.announce(stderr, args.quiet)
+                display.expect(estimate_objects(rows, walked, filt))
                 engine = Engine(rows, copier, display, workers=workers, stop=stop)
                 with ctrl_c_stops(stop, stderr) as stop_request:
                     engine.run(walked, filt)
@@ -78,6 +86,7 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if engine is None:
             raise failure or SyncError("the run did not start")
         seconds = time.monotonic() - clock
+        totals_event(engine.totals, seconds)
         print(format_totals(engine.totals, log, seconds, left_out), file=stderr)
         print(format_skip_checks(engine.survey), file=stderr)
         if args.report:
@@ -130,7 +139,7 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             record_types, left_out = chosen.walked(catalog), chosen.left_out(catalog)
             if not args.allow_missing:
                 preflight.source_objects(catalog, source, record_types, filt)
-            print(preflight.summary(), file=stderr, flush=True)
+            preflight.announce(stderr, args.quiet)
             for record_type in record_types:
                 bar = bars(record_type, catalog.count_rows(record_type, filt)) if bars else None
                 verifier.check(_refs_counting_rows(catalog.walk(record_type, filt), bar))

@@ -19,6 +19,7 @@ from mastodon_s3_sync.cli.copy_commands import run_copy, run_verify
 from mastodon_s3_sync.cli.demo_command import run_demo
 from mastodon_s3_sync.cli.fanout_commands import run_enumerate, run_worker_command
 from mastodon_s3_sync.cli.interrupt import Terminated, interrupted_status, sigterm_interrupts
+from mastodon_s3_sync.cli.logs import LOGGER, configure_logging
 from mastodon_s3_sync.cli.ops_commands import run_ops_command
 from mastodon_s3_sync.cli.orphans_command import run_orphans
 from mastodon_s3_sync.cli.parser import PROG, build_parser
@@ -50,12 +51,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
+def _with_logs(args: argparse.Namespace, command: Command) -> int:
+    """The command with the event log its flags ask for, closed when it is done."""
+    handler = configure_logging(args, sys.stderr)
+    try:
+        return command(args, sys.stdout, sys.stderr)
+    finally:
+        if handler is not None:
+            LOGGER.removeHandler(handler)
+            handler.close()
+
+
 def _run(args: argparse.Namespace) -> int:
     """One command, its errors turned into one line and an exit status."""
     try:
         if (status := run_ops_command(args, sys.stdout, sys.stderr)) is not None:
             return status
-        return COMMANDS[args.command](args, sys.stdout, sys.stderr)
+        return _with_logs(args, COMMANDS[args.command])
     except SyncError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -13,6 +13,7 @@ from typing import TypeAlias
 
 from mastodon_s3_sync import __version__
 from mastodon_s3_sync.cli.ops_commands import add_commands
+from mastodon_s3_sync.cli.progress import PLAIN_INTERVAL_SECONDS
 from mastodon_s3_sync.config.settings import (
     DEFAULT_WORKERS,
     MAX_PAGE_SIZE,
@@ -173,6 +174,7 @@ def _add_copy_commands(commands: Subcommands) -> None:
         "Exit status 1 when anything is missing or different.",
     )
     _add_database_options(verify)
+    _add_output_options(verify)
     _add_bucket_options(verify)
     checks = verify.add_argument_group("checks")
     _add_acl_and_workers(checks, "threads for the header and ACL checks")
@@ -291,7 +293,45 @@ def _add_config_command(commands: Subcommands) -> None:
     _add_acl_and_workers(check.add_argument_group("copying"), "copier threads")
 
 
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output and logs")
+    loudness = group.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="log every object's outcome as well"
+    )
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress; only errors and the totals"
+    )
+    group.add_argument(
+        "--log-file", type=Path, metavar="FILE", help="append the events (phases, totals) here"
+    )
+    group.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object per event and line (default %(default)s)",
+    )
+    group.add_argument(
+        "--progress-every",
+        type=_positive_seconds,
+        default=PLAIN_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help="how often a progress line is printed off a terminal (default %(default)g)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--progress-every must be a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("--progress-every must be more than 0")
+    return value
+
+
 def _add_copy_options(parser: argparse.ArgumentParser) -> None:
+    _add_output_options(parser)
     _add_bucket_options(parser)
     group = parser.add_argument_group("copying")
     _add_acl_and_workers(group, "copier threads")

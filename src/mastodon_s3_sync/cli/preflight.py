@@ -12,8 +12,9 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
+from mastodon_s3_sync.cli.logs import event
 from mastodon_s3_sync.config.settings import AclMode, BucketSettings, Settings
 from mastodon_s3_sync.copying.preflight import (
     SOURCE_PROBE_REFERENCES,
@@ -112,6 +113,17 @@ class Preflight:
         refs = first_refs(catalog, record_types, filt, SOURCE_PROBE_REFERENCES)
         objects = BotoObjects(self.client(source, "source"), source.bucket)
         self.step("source objects", lambda: check_source_holds(objects, source, refs))
+
+    def announce(self, stream: TextIO, quiet: bool) -> None:
+        """The summary line (unless ``quiet``), and the same as a ``preflight`` event."""
+        if not quiet:
+            print(self.summary(), file=stream, flush=True)
+        event(
+            "preflight",
+            seconds=round(time.monotonic() - self._started, 2),
+            requests=self.requests.total,
+            found=self.found,
+        )
 
     def summary(self) -> str:
         """``preflight (0.4 s, 9 requests): …``, one line."""

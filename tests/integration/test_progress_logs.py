@@ -1,0 +1,117 @@
+"""What the admin sees during a run off a terminal, and what the event log keeps.
+
+Plain progress lines (``--progress-every``) carry an overall total that never goes down,
+from the database's estimate to the exact count; ``--log-format json`` writes one JSON
+object per line: the preflight, the estimate, each type, each object at ``-v``, the totals.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mastodon_s3_sync.demo.s3servers import MotoS3Server
+from tests.support.mastodon_db import MastodonDbFactory
+from tests.support.migration import prepare
+from tests.support.s3_servers import BucketNames
+
+pytestmark = pytest.mark.integration
+
+OVERALL = re.compile(r"^all: ([\d,]+)/([\d,]+) objects \((counted|estimated)\)")
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_progress_totals_never_decrease_and_json_logs_parse(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    log = tmp_path / "run.jsonl"
+    # when run off a terminal, a progress line every 20 ms, every event logged in JSON
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mastodon_s3_sync",
+            "run",
+            "--config",
+            str(migration.config(tmp_path)),
+            "--workers",
+            "2",
+            "--progress-every",
+            "0.02",
+            "-v",
+            "--log-file",
+            str(log),
+            "--log-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # then the overall lines: several, done and total never down, the last one exact
+    overall = [OVERALL.match(line) for line in done.stderr.splitlines()]
+    figures = [(number(m[1]), number(m[2]), m[3]) for m in overall if m]
+    assert len(figures) >= 3, done.stderr
+    for (done_before, total_before, _), (done_after, total_after, _) in itertools.pairwise(figures):
+        assert total_after >= total_before, figures
+        assert done_after >= done_before, figures
+    objects = len(migration.refs)
+    assert figures[-1] == (objects, objects, "counted"), figures[-1]
+    assert all(done <= total for done, total, _ in figures)
+    # and the log parses line by line, with an event per object and the totals
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    names = [entry["event"] for entry in events]
+    assert names[0] == "preflight"
+    assert names[-1] == "totals"
+    assert {"estimate", "type_started", "progress"} <= set(names)
+    assert names.count("object") == objects
+    totals = events[-1]
+    assert totals["copied"] + totals["missing"] == objects
+    assert totals["failed"] == 0
+    assert all("time" in entry and "level" in entry for entry in events)
+
+
+def test_quiet_prints_no_progress(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mastodon_s3_sync",
+            "run",
+            "--config",
+            str(migration.config(tmp_path)),
+            "-q",
+            "--progress-every",
+            "0.02",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not any(OVERALL.match(line) for line in done.stderr.splitlines())
+    assert not any(line.startswith("preflight (") for line in done.stderr.splitlines())
+    assert "copied" in done.stderr  # the closing table stays
