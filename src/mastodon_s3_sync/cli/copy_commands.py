@@ -87,7 +87,8 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             raise failure or SyncError("the run did not start")
         seconds = time.monotonic() - clock
         totals_event(engine.totals, seconds)
-        print(format_totals(engine.totals, log, seconds, left_out), file=stderr)
+        reported = args.report is not None
+        print(format_totals(engine.totals, log, seconds, left_out, reported=reported), file=stderr)
         print(format_skip_checks(engine.survey), file=stderr)
         if args.report:
             context = run_context(source, destination, acl, walked, left_out)

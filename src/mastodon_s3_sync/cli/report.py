@@ -113,11 +113,21 @@ def write_report(
     )
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 problem``, ``2 problems``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def format_totals(
-    totals: RunTotals, log: OutcomeLog, seconds: float, left_out: Sequence[SkippedType] = ()
+    totals: RunTotals,
+    log: OutcomeLog,
+    seconds: float,
+    left_out: Sequence[SkippedType] = (),
+    *,
+    reported: bool = True,
 ) -> str:
-    """The closing table: outcomes per type, a few missing/failed keys, then one line per
-    kind not copied and why."""
+    """The closing table: outcomes per type, a few missing/failed keys (``reported``: all
+    of them are in the report), then one line per kind not copied and why."""
     header = (
         f"{'type':<{TYPE_WIDTH}} {'copied':>10} {'skipped':>10} {'missing':>10} "
         f"{'failed':>10} {'bytes copied':>14}"
@@ -135,7 +145,8 @@ def format_totals(
     lines.append(f"{whole.done:,} objects in {seconds:.1f} s ({rate:,.1f} objects/s)")
     for outcome, count in ((Outcome.MISSING, whole.missing), (Outcome.FAILED, whole.failed)):
         if count:
-            lines.append(f"{outcome.value} ({count:,}; all of them in --report):")
+            where = "all of them in --report" if reported else "--report FILE lists them all"
+            lines.append(f"{outcome.value} ({count:,}; {where}):")
             lines.extend(f"  {result.ref.key}  {result.reason}" for result in log.first[outcome])
     lines.extend(map(str, left_out))
     if totals.interrupted:
@@ -224,7 +235,9 @@ def format_verify(verifier: Verifier, seconds: float, left_out: Sequence[Skipped
     ]
     lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
     lines.extend(map(str, left_out))
-    lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
+    lines.append(
+        "verify: OK" if totals.ok else f"verify: {plural(sum(problems.values()), 'problem')}"
+    )
     return "\n".join(lines)
 
 
