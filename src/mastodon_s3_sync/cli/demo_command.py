@@ -7,6 +7,7 @@ import argparse
 import json
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -30,6 +31,7 @@ def run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
     reports: Path = args.reports
     reports.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mastodon-s3-sync-demo-") as work:
         print("starting PostgreSQL and two S3 servers, generating a Mastodon…", file=stderr)
         counts = QUICK_COUNTS if args.quick else DEMO_COUNTS
@@ -46,14 +48,14 @@ def run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     threading.Event().wait()
                 except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the way to end it
                     status = interrupted_status(interrupt)
-        print("stopped the sandbox", file=stderr)
+        print(f"stopped the sandbox; {time.monotonic() - started:.1f} s in all", file=stderr)
     return status
 
 
 def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int:
     """``run``, ``verify`` and ``orphans`` on the sandbox, and a check that private stayed
     private."""
-    seeded = box.manifest
+    seeded, clock = box.manifest, time.monotonic()
     print(
         f"{', '.join(f'{count:,} {table}' for table, count in box.rows.items())}; "
         f"source bucket: {len(seeded.objects):,} objects "
@@ -94,7 +96,8 @@ def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int
     status = copied or verified or listed or (0 if kept == at_source else 1)
     status = status or (0 if found == set(box.leftovers) else 1)
     print(
-        f"{'demo: OK' if status == 0 else 'demo: FAILED'} — reports: {run_report} "
+        f"{'demo: OK' if status == 0 else 'demo: FAILED'} in {time.monotonic() - clock:.1f} s "
+        f"— reports: {run_report} "
         f"(what was copied, what is missing and why), {verify_report} (the proof), "
         f"{orphans_report} (what nothing references)",
         file=stderr,
