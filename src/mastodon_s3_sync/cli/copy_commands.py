@@ -44,7 +44,7 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     filt = catalog_filter(args)
     settings = settings_from_args(args)
     chosen = selection(args, settings)
-    preflight = Preflight()
+    preflight = Preflight.starting(stderr, args.quiet)
     preflight.report(args.report)
     source, destination = preflight.buckets(settings, writes=True)
     findings = _findings(args, source, destination) if args.from_report else None
@@ -126,7 +126,7 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     filt = catalog_filter(args)
     settings = settings_from_args(args)
     chosen = selection(args, settings)
-    preflight = Preflight()
+    preflight = Preflight.starting(stderr, args.quiet)
     preflight.report(args.report)
     acl_reads = args.full or args.sample > 0
     source, destination = preflight.buckets(settings, writes=False, acl_reads=acl_reads)
@@ -148,6 +148,13 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     bar.close()
                 checked = verifier.totals.by_type.get(str(record_type), 0)
                 print(f"{record_type}: {checked:,} objects checked", file=stderr)
+        if not args.full and not args.quiet and verifier.totals.matching:
+            sampled = min(args.sample, verifier.totals.matching)
+            print(
+                f"comparing headers and ACL of {sampled:,} sampled objects at both sides…",
+                file=stderr,
+                flush=True,
+            )
         verifier.check_sample()
         print(format_verify(verifier, time.monotonic() - clock, left_out), file=stderr)
         if args.report:

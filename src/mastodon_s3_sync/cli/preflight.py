@@ -54,6 +54,17 @@ class Preflight:
         self._clients: dict[str, S3Client] = {}
         self._started = time.monotonic()
 
+    @classmethod
+    def starting(cls, stream: TextIO, quiet: bool) -> Preflight:
+        """A preflight that says it has started (seconds pass before its summary)."""
+        if not quiet:
+            print(
+                "preflight: checking the report path, both buckets and the database…",
+                file=stream,
+                flush=True,
+            )
+        return cls()
+
     def client(self, settings: BucketSettings, side: str) -> S3Client:
         """The short-timeout client of ``side``, made once, its requests counted."""
         if side not in self._clients:
