@@ -23,7 +23,7 @@ from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
 from mastodon_s3_sync.mastodon.catalog import Catalog
 from mastodon_s3_sync.mastodon.database import SqlConnection, open_database
 from mastodon_s3_sync.mastodon.selection import select
-from mastodon_s3_sync.storage.s3 import check_bucket, preflight_client
+from mastodon_s3_sync.storage.s3 import check_bucket, probe_client
 
 SECRET_FIELDS = frozenset({"password", "secret_access_key", "private_key"})
 """Fields shown masked: passwords, secret keys, private keys."""
@@ -143,7 +143,7 @@ def run_checks(settings: Settings) -> Iterator[CheckResult]:
         yield answers
         if not answers.ok:
             continue
-        client, acl = preflight_client(bucket), settings.copy.acl
+        client, acl = probe_client(bucket), settings.copy.acl
         if side == "source" and acl == AclMode.COPY:
             yield _run_check(
                 "source ACLs",

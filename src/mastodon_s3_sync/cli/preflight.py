@@ -27,7 +27,7 @@ from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.database import open_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
-from mastodon_s3_sync.storage.s3 import BotoObjects, RequestCounter, check_bucket, preflight_client
+from mastodon_s3_sync.storage.s3 import BotoObjects, RequestCounter, check_bucket, probe_client
 from mastodon_s3_sync.transport.engine import RowSource
 
 if TYPE_CHECKING:
@@ -66,9 +66,9 @@ class Preflight:
         return cls()
 
     def client(self, settings: BucketSettings, side: str) -> S3Client:
-        """The short-timeout client of ``side``, made once, its requests counted."""
+        """The probe client of ``side``, made once, its requests counted."""
         if side not in self._clients:
-            self._clients[side] = client = preflight_client(settings)
+            self._clients[side] = client = probe_client(settings)
             self.requests.attach(client)
         return self._clients[side]
 
@@ -96,7 +96,7 @@ class Preflight:
             raise SettingsError("--source and --destination are the same bucket and key prefix")
         acl = settings.copy.acl
         for side, bucket in (("source", source), ("destination", destination)):
-            check_bucket(bucket, side, self.client(bucket, side))
+            check_bucket(bucket, side)
         if acl == AclMode.COPY:
             client = self.client(source, "source")
             self.step(

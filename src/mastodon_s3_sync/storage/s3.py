@@ -160,31 +160,30 @@ def make_client(
     attempts: int = RETRY_ATTEMPTS,
     session: Session | None = None,
     timeout_seconds: float | None = None,
+    policy: RetryPolicy | None = None,
 ) -> S3Client:
-    """A thread-safe client with retries and the checksum settings non-AWS servers need;
-    ``timeout_seconds`` replaces both the connect and the read timeout."""
+    """A thread-safe client with retries (``policy``, else ``attempts`` of the default
+    backoff) and the checksum settings non-AWS servers need; ``timeout_seconds`` replaces
+    both the connect and the read timeout."""
     session = session or make_session(settings)
-    config = (
-        RetryPolicy(attempts)
-        .botocore_config()
-        .merge(
-            Config(
-                max_pool_connections=max_connections,
-                connect_timeout=timeout_seconds or CONNECT_TIMEOUT_SECONDS,
-                read_timeout=timeout_seconds or READ_TIMEOUT_SECONDS,
-                tcp_keepalive=True,
-                # Every upload carries Content-MD5, which the server checks; hashing each body
-                # a second time with SHA-256 for the signature (botocore's default over plain
-                # HTTP) would only cost CPU. Over HTTPS botocore already skips it.
-                s3={
-                    "addressing_style": settings.addressing_style,
-                    "payload_signing_enabled": False,
-                },
-                # Since boto3 1.36 uploads carry CRC32 trailers by default, which several
-                # S3-compatible servers reject; we send Content-MD5 ourselves instead.
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            )
+    policy = policy or RetryPolicy(attempts)
+    config = policy.botocore_config().merge(
+        Config(
+            max_pool_connections=max_connections,
+            connect_timeout=timeout_seconds or CONNECT_TIMEOUT_SECONDS,
+            read_timeout=timeout_seconds or READ_TIMEOUT_SECONDS,
+            tcp_keepalive=True,
+            # Every upload carries Content-MD5, which the server checks; hashing each body
+            # a second time with SHA-256 for the signature (botocore's default over plain
+            # HTTP) would only cost CPU. Over HTTPS botocore already skips it.
+            s3={
+                "addressing_style": settings.addressing_style,
+                "payload_signing_enabled": False,
+            },
+            # Since boto3 1.36 uploads carry CRC32 trailers by default, which several
+            # S3-compatible servers reject; we send Content-MD5 ourselves instead.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
     )
     try:
@@ -197,7 +196,7 @@ def make_client(
     # once ~35 errors drained its retry quota: a provider down for a few seconds would
     # then fail every object in flight instead of costing time.
     # (The stubs type handlers as returning None; needs-retry handlers return the delay.)
-    client.meta.events.register_first("needs-retry.s3", TransientRetries(RetryPolicy(attempts)))  # type: ignore[arg-type]
+    client.meta.events.register_first("needs-retry.s3", TransientRetries(policy))  # type: ignore[arg-type]
     return client
 
 
@@ -256,6 +255,16 @@ def preflight_client(settings: BucketSettings) -> S3Client:
     return make_client(settings, 1, PREFLIGHT_ATTEMPTS, timeout_seconds=PREFLIGHT_TIMEOUT_SECONDS)
 
 
+PROBE_RETRIES = RetryPolicy(4, base_seconds=0.25)
+"""The preflight's object probes, once HeadBucket answered: a transient error is retried
+(within about 2 s), a provider that always fails is still refused in seconds."""
+
+
+def probe_client(settings: BucketSettings) -> S3Client:
+    """A client for the preflight's object probes: short timeouts, a few quick retries."""
+    return make_client(settings, 1, timeout_seconds=PREFLIGHT_TIMEOUT_SECONDS, policy=PROBE_RETRIES)
+
+
 def bucket_endpoint(settings: BucketSettings, side: str) -> Endpoint:
     """How messages name one side's endpoint and the setting that chooses it."""
     return Endpoint(
@@ -268,10 +277,9 @@ def bucket_endpoint(settings: BucketSettings, side: str) -> Endpoint:
     )
 
 
-def check_bucket(settings: BucketSettings, side: str, client: S3Client | None = None) -> None:
-    """HeadBucket with few retries (``client``: a :func:`preflight_client`), and errors
-    that name the setting to fix."""
-    client = client or preflight_client(settings)
+def check_bucket(settings: BucketSettings, side: str) -> None:
+    """HeadBucket with few retries, and errors that name the setting to fix."""
+    client = preflight_client(settings)
     try:
         client.head_bucket(Bucket=settings.bucket)
     except botocore.exceptions.ClientError as error:
