@@ -125,6 +125,12 @@ def _check_bastion(settings: Settings) -> str:
 
 def _check_bucket(bucket: BucketSettings, side: str, read_acl: bool) -> Callable[[], str]:
     def check() -> str:
+        if bucket.path is not None:
+            from mastodon_s3_sync.storage.disk import check_directory  # the cli extra's
+
+            root = check_directory(bucket, side)
+            access = "writable" if side == "destination" else "readable"
+            return f"directory {str(root)!r} is there and {access}"
         check_bucket(bucket, side)
         where = bucket.endpoint_url or "AWS S3"
         found = f"bucket {bucket.bucket!r} at {where} answers"

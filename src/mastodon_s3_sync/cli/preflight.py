@@ -11,6 +11,7 @@ from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.catalog import Catalog
 from mastodon_s3_sync.mastodon.database import open_database
 from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.storage.disk import check_directory
 from mastodon_s3_sync.storage.s3 import check_bucket, check_source_acls
 
 
@@ -18,8 +19,8 @@ def _side(settings: Settings, side: str) -> BucketSettings:
     bucket: BucketSettings | None = getattr(settings, side)
     if bucket is None:
         raise SettingsError(
-            f"no {side} bucket: pass --{side} s3://BUCKET[/PREFIX] or set [{side}] bucket in "
-            "the config file (--config)"
+            f"no {side} bucket: pass --{side} s3://BUCKET[/PREFIX] (or a directory, "
+            f"file:///PATH) or set [{side}] bucket (or path) in the config file (--config)"
             + (" or S3_BUCKET in Mastodon's .env (--mastodon-env)" if side == "source" else "")
         )
     return bucket
@@ -28,22 +29,31 @@ def _side(settings: Settings, side: str) -> BucketSettings:
 def checked_source(settings: Settings) -> BucketSettings:
     """The source bucket, answering (``orphans`` reads nothing else)."""
     source = _side(settings, "source")
+    source.require_bucket("source")
     check_bucket(source, "source")
     return source
+
+
+def check_side(settings: BucketSettings, side: str) -> None:
+    """The bucket answers, or the directory is there (and writable as a destination)."""
+    if settings.path is not None:
+        check_directory(settings, side)
+    else:
+        check_bucket(settings, side)
 
 
 def checked_buckets(settings: Settings) -> tuple[BucketSettings, BucketSettings]:
     """Both sides, distinct, answering, and source ACLs readable if they are copied."""
     source, destination = _side(settings, "source"), _side(settings, "destination")
-    if (source.bucket, source.key_prefix, source.endpoint_url) == (
-        destination.bucket,
+    if (source.name, source.key_prefix, source.endpoint_url) == (
+        destination.name,
         destination.key_prefix,
         destination.endpoint_url,
     ):
         raise SettingsError("--source and --destination are the same bucket and key prefix")
-    check_bucket(source, "source")
-    check_bucket(destination, "destination")
-    if settings.copy.acl == AclMode.COPY:
+    check_side(source, "source")
+    check_side(destination, "destination")
+    if settings.copy.acl == AclMode.COPY and source.path is None:
         check_source_acls(source)
     return source, destination
 

@@ -148,7 +148,7 @@ def format_skip_checks(survey: Survey) -> str:
     line = f"skip checks: {survey.list_requests:,} list requests"
     for side, listing in (("source", survey.source), ("destination", survey.destination)):
         if listing.refused:
-            line += f"; {side} bucket not listable, one HEAD per object: {listing.refused}"
+            line += f"; {side} not listed, one HEAD per object: {listing.refused}"
     return line
 
 

@@ -114,9 +114,11 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, config=SECTION_CONFIG)
 class BucketSettings:
-    """One side of the copy: a bucket on an S3-compatible endpoint."""
+    """One side of the copy: a bucket on an S3-compatible endpoint, or a directory (``path``,
+    Mastodon's local file storage: its ``public/system``)."""
 
-    bucket: str
+    bucket: str | None = None
+    path: str | None = None
     key_prefix: str = ""
     endpoint_url: str | None = None
     region: str | None = None
@@ -128,7 +130,14 @@ class BucketSettings:
     @field_validator("bucket", mode="before")
     @classmethod
     def _check_bucket(cls, value: object) -> object:
-        return bucket_name(value)
+        return None if value is None else bucket_name(value)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _check_path(cls, value: object) -> object:
+        if value is not None and not (isinstance(value, str) and value.startswith("/")):
+            raise ValueError(f"{value!r} is not an absolute directory path")
+        return value
 
     @field_validator("endpoint_url", mode="before")
     @classmethod
@@ -147,7 +156,26 @@ class BucketSettings:
     def _key_pair(self) -> BucketSettings:
         if bool(self.access_key_id) != bool(self.secret_access_key):
             raise ValueError("access_key_id and secret_access_key must be set together")
+        if (self.bucket is None) == (self.path is None):
+            raise ValueError(
+                "set either bucket (an S3 bucket) or path (a directory such as "
+                "/home/mastodon/live/public/system), not both or neither"
+            )
         return self
+
+    @property
+    def name(self) -> str:
+        """The bucket's name, or the directory's path."""
+        return self.bucket if self.bucket is not None else str(self.path)
+
+    def require_bucket(self, side: str) -> str:
+        """The bucket name, or a SettingsError for a directory where S3 is needed."""
+        if self.bucket is None:
+            raise SettingsError(
+                f"{side} is the directory {self.path}: this needs an S3 bucket "
+                f'([{side}] bucket = "BUCKET-NAME")'
+            )
+        return self.bucket
 
 
 @dataclass(frozen=True, config=SECTION_CONFIG)

@@ -214,7 +214,9 @@ class Verifier:
         differences = [
             f"{name}: {destination_head.get(name)!r}, source {source_head.get(name)!r}"
             for name in COMPARED_HEADERS
-            if source_head.get(name) != destination_head.get(name)
+            if source.keeps_headers
+            and destination.keeps_headers
+            and source_head.get(name) != destination_head.get(name)
         ]
         if differences:
             self._found(Problem.HEADER, pair.ref, pair.destination_key, "; ".join(differences))

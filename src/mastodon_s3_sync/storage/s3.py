@@ -45,6 +45,8 @@ class Bucket:
     side: str  # "source" or "destination", for messages
     objects: ObjectStore = field(default=None)  # type: ignore[assignment]
     """GET/HEAD/PUT/ACL of single objects (default: botocore through ``client``)."""
+    keeps_headers: bool = True
+    """False for a directory (storage/disk.py): its files keep no Content-Type to compare."""
 
     def __post_init__(self) -> None:
         if self.objects is None:
@@ -239,7 +241,9 @@ def _is_transient(
 def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSettings) -> bool:
     """Whether a server-side CopyObject can move bytes without passing through us."""
     return (
-        source.endpoint_url == destination.endpoint_url
+        source.path is None
+        and destination.path is None
+        and source.endpoint_url == destination.endpoint_url
         and source.region == destination.region
         and source.profile == destination.profile
         and source.access_key_id == destination.access_key_id
@@ -267,7 +271,7 @@ def check_bucket(settings: BucketSettings, side: str) -> None:
     """HeadBucket with few retries, and errors that name the setting to fix."""
     client = preflight_client(settings)
     try:
-        client.head_bucket(Bucket=settings.bucket)
+        client.head_bucket(Bucket=settings.require_bucket(side))
     except botocore.exceptions.ClientError as error:
         raise SettingsError(_refusal(error, settings, side, client.meta.region_name)) from None
     except botocore.exceptions.NoCredentialsError:
@@ -329,7 +333,7 @@ def check_source_acls(settings: BucketSettings) -> str:
     client = preflight_client(settings)
     prefix = f"{settings.key_prefix.strip('/')}/" if settings.key_prefix.strip("/") else ""
     try:
-        listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix, MaxKeys=1)
+        listed = client.list_objects_v2(Bucket=settings.name, Prefix=prefix, MaxKeys=1)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         return f"no ACL read: the bucket could not be listed ({type(error).__name__})"
     objects = listed.get("Contents", [])
@@ -337,7 +341,7 @@ def check_source_acls(settings: BucketSettings) -> str:
         return "no object to read an ACL from (empty under this prefix)"
     key = objects[0]["Key"]
     try:
-        client.get_object_acl(Bucket=settings.bucket, Key=key)
+        client.get_object_acl(Bucket=settings.name, Key=key)
     except botocore.exceptions.ClientError as error:
         code = error.response.get("Error", {}).get("Code") or error.response.get(
             "ResponseMetadata", {}
