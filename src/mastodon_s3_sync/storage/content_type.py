@@ -17,12 +17,14 @@ import filetype
 SNIFF_BYTES = 8192
 """How much of a file the sniffer reads (filetype's own limit)."""
 FALLBACK = "application/octet-stream"
+_CANONICAL = {"image/x-icon": "image/vnd.microsoft.icon"}
+"""filetype's name -> the one Marcel (shared-mime-info) gives, which Mastodon sends."""
 
 
 def detect(head: bytes, key: str) -> str:
     """The MIME type of a file from its first :data:`SNIFF_BYTES`, else from its name."""
     sniffed = filetype.guess_mime(head) if head else None
     if sniffed:
-        return str(sniffed)
+        return _CANONICAL.get(str(sniffed), str(sniffed))
     guessed, _ = mimetypes.guess_type(key, strict=False)
     return guessed or FALLBACK

@@ -243,6 +243,10 @@ class DiskClient:
             return {"Grants": []}
         return {"Grants": [{"Grantee": {"URI": ALL_USERS_URI}, "Permission": "READ"}]}
 
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **fields: Any) -> dict[str, Any]:
+        """PutObject (the demo seeds a directory through it as it seeds a bucket)."""
+        return self._objects.put_object(Key, Body, fields)
+
     def delete_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
         """DeleteObject."""
         self._objects.delete(Key)
@@ -348,5 +352,11 @@ def disk_bucket(settings: BucketSettings, side: str) -> Bucket:
     """One side on a directory (Mastodon's ``public/system``), which must exist."""
     root = check_directory(settings, side)
     objects = DiskObjects(root)
-    client = cast("S3Client", DiskClient(objects))  # the subset of S3Client callers use
-    return Bucket(client, str(root), settings.key_prefix, side, objects, keeps_headers=False)
+    return Bucket(
+        disk_client(objects), str(root), settings.key_prefix, side, objects, keeps_headers=False
+    )
+
+
+def disk_client(objects: DiskObjects) -> S3Client:
+    """A :class:`DiskClient` typed as the S3 client whose calls it answers."""
+    return cast("S3Client", DiskClient(objects))
