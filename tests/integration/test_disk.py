@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 import pytest
 
+from mastodon_s3_sync.cli import main
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import BucketSettings, CopySettings
 from mastodon_s3_sync.copying.copier import Copier
 from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.demo.media import CACHE_CONTROL, create_bucket
+from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.outcomes import Outcome
@@ -289,3 +291,36 @@ def test_a_symlink_out_of_the_source_root_is_not_read(
     assert result.outcome is Outcome.FAILED
     assert "outside" in result.reason
     assert "Contents" not in server.client().list_objects_v2(Bucket=bucket)
+
+
+def test_config_check_shows_the_local_storage_root_of_the_env_file(
+    tmp_path: Path,
+    postgres: LocalPostgres,
+    mastodon_db: MastodonDbFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given Mastodon's .env.production with local storage, in its Rails root
+    db = mastodon_db()
+    live = tmp_path / "live"
+    (live / "public" / "system").mkdir(parents=True)
+    env = live / ".env.production"
+    env.write_text(
+        f"DB_HOST={postgres.host}\nDB_PORT={postgres.port}\nDB_NAME={db.name}\n"
+        f"DB_USER={postgres.user}\nDB_PASS={postgres.password}\nS3_ENABLED=false\n"
+    )
+    destination = tmp_path / "copy"
+    destination.mkdir()
+    # when
+    status = main(
+        ["config", "check", "--mastodon-env", str(env), "--destination", str(destination)]
+    )
+    output = capsys.readouterr().out
+    # then the source is public/system beside it, with the rule that gave it
+    assert status == 0, output
+    root = live / "public" / "system"
+    assert any(
+        str(root) in line and "PAPERCLIP_ROOT_PATH unset: public/system" in line
+        for line in output.splitlines()
+    ), output
+    assert f"OK   source bucket: directory '{root}' is there and readable" in output
+    assert f"OK   destination bucket: directory '{destination}' is there and writable" in output

@@ -156,11 +156,13 @@ class BucketSettings:
     def _key_pair(self) -> BucketSettings:
         if bool(self.access_key_id) != bool(self.secret_access_key):
             raise ValueError("access_key_id and secret_access_key must be set together")
-        if (self.bucket is None) == (self.path is None):
+        if self.bucket is None and self.path is None:
             raise ValueError(
-                "set either bucket (an S3 bucket) or path (a directory such as "
-                "/home/mastodon/live/public/system), not both or neither"
+                'bucket is missing: set bucket = "BUCKET-NAME" '
+                '(or path = "/home/mastodon/live/public/system", a directory)'
             )
+        if self.bucket is not None and self.path is not None:
+            raise ValueError("bucket and path are both set: keep one")
         return self
 
     @property
