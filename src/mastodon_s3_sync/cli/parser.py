@@ -252,6 +252,11 @@ def _add_demo_command(commands: Subcommands) -> None:
         "--quick", action="store_true", help="a smaller Mastodon: the same story in seconds"
     )
     demo.add_argument(
+        "--from-disk",
+        action="store_true",
+        help="a Mastodon on local storage: copy its public/system to the new provider",
+    )
+    demo.add_argument(
         "--mastodon",
         choices=[version.value for version in SchemaVersion],
         default=SchemaVersion.CURRENT.value,

@@ -153,7 +153,9 @@ def format_skip_checks(survey: Survey) -> str:
 
 
 def bucket_context(settings: BucketSettings) -> dict[str, Any]:
-    """One bucket as a report's header states it."""
+    """One bucket (or directory) as a report's header states it."""
+    if settings.path is not None:
+        return {"path": settings.path}
     return {
         "bucket": settings.bucket,
         "key_prefix": settings.key_prefix,
