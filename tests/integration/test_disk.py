@@ -164,6 +164,10 @@ def test_s3_to_disk_writes_files_with_modes_and_skips_by_stat(
     outcome = report_of(report)
     assert (outcome["copied"], outcome["bytes_copied"]) == (0, 0)
     assert "one stat per file" in again.stdout + again.stderr
+    # and no ACLs means no privacy on disk: refused
+    unsafe = run("--config", str(config), "--acl", "none")
+    assert unsafe.returncode == 2
+    assert "--acl none with a directory as the destination" in unsafe.stderr
 
 
 def _one_object_copier(
@@ -206,6 +210,19 @@ def test_large_object_to_disk_is_written_in_parts_then_renamed(
     assert written.read_bytes() == body
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     assert [path.name for path in written.parent.iterdir()] == ["big.mp4"]
+
+
+def test_public_files_get_the_configured_mode(
+    moto_servers: tuple[MotoS3Server, MotoS3Server], fresh_bucket_name: BucketNames, tmp_path: Path
+) -> None:
+    server, bucket = moto_servers[0], fresh_bucket_name()
+    create_bucket(server.client(), bucket)
+    settings = BucketSettings(path=str(tmp_path), file_mode=0o640)
+    copier, ref = _one_object_copier(
+        server, bucket, disk_bucket(settings, "destination"), b"video", "public-read"
+    )
+    assert copier.copy(ref).outcome is Outcome.COPIED
+    assert stat.S_IMODE((tmp_path / ref.key).stat().st_mode) == 0o640
 
 
 KILLED_WRITER = """

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import load_stack_config
+from mastodon_s3_sync.config.layers import SettingsLayer, resolve
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.config.values import parse_side
 from mastodon_s3_sync.errors import SettingsError
@@ -43,6 +44,17 @@ def test_a_side_is_a_bucket_or_an_absolute_directory() -> None:
         BucketSettings(bucket="media", path="/srv/system")
     with pytest.raises(SettingsError, match=r"\[destination\] bucket"):
         BucketSettings(path="/srv/system").require_bucket("destination")
+
+
+def test_file_mode_is_octal_owner_readable_and_not_world_writable() -> None:
+    given = resolve([SettingsLayer("file", {"destination": {"path": "/srv", "file_mode": "0640"}})])
+    assert given.settings.destination is not None
+    assert given.settings.destination.file_mode == 0o640
+    assert BucketSettings(path="/srv/system", file_mode=0o640).file_mode == 0o640
+    assert BucketSettings(path="/srv/system").file_mode is None  # 0644
+    for wrong in ("0666", "0044", "rw-r--r--", 644, 0o646):
+        with pytest.raises(SettingsError, match=r"\[destination\] file_mode"):
+            resolve([SettingsLayer("file", {"destination": {"path": "/srv", "file_mode": wrong}})])
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,11 @@ def checked_buckets(settings: Settings) -> tuple[BucketSettings, BucketSettings]
         destination.endpoint_url,
     ):
         raise SettingsError("--source and --destination are the same bucket and key prefix")
+    if destination.path is not None and settings.copy.acl == AclMode.NONE:
+        raise SettingsError(
+            "--acl none with a directory as the destination: a file's privacy is its mode, "
+            "so use --acl copy (private objects become 0600), private or public-read"
+        )
     check_side(source, "source")
     check_side(destination, "destination")
     if settings.copy.acl == AclMode.COPY and source.path is None:

@@ -55,7 +55,7 @@ MASTODON_ENV_KEY = "mastodon_env"
 CONFIG_KEYS: Mapping[str, frozenset[str]] = {
     "database": CONNECTION_KEYS | {"page_size"},
     "source": _BUCKET_KEYS,
-    "destination": _BUCKET_KEYS,
+    "destination": _BUCKET_KEYS | {"file_mode"},
     "copy": frozenset(
         {"acl", "workers", "multipart_threshold_mib", "part_size_mib", "skip_backups"}
     ),

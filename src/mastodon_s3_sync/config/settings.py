@@ -10,6 +10,8 @@ a :class:`SettingsError` that names the setting the way that edge's user wrote i
 
 from __future__ import annotations
 
+import re
+import stat
 import warnings
 from collections.abc import Mapping
 from dataclasses import field
@@ -119,6 +121,9 @@ class BucketSettings:
 
     bucket: str | None = None
     path: str | None = None
+    file_mode: int | None = None
+    """Mode of the files written to a ``path`` but private ones (always ``0600``); None:
+    ``0644``, Mastodon's ``0666`` minus the usual umask."""
     key_prefix: str = ""
     endpoint_url: str | None = None
     region: str | None = None
@@ -138,6 +143,22 @@ class BucketSettings:
         if value is not None and not (isinstance(value, str) and value.startswith("/")):
             raise ValueError(f"{value!r} is not an absolute directory path")
         return value
+
+    @field_validator("file_mode", mode="before")
+    @classmethod
+    def _check_file_mode(cls, value: object) -> int | None:
+        # Written as an octal string ("0640"): a TOML integer 0640 is not octal.
+        if value is None:
+            return None
+        if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3}", value):
+            mode = int(value, 8)
+        elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+            mode = value  # already a mode (code, not a file)
+        else:
+            raise ValueError(f'{value!r} is not a file mode; write it in octal, as "0644"')
+        if not mode & stat.S_IRUSR or mode & stat.S_IWOTH:
+            raise ValueError(f"{value!r}: the owner must read, and others may not write")
+        return mode
 
     @field_validator("endpoint_url", mode="before")
     @classmethod

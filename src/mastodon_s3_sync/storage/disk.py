@@ -351,7 +351,7 @@ def check_directory(settings: BucketSettings, side: str) -> Path:
 def disk_bucket(settings: BucketSettings, side: str) -> Bucket:
     """One side on a directory (Mastodon's ``public/system``), which must exist."""
     root = check_directory(settings, side)
-    objects = DiskObjects(root)
+    objects = DiskObjects(root, public_mode=settings.file_mode or PUBLIC_FILE_MODE)
     return Bucket(
         disk_client(objects), str(root), settings.key_prefix, side, objects, keeps_headers=False
     )
