@@ -220,7 +220,9 @@ def format_verify(verifier: Verifier, seconds: float, left_out: Sequence[Skipped
         f"  absent at the source too:          {totals.absent_at_source:>12,}"
         "  (nothing to copy; in --report)",
         f"headers and ACL compared on:         {totals.sampled:>12,}",
-        f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
+        f"  headers differ:                    {problems[Problem.HEADER]:>12,}"
+        if verifier.compares_headers
+        else "  headers differ:                    not compared (a directory keeps none)",
         f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
         f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
     ]

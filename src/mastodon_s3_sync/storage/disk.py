@@ -20,6 +20,7 @@ A directory is not listed: a ``stat`` per file is cheaper than walking the tree.
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import os
 import secrets
@@ -110,25 +111,29 @@ class DiskObjects:
 
     def head_object(self, key: str) -> dict[str, Any]:
         """Size from ``stat``; no ETag (a file has none)."""
-        status = self._stat(key, "HeadObject")
-        return {"ContentLength": status.st_size, "ETag": "", "LastModified": status.st_mtime}
+        return {"ContentLength": self._stat(key, "HeadObject").st_size, "ETag": ""}
 
     def get_object(self, key: str) -> dict[str, Any]:
         """The open file as the body, with the headers Mastodon would have uploaded."""
-        status = self._stat(key, "GetObject")
+        self._stat(key, "GetObject")  # a regular file: opening a FIFO would block
         try:
             handle = open(self.path(key), "rb", buffering=0)  # noqa: SIM115 (the caller closes)
         except OSError as error:
             raise _error("AccessDenied", 403, str(error), "GetObject") from None
-        head = handle.read(SNIFF_BYTES)
-        handle.seek(0)
-        return {
-            "Body": handle,
-            "ContentLength": status.st_size,
-            "ETag": "",
-            "ContentType": detect(head, key),
-            "CacheControl": MASTODON_CACHE_CONTROL,
-        }
+        try:
+            status = os.fstat(handle.fileno())  # the size of the file opened
+            head = handle.read(SNIFF_BYTES)
+            handle.seek(0)
+        except OSError as error:
+            handle.close()
+            raise _error("InternalError", 500, f"reading {key}: {error}", "GetObject") from None
+        return {"Body": handle, "ContentLength": status.st_size, **_uploaded_headers(head, key)}
+
+    def head_with_headers(self, key: str) -> dict[str, Any]:
+        """HEAD with the headers of :meth:`get_object` (one read of the file's start)."""
+        response = self.get_object(key)
+        response.pop("Body").close()
+        return response
 
     def put_object(self, key: str, body: bytes, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Write the file atomically; ``ContentMD5`` is checked before it is renamed."""
@@ -200,11 +205,21 @@ class DiskObjects:
         final = self.path(key, "ListMultipartUploads")
         if not final.parent.is_dir():
             return []
-        return sorted(final.parent.glob(f".{final.name}.*{PARTIAL_SUFFIX}"))
+        return sorted(final.parent.glob(f".{glob.escape(final.name)}.*{PARTIAL_SUFFIX}"))
 
     def delete(self, key: str) -> None:
         """Remove the file (a write whose check failed)."""
         self.path(key, "DeleteObject").unlink(missing_ok=True)
+
+
+def _uploaded_headers(head: bytes, key: str) -> dict[str, Any]:
+    """What Mastodon sends with an upload of this file (no metadata)."""
+    return {
+        "ETag": "",
+        "ContentType": detect(head, key),
+        "CacheControl": MASTODON_CACHE_CONTROL,
+        "Metadata": {},
+    }
 
 
 class _NoEvents:
@@ -234,8 +249,8 @@ class DiskClient:
         self._lock = threading.Lock()
 
     def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
-        """HeadObject."""
-        return self._objects.head_object(Key)
+        """HeadObject with the headers an upload of the file gets (``verify`` compares them)."""
+        return self._objects.head_with_headers(Key)
 
     def get_object_acl(self, *, Bucket: str, Key: str) -> dict[str, Any]:
         """A READ grant to everyone when others may read the file."""

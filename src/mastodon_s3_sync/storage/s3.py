@@ -46,7 +46,7 @@ class Bucket:
     objects: ObjectStore = field(default=None)  # type: ignore[assignment]
     """GET/HEAD/PUT/ACL of single objects (default: botocore through ``client``)."""
     keeps_headers: bool = True
-    """False for a directory (storage/disk.py): its files keep no Content-Type to compare."""
+    """False for a directory (storage/disk.py): files written there keep no Content-Type."""
 
     def __post_init__(self) -> None:
         if self.objects is None:
