@@ -122,15 +122,22 @@ def test_disk_to_s3_uploads_what_mastodon_would_have(
     outcome = report_of(report)
     assert (outcome["copied"], outcome["bytes_copied"]) == (0, 0)
     assert outcome["skipped"] == len(objects)
-    # and verify agrees (sizes, and privacy from the file modes)
-    verified = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "verify", "--config", str(config), *acl],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # and verify agrees (sizes, privacy from the file modes, headers Mastodon would send)
+    verify = [sys.executable, "-m", "mastodon_s3_sync", "verify", "--config", str(config), *acl]
+    verified = subprocess.run(verify, capture_output=True, text=True, timeout=120, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # but not when an upload's Content-Type is what a guess by extension gives
+    key = gif_holding_jpeg[0]
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=(instance.root / key).read_bytes(),
+        ContentType="image/gif",
+        CacheControl=CACHE_CONTROL,
+    )
+    guessed = subprocess.run(verify, capture_output=True, text=True, timeout=120, check=False)
+    assert guessed.returncode != 0
+    assert f"header   {key}  ContentType: 'image/gif', source 'image/jpeg'" in guessed.stderr
 
 
 def test_s3_to_disk_writes_files_with_modes_and_skips_by_stat(
