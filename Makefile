@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo lint type test test-unit lock-lambda bench bench-enumeration bench-tools clean
+.PHONY: setup demo lint type test test-unit lock-lambda bench bench-enumeration bench-disk bench-tools clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ lock-lambda: setup
 bench: setup bench-tools
 	$(PY) -m benchmarks.copy_suite
 	$(PY) -m benchmarks.report
+
+# `bench-disk`: disk -> rclone serve s3, run vs rclone copy DIR, and a 1 GiB file (~5 min);
+# figures in benchmarks/results/disk_upload.json.
+bench-disk: setup bench-tools
+	$(PY) -m benchmarks.disk_upload
 
 bench-enumeration: setup bench-tools
 	$(PY) -m benchmarks.plan_enumeration

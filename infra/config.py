@@ -234,6 +234,12 @@ def stack_config(settings: Settings) -> StackConfig:
 def _side(side: Side, bucket: BucketSettings | None, secret: str | None) -> BucketSide:
     if bucket is None:
         raise SettingsError(f'[{side}] is missing: the stack needs [{side}] bucket = "BUCKET-NAME"')
+    if bucket.path is not None:
+        raise SettingsError(
+            f"[{side}] path = {bucket.path!r}: the serverless stack cannot use a directory "
+            "(a Lambda function cannot read or write the instance's disk); run "
+            "`mastodon-s3-sync run` on the Mastodon host, or `enumerate` + `worker` there"
+        )
     if secret is None and not is_aws_endpoint(bucket.endpoint_url):
         raise SettingsError(
             f"[stack] {side}_credentials_secret_arn is missing: [{side}] endpoint_url is not "
@@ -242,7 +248,7 @@ def _side(side: Side, bucket: BucketSettings | None, secret: str | None) -> Buck
         )
     return BucketSide(
         side=side,
-        bucket=bucket.bucket,
+        bucket=bucket.require_bucket(side),
         key_prefix=bucket.key_prefix,
         endpoint_url=bucket.endpoint_url,
         region=bucket.region,

@@ -99,7 +99,7 @@ def test_secrets_stay_out_of_errors_of_run_plan_and_worker(
         f'private_key_file = "{key_file}"\nhost_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"\n'
     )
     destination = moto.bucket_settings(fresh_bucket_name())
-    create_bucket(moto.client(), destination.bucket)
+    create_bucket(moto.client(), destination.name)
     report = tmp_path / "report.json"
     cases = {
         "run, wrong database password": cli(

@@ -82,3 +82,30 @@ def test_demo_on_a_mastodon_4_3_copies_users_imports(tmp_path: Path) -> None:
     assert "imports" in verify["by_type"]
     assert run["left_out"] == verify["left_out"] == {}
     assert verify["ok"] is True
+
+
+def test_demo_from_disk_copies_public_system_and_keeps_0600_files_private(tmp_path: Path) -> None:
+    # when the sandbox's Mastodon keeps its media on local storage
+    command = ["demo", "--quick", "--from-disk", "--reports", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    # then the directory (found through the .env) is copied, verified, private stays private
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    seeded = re.search(r"source directory: (\d+) objects .*, (\d+) files gone", err)
+    assert seeded, err
+    run = json.loads((tmp_path / "demo-run-report.json").read_text())
+    assert (run["copied"], run["missing"], run["failed"]) == (int(seeded[1]), int(seeded[2]), 0)
+    assert run["source"]["path"].endswith("/live/public/system")
+    assert json.loads((tmp_path / "demo-verify.json").read_text())["ok"] is True
+    private = re.search(r"(\d+) at the source, (\d+) of them still private", err)
+    assert private, err
+    assert int(private[1]) > 0
+    assert private[1] == private[2]
+    assert "demo: OK" in err

@@ -256,10 +256,41 @@ def test_s3_permission(tmp_path: Path, line: str, acl: str) -> None:
     assert settings.copy.acl == acl
 
 
-def test_s3_disabled_gives_no_source_and_says_why(tmp_path: Path) -> None:
-    resolved = resolve([mastodon_layer(env_file(tmp_path, "S3_ENABLED=false\nS3_BUCKET=b\n"))])
+@pytest.mark.parametrize("line", ["S3_ENABLED=false\nS3_BUCKET=b\n", ""])
+def test_local_storage_gives_public_system_next_to_the_env_file(tmp_path: Path, line: str) -> None:
+    resolved = resolve([mastodon_layer(env_file(tmp_path, line))])
+    source = resolved.settings.source
+    assert source is not None
+    assert (source.path, source.bucket) == (str(tmp_path / "public" / "system"), None)
+    assert resolved.origins["source.path"] == (
+        ".env.production PAPERCLIP_ROOT_PATH unset: public/system"
+    )
+    assert any("the source is the directory" in note for note in resolved.notes)
+
+
+@pytest.mark.parametrize(
+    ("value", "relative"),
+    [("/srv/mastodon-media", "/srv/mastodon-media"), (":rails_root/media", "media"), ("m", "m")],
+)
+def test_local_storage_at_paperclip_root_path(tmp_path: Path, value: str, relative: str) -> None:
+    resolved = resolve([mastodon_layer(env_file(tmp_path, f"PAPERCLIP_ROOT_PATH={value}\n"))])
+    source = resolved.settings.source
+    assert source is not None
+    assert source.path == str(tmp_path / relative)
+    assert resolved.origins["source.path"] == ".env.production PAPERCLIP_ROOT_PATH"
+
+
+def test_swift_storage_gives_no_source(tmp_path: Path) -> None:
+    resolved = resolve([mastodon_layer(env_file(tmp_path, "SWIFT_ENABLED=true\n"))])
     assert resolved.settings.source is None
-    assert any("S3_ENABLED is not true" in note for note in resolved.notes)
+    assert any("Swift or Azure" in note for note in resolved.notes)
+
+
+def test_a_bucket_flag_replaces_the_env_files_directory(tmp_path: Path) -> None:
+    flags = SettingsLayer("flags", {"source": {"bucket": "b"}}, {("source", "bucket"): "--source"})
+    source = resolve([mastodon_layer(env_file(tmp_path, "")), flags]).settings.source
+    assert source is not None
+    assert (source.bucket, source.path) == ("b", None)
 
 
 def test_precedence_flags_over_config_over_env(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from mastodon_s3_sync.config.checks import endpoint_setting
 from mastodon_s3_sync.config.layers import ResolvedSettings, SettingsLayer
 from mastodon_s3_sync.config.mastodon_env import load_settings
 from mastodon_s3_sync.config.settings import MAX_PAGE_SIZE, MAX_WORKERS, Settings
-from mastodon_s3_sync.config.values import parse_database_url, parse_s3_url, parse_since
+from mastodon_s3_sync.config.values import parse_database_url, parse_side, parse_since
 from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.catalog import CatalogFilter
 from mastodon_s3_sync.mastodon.database import check_bigint
@@ -85,9 +85,8 @@ def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
         put("database", "page_size", args.page_size, "--page-size")
     for side in ("source", "destination"):
         if getattr(args, side, None):
-            bucket, prefix = parse_s3_url(getattr(args, side), f"--{side}")
-            put(side, "bucket", bucket, f"--{side}")
-            put(side, "key_prefix", prefix, f"--{side}")
+            for key, given in parse_side(getattr(args, side), f"--{side}").items():
+                put(side, key, given, f"--{side}")
         for name in ("endpoint_url", "region", "profile", "ca_bundle"):
             flag = f"--{side}-{name.replace('_', '-')}"
             value = getattr(args, f"{side}_{name}", None)

@@ -125,6 +125,12 @@ def _check_bastion(settings: Settings) -> str:
 
 
 def _check_bucket(bucket: BucketSettings, side: str) -> str:
+    if bucket.path is not None:
+        from mastodon_s3_sync.storage.disk import check_directory  # the cli extra's
+
+        root = check_directory(bucket, side)
+        access = "writable" if side == "destination" else "readable"
+        return f"directory {str(root)!r} is there and {access}"
     check_bucket(bucket, side)
     return f"bucket {bucket.bucket!r} at {bucket.endpoint_url or 'AWS S3'} answers"
 
@@ -141,7 +147,7 @@ def run_checks(settings: Settings) -> Iterator[CheckResult]:
             continue
         answers = _run_check(name, lambda: _check_bucket(bucket, side))  # noqa: B023
         yield answers
-        if not answers.ok:
+        if not answers.ok or bucket.path is not None:
             continue
         client, acl = probe_client(bucket), settings.copy.acl
         if side == "source" and acl == AclMode.COPY:

@@ -34,7 +34,9 @@ def run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     with tempfile.TemporaryDirectory(prefix="mastodon-s3-sync-demo-") as work:
         print("starting PostgreSQL and two S3 servers, generating a Mastodon…", file=stderr)
         counts = QUICK_COUNTS if args.quick else DEMO_COUNTS
-        with sandbox(Path(work), counts, SchemaVersion(args.mastodon)) as box:
+        with sandbox(
+            Path(work), counts, SchemaVersion(args.mastodon), from_disk=args.from_disk
+        ) as box:
             status = _migrate(box, reports, stdout, stderr)
             if args.keep and status not in STOP_STATUSES:
                 print(
@@ -57,7 +59,8 @@ def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int
     seeded, clock = box.manifest, time.monotonic()
     print(
         f"{', '.join(f'{count:,} {table}' for table, count in box.rows.items())}; "
-        f"source bucket: {len(seeded.objects):,} objects "
+        f"{'source directory' if isinstance(box.source, Path) else 'source bucket'}: "
+        f"{len(seeded.objects):,} objects "
         f"({seeded.total_bytes / 1024**2:,.1f} MiB), {len(seeded.missing)} files gone, "
         f"{len(seeded.legacy)} at their legacy placement, and {len(box.leftovers)} objects no "
         "row references",
@@ -74,10 +77,14 @@ def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int
     print("\n== verify: is everything at the new provider, as it was?", file=stderr)
     verify = build_parser().parse_args(["verify", *config, "--report", str(verify_report)])
     verified = run_verify(verify, stdout, stderr)
-    print("\n== orphans: what the old bucket holds that no row references", file=stderr)
-    orphans = build_parser().parse_args(["orphans", *config, "--report", str(orphans_report)])
-    listed = run_orphans(orphans, stdout, stderr)
-    found = {entry["key"] for entry in json.loads(orphans_report.read_text())["orphan_keys"]}
+    if isinstance(box.source, Path):
+        print(f"\n(orphans lists buckets only: not run on {box.source})", file=stderr)
+        listed, found = 0, None
+    else:
+        print("\n== orphans: what the old bucket holds that no row references", file=stderr)
+        orphans = build_parser().parse_args(["orphans", *config, "--report", str(orphans_report)])
+        listed = run_orphans(orphans, stdout, stderr)
+        found = {entry["key"] for entry in json.loads(orphans_report.read_text())["orphan_keys"]}
     private = box.private_objects_still_private()
     at_source = sum(count for count, _ in private.values())
     kept = sum(count for _, count in private.values())
@@ -87,18 +94,19 @@ def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int
         + f"; {at_source} at the source, {kept} of them still private at the destination",
         file=stderr,
     )
-    print(
-        f"left behind on purpose: {len(found)} objects no row references"
-        + (" (exactly the ones seeded)" if found == set(box.leftovers) else ", NOT the seeded"),
-        file=stderr,
-    )
+    if found is not None:
+        print(
+            f"left behind on purpose: {len(found)} objects no row references"
+            + (" (exactly the ones seeded)" if found == set(box.leftovers) else ", NOT the seeded"),
+            file=stderr,
+        )
     status = copied or verified or listed or (0 if kept == at_source else 1)
-    status = status or (0 if found == set(box.leftovers) else 1)
+    status = status or (0 if found is None or found == set(box.leftovers) else 1)
+    orphans_note = f", {orphans_report} (what nothing references)" if found is not None else ""
     print(
         f"{'demo: OK' if status == 0 else 'demo: FAILED'} in {time.monotonic() - clock:.1f} s "
         f"— reports: {run_report} "
-        f"(what was copied, what is missing and why), {verify_report} (the proof), "
-        f"{orphans_report} (what nothing references)",
+        f"(what was copied, what is missing and why), {verify_report} (the proof)" + orphans_note,
         file=stderr,
     )
     return status

@@ -44,7 +44,7 @@ def run_orphans(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     """``orphans``: per folder, what no row references; every such key in ``--report``."""
     settings = settings_from_args(args)
     source = checked_source(settings)
-    objects = BotoObjects(make_client(source, 1), source.bucket)
+    objects = BotoObjects(make_client(source, 1), source.require_bucket("source"))
     started, clock = datetime.now(UTC), time.monotonic()
     try:
         with open_catalog(settings, ()) as catalog:

@@ -264,6 +264,11 @@ def _add_demo_command(commands: Subcommands) -> None:
         "--quick", action="store_true", help="a smaller Mastodon: the same story in seconds"
     )
     demo.add_argument(
+        "--from-disk",
+        action="store_true",
+        help="a Mastodon on local storage: copy its public/system to the new provider",
+    )
+    demo.add_argument(
         "--mastodon",
         choices=[version.value for version in SchemaVersion],
         default=SchemaVersion.CURRENT.value,
@@ -359,8 +364,9 @@ def _add_side_options(parser: argparse.ArgumentParser, side: str) -> None:
     group = parser.add_argument_group(f"{side} bucket (overrides [{side}] in --config)")
     group.add_argument(
         f"--{side}",
-        metavar="s3://BUCKET[/PREFIX]",
-        help="bucket, and Mastodon's S3_KEY_PREFIX if it has one",
+        metavar="s3://BUCKET[/PREFIX] | PATH",
+        help="bucket, and Mastodon's S3_KEY_PREFIX if it has one; or a directory "
+        "(file:///PATH or PATH): Mastodon's local public/system",
     )
     group.add_argument(f"--{side}-endpoint-url", metavar="URL", help="S3 endpoint (non-AWS)")
     group.add_argument(f"--{side}-region", metavar="REGION")

@@ -27,6 +27,8 @@ from mastodon_s3_sync.errors import SettingsError
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.database import open_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.storage.disk import DiskObjects, check_directory
+from mastodon_s3_sync.storage.protocol import ObjectStore
 from mastodon_s3_sync.storage.s3 import BotoObjects, RequestCounter, check_bucket, probe_client
 from mastodon_s3_sync.transport.engine import RowSource
 
@@ -38,8 +40,8 @@ def _side(settings: Settings, side: str) -> BucketSettings:
     bucket: BucketSettings | None = getattr(settings, side)
     if bucket is None:
         raise SettingsError(
-            f"no {side} bucket: pass --{side} s3://BUCKET[/PREFIX] or set [{side}] bucket in "
-            "the config file (--config)"
+            f"no {side} bucket: pass --{side} s3://BUCKET[/PREFIX] (or a directory, "
+            f"file:///PATH) or set [{side}] bucket (or path) in the config file (--config)"
             + (" or S3_BUCKET in Mastodon's .env (--mastodon-env)" if side == "source" else "")
         )
     return bucket
@@ -88,20 +90,27 @@ class Preflight:
         copy``; with ``writes`` the destination takes a write and keeps its ACL; with
         ``acl_reads`` (``verify``) the destination's ACLs readable unless ``--acl none``."""
         source, destination = _side(settings, "source"), _side(settings, "destination")
-        if (source.bucket, source.key_prefix, source.endpoint_url) == (
-            destination.bucket,
+        if (source.name, source.key_prefix, source.endpoint_url) == (
+            destination.name,
             destination.key_prefix,
             destination.endpoint_url,
         ):
             raise SettingsError("--source and --destination are the same bucket and key prefix")
         acl = settings.copy.acl
+        if destination.path is not None and acl == AclMode.NONE:
+            raise SettingsError(
+                "--acl none with a directory as the destination: a file's privacy is its mode, "
+                "so use --acl copy (private objects become 0600), private or public-read"
+            )
         for side, bucket in (("source", source), ("destination", destination)):
-            check_bucket(bucket, side)
-        if acl == AclMode.COPY:
+            check_side(bucket, side)
+        if acl == AclMode.COPY and source.path is None:
             client = self.client(source, "source")
             self.step(
                 "source ACLs", lambda: check_acl_reads(client, source, "source", "--acl copy")
             )
+        if destination.path is not None:
+            return source, destination  # check_directory found it writable
         if writes:
             client = self.client(destination, "destination")
             self.step("destination", lambda: probe_destination(client, destination, acl))
@@ -122,7 +131,11 @@ class Preflight:
     ) -> None:
         """The source holds (nearly all of) the first references of the selection."""
         refs = first_refs(catalog, record_types, filt, SOURCE_PROBE_REFERENCES)
-        objects = BotoObjects(self.client(source, "source"), source.bucket)
+        objects: ObjectStore = (
+            DiskObjects(Path(source.path))
+            if source.path is not None
+            else BotoObjects(self.client(source, "source"), source.require_bucket("source"))
+        )
         self.step("source objects", lambda: check_source_holds(objects, source, refs))
 
     def announce(self, stream: TextIO, quiet: bool) -> None:
@@ -161,8 +174,17 @@ def first_refs(
 def checked_source(settings: Settings) -> BucketSettings:
     """The source bucket, answering (``orphans`` reads nothing else)."""
     source = _side(settings, "source")
+    source.require_bucket("source")
     check_bucket(source, "source")
     return source
+
+
+def check_side(settings: BucketSettings, side: str) -> None:
+    """The bucket answers, or the directory is there (and writable as a destination)."""
+    if settings.path is not None:
+        check_directory(settings, side)
+    else:
+        check_bucket(settings, side)
 
 
 @contextlib.contextmanager

@@ -159,12 +159,14 @@ def format_skip_checks(survey: Survey) -> str:
     line = f"skip checks: {survey.list_requests:,} list requests"
     for side, listing in (("source", survey.source), ("destination", survey.destination)):
         if listing.refused:
-            line += f"; {side} bucket not listable, one HEAD per object: {listing.refused}"
+            line += f"; {side} not listed, one HEAD per object: {listing.refused}"
     return line
 
 
 def bucket_context(settings: BucketSettings) -> dict[str, Any]:
-    """One bucket as a report's header states it."""
+    """One bucket (or directory) as a report's header states it."""
+    if settings.path is not None:
+        return {"path": settings.path}
     return {
         "bucket": settings.bucket,
         "key_prefix": settings.key_prefix,
@@ -229,7 +231,9 @@ def format_verify(verifier: Verifier, seconds: float, left_out: Sequence[Skipped
         f"  absent at the source too:          {totals.absent_at_source:>12,}"
         "  (nothing to copy; in --report)",
         f"headers and ACL compared on:         {totals.sampled:>12,}",
-        f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
+        f"  headers differ:                    {problems[Problem.HEADER]:>12,}"
+        if verifier.compares_headers
+        else "  headers differ:                    not compared (a directory keeps none)",
         f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
         f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
     ]

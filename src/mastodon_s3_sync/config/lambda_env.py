@@ -157,6 +157,8 @@ def bucket_settings(
         name.lower(): environ.get(prefix + name) or None for name in SIDE_VARIABLES
     }
     values["key_prefix"] = values["key_prefix"] or ""
+    if values.get("bucket") is None:  # a Lambda function has buckets only, no directory
+        raise _not_set(prefix + "BUCKET")
     arn = environ.get(prefix + CREDENTIALS_SECRET_ARN)
     if arn:
         secret = read_secret(arn)

@@ -38,6 +38,7 @@ CONNECTION_KEYS = frozenset(
 _BUCKET_KEYS = frozenset(
     {
         "bucket",
+        "path",
         "key_prefix",
         "endpoint_url",
         "region",
@@ -55,7 +56,7 @@ MASTODON_ENV_KEY = "mastodon_env"
 CONFIG_KEYS: Mapping[str, frozenset[str]] = {
     "database": CONNECTION_KEYS | {"page_size"},
     "source": _BUCKET_KEYS,
-    "destination": _BUCKET_KEYS,
+    "destination": _BUCKET_KEYS | {"file_mode"},
     "copy": frozenset(
         {"acl", "workers", "multipart_threshold_mib", "part_size_mib", "skip_backups"}
     ),
@@ -73,7 +74,11 @@ _PATH_KEYS = {
     ("bastion", "private_key_file"),
     ("source", "ca_bundle"),
     ("destination", "ca_bundle"),
+    ("source", "path"),
+    ("destination", "path"),
 }
+_SIDE_KINDS = ("bucket", "path")
+"""A side is a bucket or a directory: a later layer's choice replaces an earlier one's."""
 DEFAULT_ORIGIN = "default"
 
 
@@ -112,7 +117,7 @@ def _missing(section: str, key: str | None) -> str:
     if section == STACK_SECTION:
         return MISSING_SECRET_ARN
     if section in ("source", "destination"):
-        return ' is missing: set bucket = "BUCKET-NAME"'
+        return ' is missing: set bucket = "BUCKET-NAME" (or path = "/…/public/system")'
     if section == "database":
         return f' is missing: set it, or set [database] url = "{URL_FORM}"'
     return " is missing"
@@ -133,9 +138,15 @@ def resolve(layers: Sequence[SettingsLayer]) -> ResolvedSettings:
                 for key in CONNECTION_KEYS & set(target):
                     del target[key]
                     labels.pop((section, key), None)
+            if section in ("source", "destination") and set(_SIDE_KINDS) & set(table):
+                for key in set(_SIDE_KINDS) & set(target):
+                    del target[key]
+                    labels.pop((section, key), None)
             for key, value in table.items():
                 if (section, key) in _PATH_KEYS and isinstance(value, str) and value:
                     value = str(layer.base / Path(value).expanduser())
+                    if key == "path":  # a side's directory: checked as absolute
+                        value = str(Path(value).absolute())
                 target[key] = value
                 labels[section, key] = layer.label(section, key)
 

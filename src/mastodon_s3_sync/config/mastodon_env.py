@@ -259,6 +259,19 @@ def _source_table(
     return table, labels
 
 
+def local_storage_root(env: Mapping[str, str], rails_root: Path) -> tuple[Path, str]:
+    """Where Mastodon's filesystem storage keeps media, and which rule said so.
+
+    ``PAPERCLIP_ROOT_PATH``, else ``:rails_root/public/system`` (config/initializers/
+    paperclip.rb); the ``.env.production`` file sits in the Rails root.
+    """
+    configured = env.get("PAPERCLIP_ROOT_PATH")
+    if not configured:
+        return rails_root / "public" / "system", "PAPERCLIP_ROOT_PATH unset: public/system"
+    expanded = configured.replace(":rails_root", str(rails_root))
+    return rails_root / expanded, "PAPERCLIP_ROOT_PATH"
+
+
 def mastodon_layer(path: Path) -> SettingsLayer:
     """The database, the source bucket and the ACL mode from Mastodon's ``.env`` file."""
     env = parse_dotenv(path)
@@ -274,11 +287,16 @@ def mastodon_layer(path: Path) -> SettingsLayer:
             # Mastodon sends no ACL at all: the provider has none (R2, owner-enforced buckets).
             tables["copy"] = {"acl": "none"}
             labels["copy", "acl"] = f"{where} S3_PERMISSION (empty: no ACLs)"
-    else:
+    elif env.get("SWIFT_ENABLED") == "true" or env.get("AZURE_ENABLED") == "true":
         notes.append(
-            f"{where}: S3_ENABLED is not true, so Mastodon keeps media on its local disk "
-            "(or Swift); the source bucket is not taken from it"
+            f"{where}: Mastodon keeps media on Swift or Azure; the source is not taken from it"
         )
+    else:
+        root, rule = local_storage_root(env, path.parent.absolute())
+        tables["source"] = {"path": str(root), "key_prefix": ""}
+        labels["source", "path"] = f"{where} {rule}"
+        labels["source", "key_prefix"] = f"{where} (local storage has no key prefix)"
+        notes.append(f"{where}: S3_ENABLED is not true: the source is the directory {root}")
     return SettingsLayer(f".env {path}", tables, labels, base=path.parent, notes=tuple(notes))
 
 

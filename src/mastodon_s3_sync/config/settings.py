@@ -10,6 +10,8 @@ a :class:`SettingsError` that names the setting the way that edge's user wrote i
 
 from __future__ import annotations
 
+import re
+import stat
 import warnings
 from collections.abc import Mapping
 from dataclasses import field
@@ -115,9 +117,14 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, config=SECTION_CONFIG)
 class BucketSettings:
-    """One side of the copy: a bucket on an S3-compatible endpoint."""
+    """One side of the copy: a bucket on an S3-compatible endpoint, or a directory (``path``,
+    Mastodon's local file storage: its ``public/system``)."""
 
-    bucket: str
+    bucket: str | None = None
+    path: str | None = None
+    file_mode: int | None = None
+    """Mode of the files written to a ``path`` but private ones (always ``0600``); None:
+    ``0644``, Mastodon's ``0666`` minus the usual umask."""
     key_prefix: str = ""
     endpoint_url: str | None = None
     region: str | None = None
@@ -132,7 +139,30 @@ class BucketSettings:
     @field_validator("bucket", mode="before")
     @classmethod
     def _check_bucket(cls, value: object) -> object:
-        return bucket_name(value)
+        return None if value is None else bucket_name(value)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _check_path(cls, value: object) -> object:
+        if value is not None and not (isinstance(value, str) and value.startswith("/")):
+            raise ValueError(f"{value!r} is not an absolute directory path")
+        return value
+
+    @field_validator("file_mode", mode="before")
+    @classmethod
+    def _check_file_mode(cls, value: object) -> int | None:
+        # Written as an octal string ("0640"): a TOML integer 0640 is not octal.
+        if value is None:
+            return None
+        if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3}", value):
+            mode = int(value, 8)
+        elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+            mode = value  # already a mode (code, not a file)
+        else:
+            raise ValueError(f'{value!r} is not a file mode; write it in octal, as "0644"')
+        if not mode & stat.S_IRUSR or mode & stat.S_IWOTH:
+            raise ValueError(f"{value!r}: the owner must read, and others may not write")
+        return mode
 
     @field_validator("endpoint_url", mode="before")
     @classmethod
@@ -158,7 +188,28 @@ class BucketSettings:
     def _key_pair(self) -> BucketSettings:
         if bool(self.access_key_id) != bool(self.secret_access_key):
             raise ValueError("access_key_id and secret_access_key must be set together")
+        if self.bucket is None and self.path is None:
+            raise ValueError(
+                'bucket is missing: set bucket = "BUCKET-NAME" '
+                '(or path = "/home/mastodon/live/public/system", a directory)'
+            )
+        if self.bucket is not None and self.path is not None:
+            raise ValueError("bucket and path are both set: keep one")
         return self
+
+    @property
+    def name(self) -> str:
+        """The bucket's name, or the directory's path."""
+        return self.bucket if self.bucket is not None else str(self.path)
+
+    def require_bucket(self, side: str) -> str:
+        """The bucket name, or a SettingsError for a directory where S3 is needed."""
+        if self.bucket is None:
+            raise SettingsError(
+                f"{side} is the directory {self.path}: this needs an S3 bucket "
+                f'([{side}] bucket = "BUCKET-NAME")'
+            )
+        return self.bucket
 
 
 @dataclass(frozen=True, config=SECTION_CONFIG)

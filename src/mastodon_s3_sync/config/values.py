@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mastodon_s3_sync.config.checks import (
@@ -64,6 +65,24 @@ def parse_database_url(url: str, setting: str = "--database-url") -> DatabaseSet
         sslmode=sslmode_setting(query.get("sslmode", "disable"), f"{setting} sslmode"),
         sslrootcert=query.get("sslrootcert") or None,
     )
+
+
+def parse_side(text: str, setting: str) -> dict[str, str]:
+    """A side as given on the command line: ``s3://BUCKET[/PREFIX]`` -> bucket and key
+    prefix; ``file:///PATH`` or a path -> a directory (made absolute)."""
+    if text.startswith("s3://"):
+        bucket, prefix = parse_s3_url(text, setting)
+        return {"bucket": bucket, "key_prefix": prefix}
+    if text.startswith("file://"):
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise SettingsError(f"{setting}: {text!r} should look like file:///PATH")
+        return {"path": unquote(parts.path), "key_prefix": ""}
+    if "://" in text:
+        raise SettingsError(
+            f"{setting}: {text!r} should look like s3://BUCKET[/PREFIX], file:///PATH or a path"
+        )
+    return {"path": str(Path(text).expanduser().absolute()), "key_prefix": ""}
 
 
 def parse_s3_url(url: str, setting: str) -> tuple[str, str]:

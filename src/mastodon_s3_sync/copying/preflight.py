@@ -46,6 +46,8 @@ _REQUEST_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCore
 
 
 def _where(settings: BucketSettings) -> str:
+    if settings.path is not None:
+        return "this machine"
     return settings.endpoint_url or "AWS S3"
 
 
@@ -81,7 +83,7 @@ def probe_destination(client: S3Client, settings: BucketSettings, acl: AclMode) 
     (unless ``acl`` is none), and delete it: a destination that refuses writes, or keeps
     no ACL, refuses here."""
     key = apply_key_prefix(settings.key_prefix, f"{PROBE_FOLDER}/{secrets.token_hex(8)}")
-    where, name = _where(settings), settings.bucket
+    where, name = _where(settings), settings.require_bucket("destination")
     canned = {AclMode.NONE: None, AclMode.PRIVATE: "private"}.get(acl, PUBLIC_READ)
     fields = {"ACL": canned} if canned else {}
     try:
@@ -112,7 +114,7 @@ def _acl_kept(client: S3Client, settings: BucketSettings, key: str, canned: str 
         return ""
     where = _where(settings)
     try:
-        actual = acl_class(BotoObjects(client, settings.bucket), key)
+        actual = acl_class(BotoObjects(client, settings.require_bucket("destination")), key)
     except botocore.exceptions.ClientError as error:
         raise SettingsError(
             f"the destination at {where} answered GetObjectAcl with {_code(error)}: it keeps "
@@ -133,8 +135,9 @@ def check_acl_reads(client: S3Client, settings: BucketSettings, side: str, why: 
     without ``GetObjectAcl`` refuses at start instead of failing every object slowly. An
     empty or unlistable bucket leaves the check to the work itself."""
     prefix = f"{settings.key_prefix.strip('/')}/" if settings.key_prefix.strip("/") else ""
+    name = settings.require_bucket(side)
     try:
-        listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix, MaxKeys=1)
+        listed = client.list_objects_v2(Bucket=name, Prefix=prefix, MaxKeys=1)
     except _REQUEST_ERRORS as error:
         return f"no ACL read: the bucket could not be listed ({type(error).__name__})"
     objects = listed.get("Contents", [])
@@ -142,7 +145,7 @@ def check_acl_reads(client: S3Client, settings: BucketSettings, side: str, why: 
         return "no object to read an ACL from (empty under this prefix)"
     key = objects[0]["Key"]
     try:
-        client.get_object_acl(Bucket=settings.bucket, Key=key)
+        client.get_object_acl(Bucket=name, Key=key)
     except botocore.exceptions.ClientError as error:
         raise SettingsError(
             f"{why} reads each {side} object's ACL, but the {side} at {_where(settings)} "
@@ -170,6 +173,11 @@ def check_source_holds(
                 break
     seen = f"{found} of the first {checked} referenced objects at the source"
     if checked >= SOURCE_PROBE_MIN_REFERENCES and found < SOURCE_PROBE_MIN_SHARE * checked:
+        if settings.path is not None:
+            raise SettingsError(
+                f"only {seen}: is the directory {str(settings.path)!r} Mastodon's public/system "
+                "(PAPERCLIP_ROOT_PATH)? check --source or [source] path; --allow-missing goes on"
+            )
         prefix = settings.key_prefix or "(none)"
         raise SettingsError(
             f"only {seen}: is the source bucket {settings.bucket!r} at {_where(settings)} "

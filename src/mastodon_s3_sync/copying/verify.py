@@ -119,6 +119,11 @@ class Verifier:
         self.first_findings: list[dict[str, Any]] = []
         self.absent_at_source = JsonLines()
 
+    @property
+    def compares_headers(self) -> bool:
+        """Whether the destination keeps headers (files written to a directory keep none)."""
+        return self._copier.destination.keeps_headers
+
     def check(self, refs: Iterable[ObjectRef], on_object: Callable[[], None] | None = None) -> None:
         """Presence and size of each reference, in the order given."""
         for ref in refs:
@@ -214,7 +219,7 @@ class Verifier:
         differences = [
             f"{name}: {destination_head.get(name)!r}, source {source_head.get(name)!r}"
             for name in COMPARED_HEADERS
-            if source_head.get(name) != destination_head.get(name)
+            if self.compares_headers and source_head.get(name) != destination_head.get(name)
         ]
         if differences:
             self._found(Problem.HEADER, pair.ref, pair.destination_key, "; ".join(differences))

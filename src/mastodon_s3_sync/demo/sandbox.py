@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pg8000.native
+import tomli_w
 
 from mastodon_s3_sync.config.layers import config_toml
+from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
+from mastodon_s3_sync.demo.rows import LOCAL_DOMAIN
 from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema, has_table
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.mastodon.models import uploaded_private
+from mastodon_s3_sync.storage.disk import DiskObjects, disk_client
 from mastodon_s3_sync.storage.protocol import PRIVATE, acl_class
 from mastodon_s3_sync.storage.s3 import BotoObjects
 
@@ -78,7 +82,8 @@ class Sandbox:
     """What the demo started, and where to find it."""
 
     postgres: LocalPostgres
-    source: LocalS3Server
+    source: LocalS3Server | Path
+    """The old provider, or Mastodon's local ``public/system`` (``demo --from-disk``)."""
     destination: LocalS3Server
     config: Path
     rows: dict[str, int]
@@ -88,12 +93,17 @@ class Sandbox:
 
     def describe(self) -> str:
         """Connection details, for ``--keep`` and for the log."""
+        source = self.source
+        where = (
+            source if isinstance(source, Path) else f"s3://{SOURCE_BUCKET} at {source.endpoint_url}"
+        )
         return "\n".join(
             [
                 f"database:    {self.postgres.url(DATABASE)}",
-                f"source:      s3://{SOURCE_BUCKET} at {self.source.endpoint_url}",
+                f"source:      {where}",
                 f"destination: s3://{DESTINATION_BUCKET} at {self.destination.endpoint_url}",
-                f"credentials: {self.source.access_key_id} / {self.source.secret_access_key}",
+                f"credentials: {self.destination.access_key_id} / "
+                f"{self.destination.secret_access_key}",
                 f"config:      {self.config}",
             ]
         )
@@ -172,10 +182,24 @@ def sandbox(
     work_dir: Path,
     counts: dict[str, int] = DEMO_COUNTS,
     version: SchemaVersion = SchemaVersion.CURRENT,
+    *,
+    from_disk: bool = False,
 ) -> Iterator[Sandbox]:
     """Start and fill everything (``counts`` rows per table, a database shaped as in
-    ``version``); stop it all on exit."""
-    with LocalPostgres() as postgres, MotoS3Server() as source, MotoS3Server() as destination:
+    ``version``; the media in a bucket, or ``from_disk`` in a Mastodon's local
+    ``public/system`` found through its ``.env.production``); stop it all on exit."""
+    with contextlib.ExitStack() as running:
+        postgres = running.enter_context(LocalPostgres())
+        destination = running.enter_context(MotoS3Server())
+        source: LocalS3Server | Path
+        if from_disk:
+            source = work_dir / "live" / "public" / "system"
+            source.mkdir(parents=True)
+            target, name = disk_client(DiskObjects(source)), str(source)
+        else:
+            source = running.enter_context(MotoS3Server())
+            target, name = source.client(), SOURCE_BUCKET
+            create_bucket(target, SOURCE_BUCKET)
         postgres.create_database(DATABASE)
         conn = postgres.connect(DATABASE)
         try:
@@ -188,11 +212,10 @@ def sandbox(
             private_types = {t for t in RecordType if uploaded_private(t, catalog.release())}
         finally:
             conn.close()
-        create_bucket(source.client(), SOURCE_BUCKET)
         create_bucket(destination.client(), DESTINATION_BUCKET)
         manifest = seed_bucket(
-            source.client(),
-            SOURCE_BUCKET,
+            target,
+            name,
             refs,
             seed=2026,
             private_record_ids=private,
@@ -208,14 +231,26 @@ def sandbox(
             if not (key.startswith("imports/") and has_table("imports", version))
         }
         for key, size in leftovers.items():
-            source.client().put_object(Bucket=SOURCE_BUCKET, Key=key, Body=b"\0" * size)
+            target.put_object(Bucket=name, Key=key, Body=b"\0" * size)
         _align_file_sizes(postgres.connect(DATABASE), manifest)
         config = work_dir / "mastodon-s3-sync.toml"
-        config.write_text(
-            config_toml(
-                postgres.url(DATABASE),
-                source.bucket_settings(SOURCE_BUCKET),
-                destination.bucket_settings(DESTINATION_BUCKET),
+        new = destination.bucket_settings(DESTINATION_BUCKET)
+        if isinstance(source, Path):
+            config.write_text(_local_storage_config(work_dir, postgres, new))
+        else:
+            config.write_text(
+                config_toml(postgres.url(DATABASE), source.bucket_settings(SOURCE_BUCKET), new)
             )
-        )
         yield Sandbox(postgres, source, destination, config, rows, manifest, leftovers)
+
+
+def _local_storage_config(work_dir: Path, postgres: LocalPostgres, new: BucketSettings) -> str:
+    """A Mastodon on local storage: its ``.env.production`` (no S3) beside ``public/system``,
+    and a config file that names it and the new bucket."""
+    env = work_dir / "live" / ".env.production"
+    env.write_text(
+        f"LOCAL_DOMAIN={LOCAL_DOMAIN}\nDB_HOST={postgres.host}\nDB_PORT={postgres.port}\n"
+        f'DB_NAME={DATABASE}\nDB_USER={postgres.user}\nDB_PASS="{postgres.password}"\n'
+    )
+    destination = {key: value for key, value in asdict(new).items() if value not in (None, "")}
+    return tomli_w.dumps({"mastodon_env": str(env), "destination": destination})

@@ -29,6 +29,10 @@ LIST_PAGE_KEYS = 1000  # ListObjectsV2's maximum
 _PARTITION_TAIL = re.compile(r"(?:^|/)\d{3}(?:/\d{3})*$")
 
 
+class NotListable(Exception):
+    """Raised by a store that answers per object only (a directory: ``stat`` per file)."""
+
+
 class Listed(NamedTuple):
     """An object a listing showed: its size and ETag."""
 
@@ -125,6 +129,9 @@ class BucketListing:
         while not window.covers(key):
             try:
                 self._list_page(family, window)
+            except NotListable as error:
+                self.refused = str(error)
+                return UNKNOWN
             except botocore.exceptions.ClientError as error:
                 if _is_refusal(error):
                     self.refused = str(error)

@@ -45,6 +45,8 @@ class Bucket:
     side: str  # "source" or "destination", for messages
     objects: ObjectStore = field(default=None)  # type: ignore[assignment]
     """GET/HEAD/PUT/ACL of single objects (default: botocore through ``client``)."""
+    keeps_headers: bool = True
+    """False for a directory (storage/disk.py): files written there keep no Content-Type."""
 
     def __post_init__(self) -> None:
         if self.objects is None:
@@ -242,7 +244,9 @@ def _is_transient(
 def same_endpoint_and_credentials(source: BucketSettings, destination: BucketSettings) -> bool:
     """Whether a server-side CopyObject can move bytes without passing through us."""
     return (
-        source.endpoint_url == destination.endpoint_url
+        source.path is None
+        and destination.path is None
+        and source.endpoint_url == destination.endpoint_url
         and source.region == destination.region
         and source.profile == destination.profile
         and source.access_key_id == destination.access_key_id
@@ -281,7 +285,7 @@ def check_bucket(settings: BucketSettings, side: str) -> None:
     """HeadBucket with few retries, and errors that name the setting to fix."""
     client = preflight_client(settings)
     try:
-        client.head_bucket(Bucket=settings.bucket)
+        client.head_bucket(Bucket=settings.require_bucket(side))
     except botocore.exceptions.ClientError as error:
         raise SettingsError(_refusal(error, settings, side, client.meta.region_name)) from None
     except botocore.exceptions.NoCredentialsError:

@@ -34,15 +34,21 @@ class Buckets:
 
 def open_bucket(settings: BucketSettings, side: str, max_connections: int) -> Bucket:
     """One side's bucket with its botocore client and, where it can, the lean client for
-    single objects (signed with the same session's credentials and certificate checks)."""
+    single objects (signed with the same session's credentials and certificate checks);
+    or a directory (Mastodon's local file storage)."""
+    if settings.path is not None:
+        # Imported here: the Lambda functions never have a disk side, nor its sniffer.
+        from mastodon_s3_sync.storage.disk import disk_bucket
+
+        return disk_bucket(settings, side)
     session = make_session(settings)
     client = make_client(settings, max_connections, session=session)
     lean = lean_objects(
-        client, settings.bucket, max_connections, session.credentials(), session.tls_verify()
+        client, settings.name, max_connections, session.credentials(), session.tls_verify()
     )
     if lean is None:
-        return Bucket(client, settings.bucket, settings.key_prefix, side)
-    return Bucket(client, settings.bucket, settings.key_prefix, side, lean)
+        return Bucket(client, settings.name, settings.key_prefix, side)
+    return Bucket(client, settings.name, settings.key_prefix, side, lean)
 
 
 def open_buckets(source: BucketSettings, destination: BucketSettings, threads: int) -> Buckets:
