@@ -86,7 +86,7 @@ def test_status_counts_the_runs_metrics_and_the_queues(
         progress=dict.fromkeys(RecordType, TypeProgress())
         | {
             RecordType.ACCOUNTS: TypeProgress(100, Tally(copied=60, skipped=30)),
-            RecordType.MEDIA_ATTACHMENTS: TypeProgress(1000, Tally(620, 0, 3, 2)),
+            RecordType.MEDIA_ATTACHMENTS: TypeProgress(1000, Tally(620, 0, 3, failed=2)),
         },
         queue_visible=2,
         queue_in_flight=1,

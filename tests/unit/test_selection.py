@@ -15,7 +15,7 @@ from mastodon_s3_sync.config.layers import load_config
 from mastodon_s3_sync.config.settings import AclMode
 from mastodon_s3_sync.copying.results import fixed_acl
 from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.mastodon.selection import ALL_TYPES, select
 from mastodon_s3_sync.transport.enumeration import Cursor
 from mastodon_s3_sync.transport.lambda_edge import EventError, parse_enumerator_event
@@ -63,7 +63,13 @@ def test_kinds_not_requested_are_named_only_when_asked() -> None:
 def test_a_fixed_public_read_never_applies_to_backups(
     mode: AclMode, record_type: RecordType, written: str
 ) -> None:
-    assert fixed_acl(mode, record_type) == written
+    assert fixed_acl(mode, ObjectRef(record_type, 1, "file", "original", "k")) == written
+
+
+@pytest.mark.parametrize("mode", [AclMode.PUBLIC_READ, AclMode.PRIVATE])
+def test_a_fixed_acl_writes_what_mastodon_made_private_private(mode: AclMode) -> None:
+    ref = ObjectRef(MEDIA, 1, "file", "original", "k", private=True)
+    assert fixed_acl(mode, ref) == "private"
 
 
 def test_a_cursor_narrowed_keeps_its_position_only_in_a_kind_it_keeps() -> None:

@@ -97,6 +97,8 @@ def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
                 put(side, name, value, flag)
     if getattr(args, "acl", None):
         put("copy", "acl", args.acl, "--acl")
+    if getattr(args, "private_objects", None):
+        put("copy", "private_objects", args.private_objects, "--private-objects")
     if getattr(args, "skip_backups", False):
         put("copy", "skip_backups", True, "--skip-backups")
     if getattr(args, "workers", None):

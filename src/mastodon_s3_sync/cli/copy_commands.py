@@ -64,7 +64,8 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if engine is None:
             raise failure or SyncError("the run did not start")
         seconds = time.monotonic() - clock
-        print(format_totals(engine.totals, log, seconds, left_out), file=stderr)
+        private_objects = settings.copy.private_objects
+        print(format_totals(engine.totals, log, seconds, left_out, private_objects), file=stderr)
         print(format_skip_checks(engine.survey), file=stderr)
         if args.report:
             context = run_context(source, destination, acl, walked, left_out)

@@ -88,7 +88,8 @@ def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
                 stop=stop,
                 on_message=heard,
             )
-        print(format_totals(done.totals, log, time.monotonic() - clock), file=stderr)
+        seconds, private_objects = time.monotonic() - clock, settings.copy.private_objects
+        print(format_totals(done.totals, log, seconds, (), private_objects), file=stderr)
         print(format_messages(done), file=stderr)
         if args.report:
             write_report(args.report, done.totals, log, started, {"queue_url": args.queue_url})

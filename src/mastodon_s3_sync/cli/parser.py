@@ -18,6 +18,7 @@ from mastodon_s3_sync.config.settings import (
     MAX_PAGE_SIZE,
     URL_FORM,
     AclMode,
+    PrivateObjects,
 )
 from mastodon_s3_sync.copying.verify import DEFAULT_SAMPLE
 from mastodon_s3_sync.demo.schema import SchemaVersion
@@ -285,6 +286,13 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
     _add_bucket_options(parser)
     group = parser.add_argument_group("copying")
     _add_acl_and_workers(group, "copier threads")
+    group.add_argument(
+        "--private-objects",
+        choices=[str(choice) for choice in PrivateObjects],
+        help="objects Mastodon made private (suspended accounts' media, ...) when the "
+        "destination keeps no ACL (--acl none): withhold them and say so (default), copy "
+        "them (the destination is not publicly readable), or skip them without a note",
+    )
     group.add_argument(
         "--force", action="store_true", help="copy even what the destination already holds"
     )

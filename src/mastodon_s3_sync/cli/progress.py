@@ -88,7 +88,8 @@ class RunDisplay:
             tally = state.tally
             state.bar.set_postfix_str(
                 f"{tally.bytes_copied / 1024**2:,.1f} MiB, skipped {tally.skipped:,}, "
-                f"missing {tally.missing:,}, failed {tally.failed:,}",
+                f"missing {tally.missing:,}, withheld {tally.withheld:,}, "
+                f"failed {tally.failed:,}",
                 refresh=False,
             )
         elif time.monotonic() - self._last_line >= PLAIN_INTERVAL_SECONDS:
@@ -105,7 +106,8 @@ class RunDisplay:
             print(
                 f"{record_type!s}: {tally.done:,}/{approx}{total:,} objects "
                 f"(copied {tally.copied:,}, skipped {tally.skipped:,}, missing {tally.missing:,}, "
-                f"failed {tally.failed:,}), {tally.bytes_copied / 1024**2:,.1f} MiB, "
+                f"withheld {tally.withheld:,}, failed {tally.failed:,}), "
+                f"{tally.bytes_copied / 1024**2:,.1f} MiB, "
                 f"{rate:,.1f} objects/s{eta}",
                 file=self._stream,
                 flush=True,

@@ -26,7 +26,7 @@ from mastodon_s3_sync.copying.spool import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.copying.survey import Sightings
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.listing import ABSENT, UNKNOWN, Listed, Sighting
-from mastodon_s3_sync.storage.protocol import NOT_FOUND_CODES, acl_class
+from mastodon_s3_sync.storage.protocol import NOT_FOUND_CODES, PRIVATE, acl_class
 from mastodon_s3_sync.storage.s3 import BotoObjects, Bucket, RequestCounter
 
 if TYPE_CHECKING:
@@ -222,10 +222,12 @@ class Verifier:
             return
         try:
             # Through botocore, whose requests self.requests counts.
-            if self._acl == AclMode.COPY:
-                expected = acl_class(BotoObjects(source.client, source.name), pair.source_key)
+            if self._acl != AclMode.COPY:
+                expected = fixed_acl(self._acl, pair.ref)
+            elif pair.ref.private:  # written private even where the source leaks it
+                expected = PRIVATE
             else:
-                expected = fixed_acl(self._acl, pair.ref.record_type)
+                expected = acl_class(BotoObjects(source.client, source.name), pair.source_key)
             actual = acl_class(
                 BotoObjects(destination.client, destination.name), pair.destination_key
             )
