@@ -4,6 +4,8 @@ destination that keeps no ACL, and written private where the source leaks it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,3 +130,86 @@ def test_acl_copy_writes_private_what_the_source_leaks_and_reports_it(
     for key, seeded in migration.manifest.objects.items():
         expected = "private" if key in leaked else seeded.acl
         assert acl_class(client, migration.destination_bucket, key) == expected, key
+
+
+# -- verify --public-url: what a stranger reads. moto_server enforces object ACLs on anonymous
+# requests (a private object answers 403, a public-read one 200), not bucket policies: a
+# bucket "without anonymous read" is one whose objects were written with no ACL.
+
+
+def verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", "verify", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def public_url(migration: Migration) -> str:
+    return f"{migration.destination.endpoint_url}/{migration.destination_bucket}"
+
+
+def test_public_url_passes_where_the_world_reads_public_and_not_private(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given a copy with each object's ACL, a suspended account's media written private
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    private = stored_keys(migration, suspend_an_account(migration))
+    config, report = migration.config(tmp_path), tmp_path / "verify.json"
+    assert run("--config", str(config)).returncode == 0
+    # when verified anonymously through the bucket's URL
+    args = ("--config", str(config), "--full", "--public-url", public_url(migration))
+    result = verify(*args, "--report", str(report))
+    # then it passes, having read every object once (--full): public ones got, private not
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(report.read_text())
+    objects = len(migration.manifest.objects)
+    assert outcome["public_checked"] == outcome["public_requests"] == objects
+    assert "read anonymously at" in result.stderr
+    # when one private object becomes readable by anyone
+    leaked = sorted(private)[0]
+    destination = migration.destination.client()
+    destination.put_object_acl(Bucket=migration.destination_bucket, Key=leaked, ACL="public-read")
+    result = verify(*args, "--report", str(report))
+    # then verify fails on exactly that one: its ACL, and what a stranger reads
+    assert result.returncode == 1, result.stderr
+    findings = json.loads(report.read_text())["findings"]
+    assert {(f["problem"], f["key"]) for f in findings} == {
+        ("acl", leaked),
+        ("private but readable", leaked),
+    }
+
+
+def test_public_url_fails_on_a_bucket_nobody_may_read(
+    mastodon_db: MakeDb,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given a copy written with no ACL: nothing in the bucket is readable anonymously
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    config, report = migration.config(tmp_path), tmp_path / "verify.json"
+    assert run("--config", str(config), "--acl", "none").returncode == 0
+    # when verified anonymously, on a sample of 20
+    result = verify(
+        "--config", str(config), "--acl", "none", "--sample", "20",
+        "--public-url", public_url(migration) + "/", "--report", str(report),
+    )  # fmt: skip
+    # then every sampled object is "not publicly readable", with the URL tried
+    assert result.returncode == 1, result.stderr
+    outcome = json.loads(report.read_text())
+    assert outcome["problems"]["not publicly readable"] == 20
+    assert outcome["public_requests"] == 20
+    assert all("HTTP 403 at http://127.0.0.1:" in f["detail"] for f in outcome["findings"])
+
+
+def test_public_url_must_be_an_http_url(tmp_path: Path) -> None:
+    result = verify("--database-url", "postgresql://u@127.0.0.1/db", "--public-url", "cdn.example")
+    assert result.returncode == 2
+    assert "--public-url" in result.stderr
+    assert "Traceback" not in result.stderr

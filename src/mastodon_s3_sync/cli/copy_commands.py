@@ -25,6 +25,7 @@ from mastodon_s3_sync.cli.report import (
     write_report,
     write_verify_report,
 )
+from mastodon_s3_sync.copying.public_read import AnonymousReader
 from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.copying.verify import Verifier
 from mastodon_s3_sync.errors import SyncError
@@ -88,7 +89,9 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     source, destination = checked_buckets(settings)
     acl, workers = settings.copy.acl, settings.copy.workers
     copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
-    verifier = Verifier(copier, acl, sample=None if args.full else args.sample, workers=workers)
+    public = AnonymousReader(args.public_url, workers) if args.public_url else None
+    sample = None if args.full else args.sample
+    verifier = Verifier(copier, acl, sample=sample, workers=workers, public=public)
     bars = row_bars(stderr)
     started, clock = datetime.now(UTC), time.monotonic()
     try:
@@ -111,6 +114,8 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise SyncError(f"verify stopped: a request failed after its retries: {error}") from None
     finally:
         verifier.close()
+        if public is not None:
+            public.close()
     return 0 if verifier.totals.ok else 1
 
 

@@ -254,11 +254,21 @@ def format_verify(verifier: Verifier, seconds: float, left_out: Sequence[Skipped
         f"  size differs:                      {problems[Problem.SIZE]:>12,}",
         f"  absent at the source too:          {totals.absent_at_source:>12,}"
         "  (nothing to copy; in --report)",
+        f"  withheld (private, no ACL kept):   {totals.withheld:>12,}",
         f"headers and ACL compared on:         {totals.sampled:>12,}",
         f"  headers differ:                    {problems[Problem.HEADER]:>12,}",
         f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
-        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
     ]
+    public = verifier.public
+    if public is not None:
+        per_thousand = public.requests * 1000 / totals.objects if totals.objects else 0.0
+        lines += [
+            f"read anonymously at {public.base_url}: {totals.public_checked:,} objects, "
+            f"{public.requests:,} requests ({per_thousand:,.1f} per 1,000 objects)",
+            f"  not publicly readable:             {problems[Problem.NOT_PUBLIC]:>12,}",
+            f"  private but readable:              {problems[Problem.READABLE]:>12,}",
+        ]
+    lines.append(f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}")
     lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
     lines.extend(map(str, left_out))
     lines.append("verify: OK" if totals.ok else f"verify: {sum(problems.values()):,} problems")
@@ -272,7 +282,11 @@ def _verify_counts(verifier: Verifier) -> dict[str, Any]:
         "objects": totals.objects,
         "matching": totals.matching,
         "absent_at_source": totals.absent_at_source,
+        "withheld": totals.withheld,
         "sampled": totals.sampled,
+        "public_url": None if verifier.public is None else verifier.public.base_url,
+        "public_checked": totals.public_checked,
+        "public_requests": 0 if verifier.public is None else verifier.public.requests,
         "problems": {str(problem): count for problem, count in totals.problems.items()},
         "by_type": totals.by_type,
         "requests": dict(verifier.requests.by_operation),
