@@ -71,6 +71,8 @@ LEFTOVERS = {
 """Objects in the source bucket that no row references (``orphans`` finds exactly these)."""
 DATABASE = "mastodon_production"
 SOURCE_BUCKET, DESTINATION_BUCKET = "old-provider-media", "new-provider-media"
+NO_ACL_BUCKET = "new-provider-no-acls"
+"""A second destination, copied to with ``--acl none`` as to R2: private objects are withheld."""
 
 
 @dataclass
@@ -97,6 +99,11 @@ class Sandbox:
                 f"config:      {self.config}",
             ]
         )
+
+    @property
+    def public_url(self) -> str:
+        """Where anyone reads the destination bucket (what ``S3_ALIAS_HOST`` would be)."""
+        return f"{self.destination.endpoint_url}/{DESTINATION_BUCKET}"
 
     def private_objects_still_private(self) -> dict[RecordType, tuple[int, int]]:
         """Per type: (private objects at the source, how many are private at the
@@ -172,6 +179,7 @@ def sandbox(
             conn.close()
         create_bucket(source.client(), SOURCE_BUCKET)
         create_bucket(destination.client(), DESTINATION_BUCKET)
+        create_bucket(destination.client(), NO_ACL_BUCKET)
         manifest = seed_bucket(
             source.client(),
             SOURCE_BUCKET,
