@@ -12,7 +12,12 @@ from typing import TextIO
 
 import botocore.exceptions
 
-from mastodon_s3_sync.cli.arguments import catalog_filter, selection, settings_from_args
+from mastodon_s3_sync.cli.arguments import (
+    catalog_filter,
+    instance_public_url,
+    selection,
+    settings_from_args,
+)
 from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
 from mastodon_s3_sync.cli.preflight import checked_buckets, open_catalog
 from mastodon_s3_sync.cli.progress import RunDisplay, row_bars
@@ -89,7 +94,10 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     source, destination = checked_buckets(settings)
     acl, workers = settings.copy.acl, settings.copy.workers
     copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
-    public = AnonymousReader(args.public_url, workers) if args.public_url else None
+    base = args.public_url or instance_public_url(args)
+    public = AnonymousReader(base, workers) if base else None
+    if public is not None and not args.public_url:
+        print(f"reading as a stranger at {base} (Mastodon's .env; --public-url)", file=stderr)
     sample = None if args.full else args.sample
     verifier = Verifier(copier, acl, sample=sample, workers=workers, public=public)
     bars = row_bars(stderr)
