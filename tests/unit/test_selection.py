@@ -116,3 +116,17 @@ def test_the_stack_passes_skip_backups_to_the_enumerator_alone(tmp_path: Path) -
     assert "MSS_SKIP_BACKUPS" not in deployment.copier_environment()
     config.write_text(f"{buckets}{stack}")
     assert "MSS_SKIP_BACKUPS" not in load_stack_config(config).enumerator_environment()
+
+
+def test_the_stack_passes_private_objects_to_the_copier(tmp_path: Path) -> None:
+    config = tmp_path / "sync.toml"
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
+    stack = f'[stack]\ndatabase_secret_arn = "{arn}"\n'
+    buckets = '[source]\nbucket = "old"\n[destination]\nbucket = "new"\n'
+    config.write_text(f'{buckets}[copy]\nacl = "none"\nprivate_objects = "copy"\n{stack}')
+    assert load_stack_config(config).copier_environment()["MSS_PRIVATE_OBJECTS"] == "copy"
+    config.write_text(f"{buckets}{stack}")
+    assert load_stack_config(config).copier_environment()["MSS_PRIVATE_OBJECTS"] == "withhold"
+    config.write_text(f'{buckets}[copy]\nprivate_objects = "public"\n{stack}')
+    with pytest.raises(SettingsError, match=r"\[copy\] private_objects.*withhold, copy, skip"):
+        load_stack_config(config)
