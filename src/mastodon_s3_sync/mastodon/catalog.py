@@ -161,14 +161,14 @@ class _Query:
 
     def page_sql(self, *, bounded: bool) -> str:
         conditions = ("id > :after", *self.conditions) if bounded else self.conditions
+        keys = (join.on for join in self.joins if join.on not in self.columns)
+        read = dict.fromkeys((*self.columns, *keys))
         page = (
-            f"SELECT {', '.join(self.columns)} FROM {self.table} "
+            f"SELECT {', '.join(read)} FROM {self.table} "
             f"WHERE {' AND '.join(conditions)} ORDER BY id LIMIT :n"
         )
         if not self.joins:
             return page
-        keys = dict.fromkeys(join.on for join in self.joins if join.on not in self.columns)
-        page = page.replace(" FROM ", f", {', '.join(keys)} FROM ", 1) if keys else page
         selected = [f"page.{column}" for column in self.columns]
         selected += [f"({join.expression})" for join in self.joins]
         return (
