@@ -20,6 +20,7 @@ from mastodon_s3_sync.config.settings import (
     DEFAULT_WORKERS,
     AclMode,
     BucketSettings,
+    PrivateObjects,
     Settings,
 )
 from mastodon_s3_sync.config.stack import (
@@ -42,6 +43,7 @@ from mastodon_s3_sync.contract import (
     DEFAULT_STACK_NAME,  # also what the CLI looks for
     DEFAULT_TIME_GUARD_SECONDS,
     PAGE_SIZE,
+    PRIVATE_OBJECTS,
     SKIP_BACKUPS,
     TIME_GUARD_SECONDS,
 )
@@ -122,6 +124,9 @@ class StackConfig:
     database_secret_arn: str
     stack_name: str = DEFAULT_STACK_NAME
     acl: AclMode = AclMode.COPY
+    private_objects: PrivateObjects = PrivateObjects.WITHHOLD
+    """``[copy] private_objects``: what the copier does with private objects when the
+    destination keeps no ACL."""
     copier_threads: int = DEFAULT_WORKERS
     page_size: int | None = None
     database_sslmode: SslMode = "require"
@@ -151,6 +156,7 @@ class StackConfig:
             **self.source.environment(),
             **self.destination.environment(),
             ACL: self.acl,
+            PRIVATE_OBJECTS: self.private_objects,
             COPIER_THREADS: str(self.copier_threads),
             TIME_GUARD_SECONDS: str(self.time_guard_seconds),
         }
@@ -212,6 +218,7 @@ def stack_config(settings: Settings) -> StackConfig:
         database_secret_arn=stack.database_secret_arn,
         stack_name=stack.stack_name,
         acl=settings.copy.acl,
+        private_objects=settings.copy.private_objects,
         copier_threads=settings.copy.workers,
         page_size=None if settings.database is None else settings.database.page_size,
         database_sslmode=stack.sslmode,

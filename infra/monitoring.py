@@ -36,6 +36,7 @@ OUTCOME_TITLES = {
     Outcome.COPIED: "Objects copied",
     Outcome.SKIPPED: "Objects skipped (already there)",
     Outcome.MISSING: "Objects missing at the source",
+    Outcome.WITHHELD: "Objects withheld (private, destination keeps no ACL)",
     Outcome.FAILED: "Objects failed",
 }
 """The dashboard's title of each outcome metric of the copier."""

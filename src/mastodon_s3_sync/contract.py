@@ -25,6 +25,7 @@ ACL = "MSS_ACL"
 COPIER_THREADS = "MSS_COPIER_THREADS"
 TIME_GUARD_SECONDS = "MSS_TIME_GUARD_SECONDS"
 SKIP_BACKUPS = "MSS_SKIP_BACKUPS"  # "true": the enumerator leaves backups out ([copy] skip_backups)
+PRIVATE_OBJECTS = "MSS_PRIVATE_OBJECTS"  # [copy] private_objects: withhold, copy or skip
 SIDES = ("source", "destination")
 SIDE_VARIABLES = ("BUCKET", "KEY_PREFIX", "ENDPOINT_URL", "REGION", "ADDRESSING_STYLE")
 """Each side's variables are ``MSS_SOURCE_<NAME>`` / ``MSS_DESTINATION_<NAME>``."""
@@ -63,6 +64,7 @@ OUTCOME_METRICS: Mapping[Outcome, str] = {
     Outcome.COPIED: "ObjectsCopied",
     Outcome.SKIPPED: "ObjectsSkipped",
     Outcome.MISSING: "ObjectsMissing",
+    Outcome.WITHHELD: "ObjectsWithheld",
     Outcome.FAILED: "ObjectsFailed",
 }
 """The copier's per-outcome metrics."""
@@ -74,8 +76,13 @@ RUN_STARTED_MESSAGE = "enumeration started"
 
 
 def object_log_message(outcome: Outcome) -> str:
-    """The line both functions log per missing or failed key (``missing`` queries them)."""
+    """The line both functions log per missing, withheld or failed key (``missing`` queries
+    them)."""
     return f"object {outcome.value}"
+
+
+MADE_PRIVATE_MESSAGE = "object written private, public at the source"
+"""The copier's line per object Mastodon made private that the source serves publicly."""
 
 
 # -- stack outputs -----------------------------------------------------------------------------

@@ -14,10 +14,12 @@ class Outcome(StrEnum):
     COPIED = "copied"
     SKIPPED = "skipped"
     MISSING = "missing"
+    WITHHELD = "withheld"
+    """Private by the database, not written to a destination that keeps no private ACL."""
     FAILED = "failed"
 
 
-DONE_OUTCOMES = (Outcome.COPIED, Outcome.SKIPPED, Outcome.MISSING)
+DONE_OUTCOMES = (Outcome.COPIED, Outcome.SKIPPED, Outcome.MISSING, Outcome.WITHHELD)
 """Outcomes that end an object's journey; a failed one is retried, then dead-lettered."""
 
 
@@ -38,6 +40,7 @@ class Tally:
     copied: int = 0
     skipped: int = 0
     missing: int = 0
+    withheld: int = 0
     failed: int = 0
     bytes_copied: int = 0
 
@@ -67,7 +70,7 @@ class Tally:
     @property
     def done(self) -> int:
         """Objects with an outcome."""
-        return self.copied + self.skipped + self.missing + self.failed
+        return sum(self.count(outcome) for outcome in Outcome)
 
 
 @dataclass

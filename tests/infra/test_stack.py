@@ -333,6 +333,7 @@ def test_copier_environment_is_what_the_handler_reads(synthesized: Synthesized) 
     assert read == [side.credentials_secret_arn for side in config.sides() if not side.uses_role]
     assert copy_settings(environment).acl == AclMode(config.acl)
     assert copy_settings(environment).workers == config.copier_threads
+    assert copy_settings(environment).private_objects == config.private_objects
     assert time_guard_seconds(environment) == config.time_guard_seconds
     # the CLI's credentials never reach the function
     assert not any("ACCESS_KEY" in name or "PROFILE" in name for name in environment)

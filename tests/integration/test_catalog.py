@@ -233,11 +233,11 @@ NO_IMPORTS = "imports: no table (Mastodon 4.4+)"
     ("version", "skipped", "release"),
     [
         (SchemaVersion.V3_1, [NO_PROVIDERS], Release(3, 1)),
-        (SchemaVersion.V3_5, [], Release(3, 1)),  # nothing of 3.5 changes a key
+        (SchemaVersion.V3_5, [], Release(3, 3)),  # nothing of 3.5 changes a key
         (SchemaVersion.V4_2, [], Release(4, 2)),
         (SchemaVersion.V4_3, [], Release(4, 3)),
-        (SchemaVersion.V4_5, [NO_IMPORTS], Release(4, 3)),  # 4.4-shaped
-        (SchemaVersion.CURRENT, [NO_IMPORTS], Release(4, 3)),
+        (SchemaVersion.V4_5, [NO_IMPORTS], Release(4, 4)),  # 4.4-shaped
+        (SchemaVersion.CURRENT, [NO_IMPORTS], Release(4, 4)),
     ],
     ids=lambda value: getattr(value, "name", None),
 )
@@ -405,3 +405,106 @@ def test_plan_summary_says_which_types_the_database_has_no_table_for(mastodon_db
     assert lines[-1] == NO_IMPORTS
     walked = [str(t) for t in ALL_TYPES if t != RecordType.IMPORTS]
     assert [line.split()[0] for line in lines[2 : 2 + len(walked)]] == walked
+
+
+# -- privacy from the database (storage spec §5, docs/privacy-rules.md) -----------------------
+
+LOCAL, REMOTE, UNSUSPENDED, ACTIVE = 1, 2, 3, 4
+SUSPENDED_AT = datetime(2026, 2, 1)
+
+
+def insert_privacy_story(db: MastodonDb) -> None:
+    """A suspended local and a suspended remote account, one suspended then unsuspended, one
+    never suspended, with media each; the active account's second status was removed but kept
+    for a report (``deleted_at``)."""
+    now = datetime(2026, 1, 1)
+    for account_id, domain in ((LOCAL, None), (REMOTE, "remote.example"), (UNSUSPENDED, None)):
+        insert_account(
+            db, account_id, domain=domain, suspended_at=SUSPENDED_AT, avatar_file_name=f"{H}.png"
+        )
+    insert_account(db, ACTIVE, avatar_file_name=f"{H}.png")
+    db.conn.run("UPDATE accounts SET suspended_at = NULL WHERE id = :id", id=UNSUSPENDED)
+    for status_id, deleted_at in ((1, None), (2, SUSPENDED_AT)):
+        insert(
+            db,
+            "statuses",
+            id=status_id,
+            account_id=ACTIVE,
+            created_at=now,
+            updated_at=now,
+            deleted_at=deleted_at,
+        )
+    remote_file = {"remote_url": "https://remote.example/a.png"}
+    insert_media(db, 11, account_id=LOCAL)
+    insert_media(db, 12, account_id=REMOTE, **remote_file)
+    insert_media(db, 13, account_id=UNSUSPENDED)
+    insert_media(db, 14, account_id=ACTIVE, status_id=1)
+    insert_media(db, 15, account_id=ACTIVE, status_id=2)  # the removed status's
+    insert_media(db, 16, account_id=None, status_id=99)  # no account, status gone
+
+
+def private_ids(db: MastodonDb, page_size: int = 2) -> dict[RecordType, set[int]]:
+    catalog = Catalog(db.conn, page_size=page_size)
+    found: dict[RecordType, set[int]] = {}
+    for record_type in (RecordType.ACCOUNTS, RecordType.MEDIA_ATTACHMENTS):
+        refs = [ref for row in catalog.walk(record_type, CatalogFilter()) for ref in row.objects]
+        assert refs
+        found[record_type] = {ref.record_id for ref in refs if ref.private}
+        # every style of a row shares its row's privacy
+        for ref in refs:
+            assert ref.private == (ref.record_id in found[record_type])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("version", "private_media"),
+    [
+        # 3.1 deleted a suspended account's media (no privacy to keep); 3.3 made it private.
+        (SchemaVersion.V3_1, set()),
+        (SchemaVersion.V3_5, {11, 12}),
+        (SchemaVersion.V4_3, {11, 12}),
+        # 4.4 also makes private the media of a removed status kept for moderation.
+        (SchemaVersion.V4_5, {11, 12, 15}),
+        (SchemaVersion.CURRENT, {11, 12, 15}),
+    ],
+    ids=lambda value: getattr(value, "name", None),
+)
+def test_media_mastodon_made_private_per_release(
+    mastodon_db: MakeDb, version: SchemaVersion, private_media: set[int]
+) -> None:
+    # given suspended local and remote accounts, an unsuspended one and a removed status
+    db = mastodon_db(version)
+    insert_privacy_story(db)
+    # then exactly their media is private (pages of 2 rows: the join holds across pages);
+    # avatars and headers stay public, and the unsuspended account's media is public again
+    assert private_ids(db) == {
+        RecordType.ACCOUNTS: set(),
+        RecordType.MEDIA_ATTACHMENTS: private_media,
+    }
+
+
+def test_backups_are_private_from_4_2(mastodon_db: MakeDb) -> None:
+    now = datetime(2026, 1, 1)
+    for version, private in ((SchemaVersion.V3_5, False), (SchemaVersion.CURRENT, True)):
+        db = mastodon_db(version)
+        insert(
+            db, "backups", id=1, dump_file_name="a.zip", dump_file_size=9, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+        catalog = Catalog(db.conn, page_size=10)
+        [row] = catalog.walk(RecordType.BACKUPS, CatalogFilter())
+        assert [ref.private for ref in row.objects] == [private]
+
+
+def test_plan_summary_counts_private_objects_per_type(mastodon_db: MakeDb) -> None:
+    db = mastodon_db()
+    insert_privacy_story(db)
+    catalog = Catalog(db.conn, page_size=10)
+    types = [RecordType.ACCOUNTS, RecordType.MEDIA_ATTACHMENTS]
+    summaries = write_plan(catalog, types, CatalogFilter(), None)
+    # media rows 11, 12 and 15, two styles each (original, small)
+    assert [(s.record_type, s.private) for s in summaries] == [(types[0], 0), (types[1], 6)]
+    lines = format_summary(summaries, 1.0).splitlines()
+    assert "private" in lines[0].split()
+    assert lines[3].split()[:4] == ["media_attachments", "6", "12", "6"]
+    assert lines[4].split()[:4] == ["total", "10", "16", "6"]

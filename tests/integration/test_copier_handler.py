@@ -262,6 +262,48 @@ def test_metrics_count_copied_objects_per_type(sides: Sides, output: Output) -> 
     assert (value if isinstance(value, list) else [value]) == [len(refs)]
 
 
+@pytest.mark.parametrize(
+    ("acl", "private_objects"), [("none", None), ("none", "copy"), ("copy", None)]
+)
+def test_private_objects_in_the_copier_lambda(
+    sides: Sides,
+    output: Output,
+    monkeypatch: pytest.MonkeyPatch,
+    acl: str,
+    private_objects: str | None,
+) -> None:
+    # given a message whose first media row the database marks private (a suspended
+    # account's), all of it public at the source
+    refs = refs_of(RecordType.MEDIA_ATTACHMENTS, media_rows(110_000_000_000_000_601, 2))
+    refs = [replace(ref, private=ref.record_id == refs[0].record_id) for ref in refs]
+    private = {ref.key for ref in refs if ref.private}
+    seed(sides, refs)
+    monkeypatch.setenv("MSS_ACL", acl)
+    if private_objects is not None:
+        monkeypatch.setenv("MSS_PRIVATE_OBJECTS", private_objects)
+    event = sqs_event_for_bodies([one_body(RecordType.MEDIA_ATTACHMENTS, refs)])
+
+    # when
+    assert failed_ids(event, FakeLambdaContext()) == []
+
+    # then with no ACLs kept they are withheld (logged, counted), unless told to copy them;
+    # with each object's ACL they are written private and logged as leaking at the source
+    copied = destination_keys(sides)
+    withheld = {line["key"] for line in output.logs("object withheld")}
+    leaking = {line["key"] for line in output.logs("object written private, public at the source")}
+    if acl == "none" and private_objects is None:
+        assert (copied, withheld, leaking) == ({r.key for r in refs} - private, private, set())
+        (document,) = output.metrics("ObjectsWithheld")
+        value = document["ObjectsWithheld"]
+        assert (value if isinstance(value, list) else [value]) == [len(private)]
+    elif acl == "none":
+        assert (copied, withheld, leaking) == ({r.key for r in refs}, set(), set())
+    else:
+        assert (copied, withheld, leaking) == ({r.key for r in refs}, set(), private)
+        for key in private:
+            assert acl_class(sides.destination, sides.destination_bucket, key) == "private"
+
+
 @dataclass
 class Queues:
     """A work queue that dead-letters after :data:`MAX_RECEIVE_COUNT` receives."""

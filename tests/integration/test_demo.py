@@ -39,6 +39,15 @@ def test_demo_migrates_every_kind_keeps_private_private_and_names_what_it_leaves
     assert verify["matching"] == objects
     assert verify["absent_at_source"] == gone
     assert set(verify["problems"].values()) == {0}
+    # and a stranger reads the public objects through the public URL, not the private ones
+    assert verify["public_checked"] == verify["public_requests"] > 0
+    assert "not publicly readable" in verify["problems"]
+    # and a run to a destination without ACLs withholds exactly the private objects
+    no_acls = json.loads((tmp_path / "demo-run-no-acls.json").read_text())
+    assert no_acls["failed"] == 0
+    assert no_acls["withheld"] > 0
+    assert no_acls["copied"] + no_acls["withheld"] == objects
+    assert f"withheld {no_acls['withheld']:,} objects Mastodon made private" in err
     # and private objects stayed private
     private = re.search(r"(\d+) at the source, (\d+) of them still private", err)
     assert private, err
@@ -51,7 +60,7 @@ def test_demo_migrates_every_kind_keeps_private_private_and_names_what_it_leaves
     assert {kind for kind, tally in run["by_type"].items() if tally["copied"]} == kinds
     assert set(verify["by_type"]) == kinds
     assert run["left_out"] == verify["left_out"] == {"imports": "no table (Mastodon 4.4+)"}
-    assert err.count("imports: no table (Mastodon 4.4+)") == 3  # run, verify, orphans
+    assert err.count("imports: no table (Mastodon 4.4+)") == 4  # run, verify, run, orphans
     # and what no row references is reported, not copied
     orphans = json.loads((tmp_path / "demo-orphans.json").read_text())
     found = {entry["key"] for entry in orphans["orphan_keys"]}

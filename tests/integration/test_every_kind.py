@@ -288,7 +288,7 @@ def test_plan_names_each_kind_it_leaves_out(
 @pytest.mark.parametrize(
     ("version", "absent", "release"),
     [
-        (CURRENT, RecordType.IMPORTS, "4.3"),
+        (CURRENT, RecordType.IMPORTS, "4.4"),
         (V4_3, None, "4.3"),
         (V3_1, RecordType.PREVIEW_CARD_PROVIDERS, "3.1"),
     ],

@@ -68,7 +68,8 @@ def test_enumerate_then_worker_until_empty_equals_run(
     fresh_bucket_name: BucketNames,
     tmp_path: Path,
 ) -> None:
-    # given a seeded source, two empty destinations and an empty queue
+    # given a seeded source, two empty destinations without ACLs and an empty queue, and a
+    # suspended account whose media must not land where anyone could read it
     db = mastodon_db()
     seed_database(
         db.conn,
@@ -85,7 +86,16 @@ def test_enumerate_then_worker_until_empty_equals_run(
     create_bucket(source.client(), source_bucket)
     for bucket in (via_queue, via_run):
         create_bucket(destination.client(), bucket)
+    [[account_id]] = db.conn.run("SELECT min(id) FROM accounts WHERE domain IS NULL")
+    db.conn.run("UPDATE accounts SET suspended_at = now() WHERE id = :a", a=account_id)
+    db.conn.run(
+        "UPDATE media_attachments SET account_id = :a WHERE id IN (SELECT id FROM "
+        "media_attachments WHERE file_file_name <> '' ORDER BY id LIMIT 3)",
+        a=account_id,
+    )
     refs = all_refs(db)
+    private = {ref.key for ref in refs if ref.private}
+    assert private
     seed_bucket(source.client(), source_bucket, refs, missing_every=19, legacy_every=23)
     sqs = boto3.client(
         "sqs",
@@ -104,17 +114,21 @@ def test_enumerate_then_worker_until_empty_equals_run(
     worker_config = config(
         tmp_path / "worker.toml", db.url, source, destination, (source_bucket, via_queue)
     )
-    worked = cli("worker", "--config", str(worker_config), *queue, "--until-empty")
+    acl = ["--acl", "none"]
+    worked = cli("worker", "--config", str(worker_config), *queue, *acl, "--until-empty")
     assert worked.returncode == 0, worked.stderr
     assert "0 failed" in worked.stderr
+    assert f"withheld {len(private):,} objects Mastodon made private" in worked.stderr
     # and the same with run
     run_config = config(
         tmp_path / "run.toml", db.url, source, destination, (source_bucket, via_run)
     )
-    ran = cli("run", "--config", str(run_config))
+    ran = cli("run", "--config", str(run_config), *acl)
     assert ran.returncode == 0, ran.stderr
+    assert f"withheld {len(private):,} objects Mastodon made private" in ran.stderr
     # then
     client = destination.client()
     copied = listing(client, via_queue)
     assert copied == listing(client, via_run)
     assert len(copied) > 100
+    assert not private & set(copied)

@@ -86,7 +86,7 @@ def test_status_counts_the_runs_metrics_and_the_queues(
         progress=dict.fromkeys(RecordType, TypeProgress())
         | {
             RecordType.ACCOUNTS: TypeProgress(100, Tally(copied=60, skipped=30)),
-            RecordType.MEDIA_ATTACHMENTS: TypeProgress(1000, Tally(620, 0, 3, 2)),
+            RecordType.MEDIA_ATTACHMENTS: TypeProgress(1000, Tally(620, 0, 3, failed=2)),
         },
         queue_visible=2,
         queue_in_flight=1,
@@ -109,8 +109,10 @@ def test_status_command_prints_the_table(
     )
     all_types = 3 + len(RecordType)  # after the title, a blank line, the header, each type
     assert [lines[3], lines[all_types]] == [
-        "accounts                      100         60         30          0          0         10",
-        "all                         1,100        680         30          3          2        387",
+        "accounts                      100         60         30          0          0          0"
+        "         10",
+        "all                         1,100        680         30          3          0          2"
+        "        387",
     ]
     assert lines[all_types + 2 : all_types + 4] == [
         "copy queue: 2 messages waiting, 1 in flight",

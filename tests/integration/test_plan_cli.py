@@ -147,7 +147,7 @@ def test_plan_summary_counts(
     fields = line.split()
     assert int(fields[1].replace(",", "")) == len(rows)
     assert int(fields[2].replace(",", "")) == objects
-    assert fields[5] == str(max(int(r["id"]) for r in rows))
+    assert fields[6] == str(max(int(r["id"]) for r in rows))
 
 
 def test_plan_reads_the_database_from_the_config_file(mastodon_db: MakeDb, tmp_path: Path) -> None:

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from mastodon_s3_sync.config.layers import SettingsLayer, resolve
-from mastodon_s3_sync.config.mastodon_env import load_settings, mastodon_layer, parse_dotenv
+from mastodon_s3_sync.config.mastodon_env import (
+    load_settings,
+    mastodon_layer,
+    parse_dotenv,
+    public_url,
+)
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.errors import SettingsError
 
@@ -339,3 +344,29 @@ def test_config_mastodon_env_must_be_a_path(tmp_path: Path) -> None:
     config.write_text("mastodon_env = 3\n")
     with pytest.raises(SettingsError, match="mastodon_env must be a path"):
         load_settings(config, None, NO_FLAGS)
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({"S3_ALIAS_HOST": "files.example"}, "https://files.example"),
+        ({"S3_CLOUDFRONT_HOST": "d1.example", "S3_PROTOCOL": "http"}, "http://d1.example"),
+        (
+            {"S3_ALIAS_HOST": "files.example", "S3_ENDPOINT": "https://s3.example"},
+            "https://files.example",
+        ),
+        # :s3_path_url names S3_HOSTNAME, not the endpoint
+        (
+            {"S3_ENDPOINT": "https://s3.example", "S3_HOSTNAME": "s3.example"},
+            "https://s3.example/media",
+        ),
+        (
+            {"S3_ENDPOINT": "https://s3.example", "S3_REGION": "eu-west-1"},
+            "https://s3-eu-west-1.amazonaws.com/media",
+        ),
+        ({}, None),
+        ({"S3_ENABLED": "false", "S3_ALIAS_HOST": "files.example"}, None),
+    ],
+)
+def test_public_url_is_where_mastodon_links_media(env: dict[str, str], url: str | None) -> None:
+    assert public_url({"S3_ENABLED": "true", "S3_BUCKET": "media", **env}) == url

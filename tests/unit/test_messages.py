@@ -46,6 +46,14 @@ def pack(refs: list[ObjectRef]) -> list[str]:
     return [*bodies, *([last] if last else [])]
 
 
+def test_privacy_travels_and_public_objects_say_nothing() -> None:
+    private = replace(ref(1), private=True)
+    message = CopyMessage("run-1", RecordType.MEDIA_ATTACHMENTS, (private, ref(2)))
+    body = encode(message)
+    assert decode(body) == message
+    assert [item.get("private") for item in json.loads(body)["objects"]] == [True, None]
+
+
 def test_packing_respects_count_bytes_and_expected_size_limits() -> None:
     by_count = pack([ref(n, key_length=10) for n in range(MAX_OBJECTS * 2 + 1)])
     assert [len(decode(body).objects) for body in by_count] == [MAX_OBJECTS, MAX_OBJECTS, 1]
@@ -103,6 +111,7 @@ def with_object(**fields: object) -> str:
         ({"id": "--1"}, "id must be"),
         ({"id": "\u00b2"}, "id must be"),
         ({"style": ""}, "attachment and style"),
+        ({"private": "yes"}, "private must be true or false"),
     ],
 )
 def test_bad_objects(fields: dict[str, object], reason: str) -> None:

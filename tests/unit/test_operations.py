@@ -27,11 +27,13 @@ def snapshot(**changes: object) -> StatusSnapshot:
         "started": STARTED,
         "taken": STARTED + timedelta(hours=1, minutes=5, seconds=12),
         "progress": {
-            RecordType.ACCOUNTS: TypeProgress(2_400, Tally(2_300, 50, 10, 0)),
-            RecordType.MEDIA_ATTACHMENTS: TypeProgress(90_000, Tally(80_000, 1_000, 12, 3)),
-            RecordType.CUSTOM_EMOJIS: TypeProgress(300, Tally(300, 0, 0, 0)),
-            RecordType.PREVIEW_CARDS: TypeProgress(12_000, Tally(6_000, 0, 30, 1)),
-            RecordType.PREVIEW_CARD_PROVIDERS: TypeProgress(20, Tally(20, 0, 0, 0)),
+            RecordType.ACCOUNTS: TypeProgress(2_400, Tally(2_300, 50, 10)),
+            RecordType.MEDIA_ATTACHMENTS: TypeProgress(
+                90_000, Tally(80_000, 1_000, 12, withheld=7, failed=3)
+            ),
+            RecordType.CUSTOM_EMOJIS: TypeProgress(300, Tally(300)),
+            RecordType.PREVIEW_CARDS: TypeProgress(12_000, Tally(6_000, 0, 30, failed=1)),
+            RecordType.PREVIEW_CARD_PROVIDERS: TypeProgress(20, Tally(20)),
         },
         "queue_visible": 150,
         "queue_in_flight": 20,
@@ -47,17 +49,24 @@ def test_status_text_of_a_run_in_progress() -> None:
         "run 20261127T061500Z-3f9a1c on stack MastodonS3Sync: started 2026-11-27 06:15:00 UTC,"
         " 1 h 05 min ago\n"
         "\n"
-        "type                   enumerated     copied    skipped    missing     failed       left\n"
-        "accounts                    2,400      2,300         50         10          0         40\n"
-        "media_attachments          90,000     80,000      1,000         12          3      8,988\n"
-        "custom_emojis                 300        300          0          0          0          0\n"
-        "preview_cards              12,000      6,000          0         30          1      5,970\n"
-        "preview_card_providers         20         20          0          0          0          0\n"
-        "all                       104,720     88,620      1,050         52          4     14,998\n"
+        "type                   enumerated     copied    skipped    missing   withheld     failed"
+        "       left\n"
+        "accounts                    2,400      2,300         50         10          0          0"
+        "         40\n"
+        "media_attachments          90,000     80,000      1,000         12          7          3"
+        "      8,981\n"
+        "custom_emojis                 300        300          0          0          0          0"
+        "          0\n"
+        "preview_cards              12,000      6,000          0         30          0          1"
+        "      5,970\n"
+        "preview_card_providers         20         20          0          0          0          0"
+        "          0\n"
+        "all                       104,720     88,620      1,050         52          7          4"
+        "     14,991\n"
         "\n"
         "copy queue: 150 messages waiting, 20 in flight\n"
         "dead-letter queue: 2 messages (their keys: missing --failed; then: redrive)\n"
-        "rate: 3.5 objects/s (last 5 min); ETA 1 h 11 min (14,998 objects left)\n"
+        "rate: 3.5 objects/s (last 5 min); ETA 1 h 11 min (14,991 objects left)\n"
         "failed counts attempts: a failed object is retried, then dead-lettered\n"
     )
 

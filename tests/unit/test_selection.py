@@ -15,7 +15,7 @@ from mastodon_s3_sync.config.layers import load_config
 from mastodon_s3_sync.config.settings import AclMode
 from mastodon_s3_sync.copying.results import fixed_acl
 from mastodon_s3_sync.errors import SettingsError
-from mastodon_s3_sync.mastodon.layout import RecordType
+from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
 from mastodon_s3_sync.mastodon.selection import ALL_TYPES, select
 from mastodon_s3_sync.transport.enumeration import Cursor
 from mastodon_s3_sync.transport.lambda_edge import EventError, parse_enumerator_event
@@ -63,7 +63,13 @@ def test_kinds_not_requested_are_named_only_when_asked() -> None:
 def test_a_fixed_public_read_never_applies_to_backups(
     mode: AclMode, record_type: RecordType, written: str
 ) -> None:
-    assert fixed_acl(mode, record_type) == written
+    assert fixed_acl(mode, ObjectRef(record_type, 1, "file", "original", "k")) == written
+
+
+@pytest.mark.parametrize("mode", [AclMode.PUBLIC_READ, AclMode.PRIVATE])
+def test_a_fixed_acl_writes_what_mastodon_made_private_private(mode: AclMode) -> None:
+    ref = ObjectRef(MEDIA, 1, "file", "original", "k", private=True)
+    assert fixed_acl(mode, ref) == "private"
 
 
 def test_a_cursor_narrowed_keeps_its_position_only_in_a_kind_it_keeps() -> None:
@@ -110,3 +116,17 @@ def test_the_stack_passes_skip_backups_to_the_enumerator_alone(tmp_path: Path) -
     assert "MSS_SKIP_BACKUPS" not in deployment.copier_environment()
     config.write_text(f"{buckets}{stack}")
     assert "MSS_SKIP_BACKUPS" not in load_stack_config(config).enumerator_environment()
+
+
+def test_the_stack_passes_private_objects_to_the_copier(tmp_path: Path) -> None:
+    config = tmp_path / "sync.toml"
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
+    stack = f'[stack]\ndatabase_secret_arn = "{arn}"\n'
+    buckets = '[source]\nbucket = "old"\n[destination]\nbucket = "new"\n'
+    config.write_text(f'{buckets}[copy]\nacl = "none"\nprivate_objects = "copy"\n{stack}')
+    assert load_stack_config(config).copier_environment()["MSS_PRIVATE_OBJECTS"] == "copy"
+    config.write_text(f"{buckets}{stack}")
+    assert load_stack_config(config).copier_environment()["MSS_PRIVATE_OBJECTS"] == "withhold"
+    config.write_text(f'{buckets}[copy]\nprivate_objects = "public"\n{stack}')
+    with pytest.raises(SettingsError, match=r"\[copy\] private_objects.*withhold, copy, skip"):
+        load_stack_config(config)

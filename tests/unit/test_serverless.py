@@ -106,11 +106,15 @@ def test_numbers_from_the_environment() -> None:
     assert copy_settings({}).workers == 16
     assert copy_settings({"MSS_COPIER_THREADS": "64"}).workers == 64
     assert copy_settings({"MSS_ACL": "none"}).acl == "none"
+    assert copy_settings({}).private_objects == "withhold"
+    assert copy_settings({"MSS_PRIVATE_OBJECTS": "copy"}).private_objects == "copy"
     assert time_guard_seconds({"MSS_TIME_GUARD_SECONDS": "120"}) == 120.0
     with pytest.raises(SettingsError, match="MSS_COPIER_THREADS"):
         copy_settings({"MSS_COPIER_THREADS": "0"})
     with pytest.raises(SettingsError, match="MSS_ACL"):
         copy_settings({"MSS_ACL": "public"})
+    with pytest.raises(SettingsError, match="MSS_PRIVATE_OBJECTS"):
+        copy_settings({"MSS_PRIVATE_OBJECTS": "public"})
     with pytest.raises(SettingsError, match="MSS_TIME_GUARD_SECONDS"):
         time_guard_seconds({"MSS_TIME_GUARD_SECONDS": "soon"})
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mastodon_s3_sync.config.checks import endpoint_setting
 from mastodon_s3_sync.config.layers import ResolvedSettings, SettingsLayer
-from mastodon_s3_sync.config.mastodon_env import load_settings
+from mastodon_s3_sync.config.mastodon_env import env_file, load_settings, parse_dotenv, public_url
 from mastodon_s3_sync.config.settings import MAX_PAGE_SIZE, MAX_WORKERS, Settings
 from mastodon_s3_sync.config.values import parse_database_url, parse_side, parse_since
 from mastodon_s3_sync.errors import SettingsError
@@ -96,6 +96,8 @@ def _flag_layer(args: argparse.Namespace) -> SettingsLayer:
                 put(side, name, value, flag)
     if getattr(args, "acl", None):
         put("copy", "acl", args.acl, "--acl")
+    if getattr(args, "private_objects", None):
+        put("copy", "private_objects", args.private_objects, "--private-objects")
     if getattr(args, "skip_backups", False):
         put("copy", "skip_backups", True, "--skip-backups")
     if getattr(args, "workers", None):
@@ -123,3 +125,10 @@ def sqs_client(args: argparse.Namespace) -> SQSClient:
     if endpoint:
         endpoint_setting(endpoint, "--sqs-endpoint-url")
     return make_sqs_client(endpoint, args.region, args.profile)
+
+
+def instance_public_url(args: argparse.Namespace) -> str | None:
+    """The URL Mastodon links media to, from its ``.env`` (``--mastodon-env`` or the config
+    file's ``mastodon_env``): ``verify --public-url``'s default."""
+    path = env_file(getattr(args, "config", None), getattr(args, "mastodon_env", None))
+    return public_url(parse_dotenv(path)) if path is not None else None

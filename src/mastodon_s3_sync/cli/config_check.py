@@ -15,7 +15,7 @@ from typing import TextIO
 import botocore.exceptions
 import pg8000.exceptions
 
-from mastodon_s3_sync.cli.arguments import resolved_from_args
+from mastodon_s3_sync.cli.arguments import instance_public_url, resolved_from_args
 from mastodon_s3_sync.config.layers import FILE_KEYS, ResolvedSettings
 from mastodon_s3_sync.config.settings import MIB, AclMode, BucketSettings, Settings
 from mastodon_s3_sync.copying.preflight import check_acl_reads, probe_destination
@@ -179,5 +179,9 @@ def config_check(resolved: ResolvedSettings, out: TextIO) -> int:
 
 
 def run_config_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    """``config check``: the settings the flags resolve to, then the connection tests."""
-    return config_check(resolved_from_args(args), stdout)
+    """``config check``: the settings the flags resolve to, the public URL Mastodon links
+    media to, then the connection tests."""
+    resolved = resolved_from_args(args)
+    base = instance_public_url(args)
+    print(f"public URL (verify --public-url): {base or '(none: give --public-url)'}", file=stdout)
+    return config_check(resolved, stdout)

@@ -12,7 +12,12 @@ from typing import TextIO
 
 import botocore.exceptions
 
-from mastodon_s3_sync.cli.arguments import catalog_filter, selection, settings_from_args
+from mastodon_s3_sync.cli.arguments import (
+    catalog_filter,
+    instance_public_url,
+    selection,
+    settings_from_args,
+)
 from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
 from mastodon_s3_sync.cli.logs import totals_event
 from mastodon_s3_sync.cli.preflight import Preflight, open_catalog
@@ -28,6 +33,7 @@ from mastodon_s3_sync.cli.report import (
     write_verify_report,
 )
 from mastodon_s3_sync.config.settings import BucketSettings
+from mastodon_s3_sync.copying.public_read import AnonymousReader
 from mastodon_s3_sync.copying.repair import FindingRows, Findings, read_findings
 from mastodon_s3_sync.copying.results import CopyOptions
 from mastodon_s3_sync.copying.verify import Verifier
@@ -87,8 +93,13 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             raise failure or SyncError("the run did not start")
         seconds = time.monotonic() - clock
         totals_event(engine.totals, seconds)
-        reported = args.report is not None
-        print(format_totals(engine.totals, log, seconds, left_out, reported=reported), file=stderr)
+        reported, private_objects = args.report is not None, settings.copy.private_objects
+        print(
+            format_totals(
+                engine.totals, log, seconds, left_out, private_objects, reported=reported
+            ),
+            file=stderr,
+        )
         print(format_skip_checks(engine.survey), file=stderr)
         if args.report:
             context = run_context(source, destination, acl, walked, left_out)
@@ -132,7 +143,12 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     source, destination = preflight.buckets(settings, writes=False, acl_reads=acl_reads)
     acl, workers = settings.copy.acl, settings.copy.workers
     copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
-    verifier = Verifier(copier, acl, sample=None if args.full else args.sample, workers=workers)
+    base = args.public_url or instance_public_url(args)
+    public = AnonymousReader(base, workers) if base else None
+    if public is not None and not args.public_url:
+        print(f"reading as a stranger at {base} (Mastodon's .env; --public-url)", file=stderr)
+    sample = None if args.full else args.sample
+    verifier = Verifier(copier, acl, sample=sample, workers=workers, public=public)
     bars = row_bars(stderr)
     started, clock = datetime.now(UTC), time.monotonic()
     try:
@@ -165,6 +181,8 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise SyncError(f"verify stopped: a request failed after its retries: {error}") from None
     finally:
         verifier.close()
+        if public is not None:
+            public.close()
     return 0 if verifier.totals.ok else 1
 
 

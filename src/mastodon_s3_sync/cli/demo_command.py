@@ -54,8 +54,10 @@ def run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int:
-    """``run``, ``verify`` and ``orphans`` on the sandbox, and a check that private stayed
-    private."""
+    """``run``, ``verify`` (also as a stranger reads) and ``orphans`` on the sandbox, a check
+    that private stayed private, and a run to a destination without ACLs that withholds it."""
+    from mastodon_s3_sync.demo.sandbox import NO_ACL_BUCKET
+
     seeded, clock = box.manifest, time.monotonic()
     print(
         f"{', '.join(f'{count:,} {table}' for table, count in box.rows.items())}; "
@@ -68,15 +70,34 @@ def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int
     )
     run_report, verify_report = reports / "demo-run-report.json", reports / "demo-verify.json"
     orphans_report = reports / "demo-orphans.json"
+    no_acl_report = reports / "demo-run-no-acls.json"
     config = ["--config", str(box.config)]
     print("\n== run: copy from the old provider to the new one", file=stderr)
     run = build_parser().parse_args(["run", *config, "--report", str(run_report)])
     copied = run_copy(run, stdout, stderr)
     if copied in STOP_STATUSES:  # stopped by Ctrl-C or SIGTERM: so is the demo
         return copied
-    print("\n== verify: is everything at the new provider, as it was?", file=stderr)
-    verify = build_parser().parse_args(["verify", *config, "--report", str(verify_report)])
+    print(
+        "\n== verify: is everything at the new provider, as it was, and does a stranger read "
+        "the public objects and not the private ones?",
+        file=stderr,
+    )
+    verify = build_parser().parse_args(
+        ["verify", *config, "--public-url", box.public_url, "--report", str(verify_report)]
+    )
     verified = run_verify(verify, stdout, stderr)
+    print(
+        f"\n== run --acl none to s3://{NO_ACL_BUCKET}: a destination that keeps no ACL (R2, "
+        "BucketOwnerEnforced) would make private objects public, so they are withheld",
+        file=stderr,
+    )
+    no_acl_flags = ["--destination", f"s3://{NO_ACL_BUCKET}", "--acl", "none"]
+    no_acl = build_parser().parse_args(
+        ["run", *config, *no_acl_flags, "--report", str(no_acl_report)]
+    )
+    withheld_run = run_copy(no_acl, stdout, stderr)
+    if withheld_run in STOP_STATUSES:
+        return withheld_run
     if isinstance(box.source, Path):
         print(f"\n(orphans lists buckets only: not run on {box.source})", file=stderr)
         listed, found = 0, None
@@ -100,13 +121,13 @@ def _migrate(box: Sandbox, reports: Path, stdout: TextIO, stderr: TextIO) -> int
             + (" (exactly the ones seeded)" if found == set(box.leftovers) else ", NOT the seeded"),
             file=stderr,
         )
-    status = copied or verified or listed or (0 if kept == at_source else 1)
+    status = copied or verified or withheld_run or listed or (0 if kept == at_source else 1)
     status = status or (0 if found is None or found == set(box.leftovers) else 1)
     orphans_note = f", {orphans_report} (what nothing references)" if found is not None else ""
     print(
         f"{'demo: OK' if status == 0 else 'demo: FAILED'} in {time.monotonic() - clock:.1f} s "
-        f"— reports: {run_report} "
-        f"(what was copied, what is missing and why), {verify_report} (the proof)" + orphans_note,
+        f"— reports: {run_report} (what was copied, what is missing and why), {verify_report} "
+        f"(the proof), {no_acl_report} (what was withheld)" + orphans_note,
         file=stderr,
     )
     return status

@@ -92,7 +92,11 @@ def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
                 on_message=heard,
             )
         seconds, reported = time.monotonic() - clock, args.report is not None
-        print(format_totals(done.totals, log, seconds, reported=reported), file=stderr)
+        private_objects = settings.copy.private_objects
+        print(
+            format_totals(done.totals, log, seconds, (), private_objects, reported=reported),
+            file=stderr,
+        )
         print(format_messages(done), file=stderr)
         if args.report:
             write_report(args.report, done.totals, log, started, {"queue_url": args.queue_url})

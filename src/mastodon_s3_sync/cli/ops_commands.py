@@ -171,6 +171,11 @@ def _add_missing(subparsers: Subcommands) -> None:
         help="failed keys too (a failed attempt may have succeeded on a retry; keys the "
         "enumerator refused to send)",
     )
+    missing.add_argument(
+        "--withheld",
+        action="store_true",
+        help="withheld keys too (private objects not copied to a destination without ACLs)",
+    )
     missing.add_argument("--output", type=Path, metavar="FILE", help="write the keys here")
     _add_stack_options(missing)
 
@@ -348,7 +353,11 @@ def _missing(
         begin = parse_since(args.since, now).replace(tzinfo=UTC)
     else:
         begin = run_start(run_id)
-    outcomes = (Outcome.MISSING, Outcome.FAILED) if args.failed else (Outcome.MISSING,)
+    outcomes = (
+        Outcome.MISSING,
+        *((Outcome.WITHHELD,) if args.withheld else ()),
+        *((Outcome.FAILED,) if args.failed else ()),
+    )
     found = logged_keys(clients.logs, stack, begin, now, run_id=run_id, outcomes=outcomes)
     lines = "".join(f"{k.key}\t{k.outcome}\t{k.reason}\n" for k in found.keys)
     if args.output:

@@ -14,17 +14,26 @@ from typing import TypeAlias
 from mastodon_s3_sync import __version__
 from mastodon_s3_sync.cli.ops_commands import add_commands
 from mastodon_s3_sync.cli.progress import PLAIN_INTERVAL_SECONDS
+from mastodon_s3_sync.config.checks import endpoint
 from mastodon_s3_sync.config.settings import (
     DEFAULT_WORKERS,
     MAX_PAGE_SIZE,
     URL_FORM,
     AclMode,
+    PrivateObjects,
 )
 from mastodon_s3_sync.copying.verify import DEFAULT_SAMPLE
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.mastodon.layout import RecordType
 
 PROG = "mastodon-s3-sync"
+
+
+def _public_url(text: str) -> str:
+    try:
+        return str(endpoint(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--public-url: {error}") from None
 
 
 def _positive(flag: str) -> Callable[[str], int]:
@@ -190,6 +199,15 @@ def _add_copy_commands(commands: Subcommands) -> None:
     sampling.add_argument(
         "--full", action="store_true", help="compare headers and ACL of every object"
     )
+    _add_private_objects(checks)
+    checks.add_argument(
+        "--public-url",
+        type=_public_url,
+        metavar="BASE",
+        help="read the sampled objects anonymously at BASE/<key> (the URL Mastodon links to: "
+        "https://S3_ALIAS_HOST, a CDN, or the bucket's endpoint): public ones must answer "
+        "200 with their size and Content-Type, private ones must not answer 200",
+    )
     checks.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
     _add_allow_missing(checks)
 
@@ -340,6 +358,7 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
     _add_bucket_options(parser)
     group = parser.add_argument_group("copying")
     _add_acl_and_workers(group, "copier threads")
+    _add_private_objects(group)
     group.add_argument(
         "--force", action="store_true", help="copy even what the destination already holds"
     )
@@ -389,6 +408,16 @@ def _add_acl_and_workers(group: argparse._ArgumentGroup, threads: str) -> None:
         type=_positive("--workers"),
         metavar="N",
         help=f"{threads} (default {DEFAULT_WORKERS})",
+    )
+
+
+def _add_private_objects(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--private-objects",
+        choices=[str(choice) for choice in PrivateObjects],
+        help="objects Mastodon made private (suspended accounts' media, ...) when the "
+        "destination keeps no ACL (--acl none): withhold them and say so (default), copy "
+        "them (the destination is not publicly readable), or skip them without a note",
     )
 
 

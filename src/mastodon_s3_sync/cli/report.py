@@ -1,7 +1,8 @@
 """What the commands report when they are done: closing tables and lines, JSON reports.
 
-A run's record is its outcome counts and every missing or failed key with its reason. The
-keys are spooled to disk as they come (:mod:`mastodon_s3_sync.copying.spool`), so a run with
+A run's record is its outcome counts and every missing, withheld or failed key with its
+reason, and every key written private though the source serves it publicly. The keys are
+spooled to disk as they come (:mod:`mastodon_s3_sync.copying.spool`), so a run with
 millions of them keeps flat memory; the JSON report is streamed from the spool at the end.
 """
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from mastodon_s3_sync.config.settings import BucketSettings
+from mastodon_s3_sync.config.settings import BucketSettings, PrivateObjects
 from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.copying.spool import SHOWN_KEYS, JsonLines
 from mastodon_s3_sync.copying.survey import Survey
@@ -28,35 +29,47 @@ from mastodon_s3_sync.transport.worker import WorkerTotals
 REPORT_VERSION = 1
 
 
+LISTED_OUTCOMES = (Outcome.MISSING, Outcome.WITHHELD, Outcome.FAILED)
+"""Outcomes whose keys a report lists, each with its reason."""
+
+
+def _entry(result: CopyResult) -> dict[str, str]:
+    ref = result.ref
+    return {
+        "key": ref.key,
+        "type": str(ref.record_type),
+        "record_id": str(ref.record_id),  # snowflakes exceed 2^53: not numbers
+        "attachment": ref.attachment,
+        "style": ref.style,
+        "reason": result.reason,
+    }
+
+
 class OutcomeLog:
-    """Collects missing and failed keys (spooled to disk) for the report and summary."""
+    """Collects missing, withheld and failed keys, and those written private though public
+    at the source (spooled to disk), for the report and summary."""
 
     def __init__(self) -> None:
-        self.spools = {outcome: JsonLines() for outcome in (Outcome.MISSING, Outcome.FAILED)}
-        self.first: dict[Outcome, list[CopyResult]] = {Outcome.MISSING: [], Outcome.FAILED: []}
+        self.spools = {outcome: JsonLines() for outcome in LISTED_OUTCOMES}
+        self.first: dict[Outcome, list[CopyResult]] = {outcome: [] for outcome in LISTED_OUTCOMES}
+        self.made_private = JsonLines()
+        self.made_private_count = 0
 
     def record(self, result: CopyResult) -> None:
-        """Keep the result if it is missing or failed."""
+        """Keep the result if its key is listed (see :data:`LISTED_OUTCOMES`)."""
+        if result.made_private:
+            self.made_private.add(_entry(result))
+            self.made_private_count += 1
         spool = self.spools.get(result.outcome)
         if spool is None:
             return
-        ref = result.ref
-        spool.add(
-            {
-                "key": ref.key,
-                "type": str(ref.record_type),
-                "record_id": str(ref.record_id),  # snowflakes exceed 2^53: not numbers
-                "attachment": ref.attachment,
-                "style": ref.style,
-                "reason": result.reason,
-            }
-        )
+        spool.add(_entry(result))
         if len(self.first[result.outcome]) < SHOWN_KEYS:
             self.first[result.outcome].append(result)
 
     def close(self) -> None:
         """Remove the spool files."""
-        for spool in self.spools.values():
+        for spool in (*self.spools.values(), self.made_private):
             spool.close()
 
 
@@ -88,7 +101,8 @@ def write_report(
     started: datetime,
     context: dict[str, Any],
 ) -> None:
-    """The run's JSON report: counts per type, then every missing and failed key."""
+    """The run's JSON report: counts per type, then every missing, withheld and failed key,
+    and every key written private though public at the source."""
     whole = totals.total()
     header: dict[str, Any] = {
         "version": REPORT_VERSION,
@@ -99,6 +113,7 @@ def write_report(
         "copied": whole.copied,
         "skipped": whole.skipped,
         "missing": whole.missing,
+        "withheld": whole.withheld,
         "failed": whole.failed,
         "bytes_copied": whole.bytes_copied,
         "by_type": {str(t): vars(tally) for t, tally in totals.by_type.items()},
@@ -107,8 +122,8 @@ def write_report(
         path,
         header,
         {
-            "missing_keys": log.spools[Outcome.MISSING],
-            "failed_keys": log.spools[Outcome.FAILED],
+            **{f"{outcome.value}_keys": log.spools[outcome] for outcome in LISTED_OUTCOMES},
+            "made_private_keys": log.made_private,
         },
     )
 
@@ -118,19 +133,33 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
+WITHHELD_ADVICE = (
+    "withheld {count:,} objects Mastodon made private (a suspended account's media, removed "
+    "posts', users' archives): the destination keeps no per-object ACL, so anyone could read "
+    "them there. If it is not publicly readable: --private-objects copy; to leave them out "
+    "without this note: --private-objects skip"
+)
+MADE_PRIVATE_NOTE = (
+    "written private: {count:,} objects Mastodon made private that the source serves to anyone "
+    "(its ACL says public-read); fix the source too (keys in --report)"
+)
+
+
 def format_totals(
     totals: RunTotals,
     log: OutcomeLog,
     seconds: float,
     left_out: Sequence[SkippedType] = (),
+    private_objects: PrivateObjects = PrivateObjects.WITHHOLD,
     *,
     reported: bool = True,
 ) -> str:
-    """The closing table: outcomes per type, a few missing/failed keys (``reported``: all
-    of them are in the report), then one line per kind not copied and why."""
+    """The closing table: outcomes per type, a few missing/withheld/failed keys (``reported``:
+    all of them are in the report), what to do about withheld and leaking private objects,
+    then one line per kind not copied and why."""
     header = (
         f"{'type':<{TYPE_WIDTH}} {'copied':>10} {'skipped':>10} {'missing':>10} "
-        f"{'failed':>10} {'bytes copied':>14}"
+        f"{'withheld':>10} {'failed':>10} {'bytes copied':>14}"
     )
     lines = [header, "-" * len(header)]
     rows: list[tuple[str, Any]] = [(str(t), tally) for t, tally in totals.by_type.items()]
@@ -138,16 +167,22 @@ def format_totals(
     for name, tally in rows:
         lines.append(
             f"{name:<{TYPE_WIDTH}} {tally.copied:>10,} {tally.skipped:>10,} {tally.missing:>10,} "
-            f"{tally.failed:>10,} {tally.bytes_copied / 1024**2:>10,.1f} MiB"
+            f"{tally.withheld:>10,} {tally.failed:>10,} {tally.bytes_copied / 1024**2:>10,.1f} MiB"
         )
     whole = totals.total()
     rate = whole.done / seconds if seconds else 0.0
     lines.append(f"{whole.done:,} objects in {seconds:.1f} s ({rate:,.1f} objects/s)")
-    for outcome, count in ((Outcome.MISSING, whole.missing), (Outcome.FAILED, whole.failed)):
-        if count:
-            where = "all of them in --report" if reported else "--report FILE lists them all"
+    silent = private_objects == PrivateObjects.SKIP
+    where = "all of them in --report" if reported else "--report FILE lists them all"
+    for outcome in LISTED_OUTCOMES:
+        count = whole.count(outcome)
+        if count and not (outcome == Outcome.WITHHELD and silent):
             lines.append(f"{outcome.value} ({count:,}; {where}):")
             lines.extend(f"  {result.ref.key}  {result.reason}" for result in log.first[outcome])
+    if whole.withheld and not silent:
+        lines.append(WITHHELD_ADVICE.format(count=whole.withheld))
+    if log.made_private_count:
+        lines.append(MADE_PRIVATE_NOTE.format(count=log.made_private_count))
     lines.extend(map(str, left_out))
     if totals.interrupted:
         lines.append("interrupted: a re-run resumes, skipping what is already copied")
@@ -230,13 +265,23 @@ def format_verify(verifier: Verifier, seconds: float, left_out: Sequence[Skipped
         f"  size differs:                      {problems[Problem.SIZE]:>12,}",
         f"  absent at the source too:          {totals.absent_at_source:>12,}"
         "  (nothing to copy; in --report)",
+        f"  withheld (private, no ACL kept):   {totals.withheld:>12,}",
         f"headers and ACL compared on:         {totals.sampled:>12,}",
         f"  headers differ:                    {problems[Problem.HEADER]:>12,}"
         if verifier.compares_headers
         else "  headers differ:                    not compared (a directory keeps none)",
         f"  ACL class differs:                 {problems[Problem.ACL]:>12,}",
-        f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}",
     ]
+    public = verifier.public
+    if public is not None:
+        per_thousand = public.requests * 1000 / totals.objects if totals.objects else 0.0
+        lines += [
+            f"read anonymously at {public.base_url}: {totals.public_checked:,} objects, "
+            f"{public.requests:,} requests ({per_thousand:,.1f} per 1,000 objects)",
+            f"  not publicly readable:             {problems[Problem.NOT_PUBLIC]:>12,}",
+            f"  private but readable:              {problems[Problem.READABLE]:>12,}",
+        ]
+    lines.append(f"requests: {requests.total:,} ({operations or 'none'}) in {seconds:.1f} s{cost}")
     lines.extend(f"  {f['problem']:<8} {f['key']}  {f['detail']}" for f in verifier.first_findings)
     lines.extend(map(str, left_out))
     lines.append(
@@ -252,7 +297,11 @@ def _verify_counts(verifier: Verifier) -> dict[str, Any]:
         "objects": totals.objects,
         "matching": totals.matching,
         "absent_at_source": totals.absent_at_source,
+        "withheld": totals.withheld,
         "sampled": totals.sampled,
+        "public_url": None if verifier.public is None else verifier.public.base_url,
+        "public_checked": totals.public_checked,
+        "public_requests": 0 if verifier.public is None else verifier.public.requests,
         "problems": {str(problem): count for problem, count in totals.problems.items()},
         "by_type": totals.by_type,
         "requests": dict(verifier.requests.by_operation),

@@ -32,6 +32,7 @@ from mastodon_s3_sync.contract import (
     DEFAULT_TIME_GUARD_SECONDS,
     MAX_LAMBDA_TIMEOUT_SECONDS,
     PAGE_SIZE,
+    PRIVATE_OBJECTS,
     QUEUE_URL,
     SIDE_VARIABLES,
     SKIP_BACKUPS,
@@ -51,6 +52,7 @@ _VARIABLES = {
     ("copy", "acl"): ACL,
     ("copy", "workers"): COPIER_THREADS,
     ("copy", "skip_backups"): SKIP_BACKUPS,
+    ("copy", "private_objects"): PRIVATE_OBJECTS,
 }
 """Model field -> its variable, where the name is not ``MSS_<SIDE>_<FIELD>``."""
 
@@ -171,10 +173,12 @@ def bucket_settings(
 
 
 def copy_settings(environ: Mapping[str, str]) -> CopySettings:
-    """The destination ACL (``MSS_ACL``) and threads per copier (``MSS_COPIER_THREADS``)."""
+    """The destination ACL (``MSS_ACL``), threads per copier (``MSS_COPIER_THREADS``) and
+    what becomes of private objects without ACLs (``MSS_PRIVATE_OBJECTS``)."""
     values = {
         "acl": environ.get(ACL) or None,
         "workers": _whole_or_text(environ.get(COPIER_THREADS)),
+        "private_objects": environ.get(PRIVATE_OBJECTS) or None,
     }
     copy: CopySettings = _section("copy", values)
     return copy

@@ -58,7 +58,14 @@ CONFIG_KEYS: Mapping[str, frozenset[str]] = {
     "source": _BUCKET_KEYS,
     "destination": _BUCKET_KEYS | {"file_mode"},
     "copy": frozenset(
-        {"acl", "workers", "multipart_threshold_mib", "part_size_mib", "skip_backups"}
+        {
+            "acl",
+            "workers",
+            "multipart_threshold_mib",
+            "part_size_mib",
+            "skip_backups",
+            "private_objects",
+        }
     ),
     "bastion": frozenset({"host", "port", "user", "private_key_file", "host_key"}),
 }

@@ -300,13 +300,37 @@ def mastodon_layer(path: Path) -> SettingsLayer:
     return SettingsLayer(f".env {path}", tables, labels, base=path.parent, notes=tuple(notes))
 
 
+def public_url(env: Mapping[str, str]) -> str | None:
+    """The base URL Mastodon links media to, as kt-paperclip builds it
+    (``config/initializers/paperclip.rb``): ``S3_PROTOCOL://S3_ALIAS_HOST`` (or
+    ``S3_CLOUDFRONT_HOST``, ``:s3_alias_url``); else, with ``S3_ENDPOINT``,
+    ``S3_PROTOCOL://S3_HOSTNAME/S3_BUCKET`` (``:s3_path_url``); None when S3 is off or
+    neither is set."""
+    if env.get("S3_ENABLED") != "true":
+        return None
+    protocol = env.get("S3_PROTOCOL") or "https"
+    alias = env.get("S3_ALIAS_HOST") or env.get("S3_CLOUDFRONT_HOST")
+    if alias:
+        return f"{protocol}://{alias}"
+    if "S3_ENDPOINT" in env and env.get("S3_BUCKET"):
+        region = env.get("S3_REGION") or "us-east-1"
+        host = env.get("S3_HOSTNAME") or f"s3-{region}.amazonaws.com"
+        return f"{protocol}://{host}/{env['S3_BUCKET']}"
+    return None
+
+
+def env_file(config: Path | None, mastodon_env: Path | None) -> Path | None:
+    """Mastodon's ``.env``: ``mastodon_env`` (the flag), else the config file's."""
+    if mastodon_env is not None or config is None:
+        return mastodon_env
+    return config_layer(config).mastodon_env
+
+
 def load_settings(
     config: Path | None, mastodon_env: Path | None, flags: SettingsLayer
 ) -> ResolvedSettings:
-    """A command's settings: flags over the config file over Mastodon's ``.env``.
-
-    The ``.env`` is ``mastodon_env`` (the flag), else the config file's ``mastodon_env``.
-    """
+    """A command's settings: flags over the config file over Mastodon's ``.env``
+    (:func:`env_file`)."""
     config_file = config_layer(config) if config is not None else None
     env_path = mastodon_env or (config_file.mastodon_env if config_file else None)
     layers = [mastodon_layer(env_path)] if env_path is not None else []

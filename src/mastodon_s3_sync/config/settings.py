@@ -51,6 +51,14 @@ class AclMode(StrEnum):
     NONE = "none"  # no ACL header (Cloudflare R2, buckets with ACLs disabled)
 
 
+class PrivateObjects(StrEnum):
+    """What becomes of objects Mastodon made private when the destination keeps no ACL."""
+
+    WITHHOLD = "withhold"  # not written: counted, listed, and one line says how to choose
+    COPY = "copy"  # written anyway (for a destination that is not publicly readable)
+    SKIP = "skip"  # not written, counted, without that line
+
+
 MIB = 1024 * 1024
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 100_000
@@ -243,13 +251,23 @@ class SshSettings:
 @dataclass(frozen=True, config=SECTION_CONFIG)
 class CopySettings:
     """How objects are written: ACL, copier threads, and when to go multipart (in bytes);
-    whether users' archive downloads (backups, which expire in days) are left out."""
+    whether users' archive downloads (backups, which expire in days) are left out, and what
+    becomes of private objects when the destination keeps no ACL."""
 
     acl: AclMode = AclMode.COPY
     workers: int = DEFAULT_WORKERS
     multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD_BYTES
     part_size_bytes: int = DEFAULT_PART_SIZE_BYTES
     skip_backups: bool = False
+    private_objects: PrivateObjects = PrivateObjects.WITHHOLD
+
+    @field_validator("private_objects", mode="before")
+    @classmethod
+    def _check_private_objects(cls, value: object) -> PrivateObjects:
+        choices = [str(choice) for choice in PrivateObjects]
+        if value not in choices:
+            raise ValueError(f"unknown value {value!r}; use one of {', '.join(choices)}")
+        return PrivateObjects(value)
 
     @field_validator("skip_backups", mode="before")
     @classmethod

@@ -23,7 +23,6 @@ import urllib3.exceptions
 from mastodon_s3_sync.config.settings import MIB, AclMode
 from mastodon_s3_sync.mastodon.layout import (
     ObjectRef,
-    RecordType,
     apply_key_prefix,
     is_blank,
     unsafe_key_reason,
@@ -31,13 +30,14 @@ from mastodon_s3_sync.mastodon.layout import (
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS
 from mastodon_s3_sync.storage.listing import ABSENT, Listed, Sighting
-from mastodon_s3_sync.storage.protocol import acl_class, is_not_found
+from mastodon_s3_sync.storage.protocol import PRIVATE, PUBLIC_READ, acl_class, is_not_found
 from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import Bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 from mastodon_s3_sync.copying.results import (
+    WITHHELD_REASON,
     ByteBudget,
     CopyError,
     CopyOptions,
@@ -144,16 +144,20 @@ class Copier:
             return CopyResult(ref, Outcome.FAILED, reason=f"{type(error).__name__}: {error}")
 
     def copy(self, ref: ObjectRef, seen: Sightings = NOT_SURVEYED) -> CopyResult:
-        """Skip, copy or report missing; raises on failure (so a queue can retry).
+        """Skip, copy, withhold or report missing; raises on failure (so a queue can retry).
 
         ``seen`` spares the requests that listings already answered; a retry asks again.
         A key that is no plain storage key (``..``, NUL, ...) is refused: FAILED, no request.
+        An object Mastodon made private is withheld, with no request, from a destination
+        that could not keep it private (:meth:`CopyOptions.withholds`).
         """
         for key in (ref.key, *ref.alternates):
             if (unsafe := unsafe_key_reason(key)) is not None:
                 return CopyResult(
                     ref, Outcome.FAILED, reason=f"refused key {key[:100]!r}: {unsafe}"
                 )
+        if self.options.withholds(ref):
+            return CopyResult(ref, Outcome.WITHHELD, reason=WITHHELD_REASON)
         attempt = 1
         while True:
             try:
@@ -192,14 +196,21 @@ class Copier:
                 present = self._head_size(self.destination, destination_key)
                 if present == found.size:
                     return self._skipped(ref, found)
-            acl = self._acl(ref.record_type, found.key)
+            acl, made_private = self._acl(ref, found.key)
             if server_side:
                 self._server_side_copy(found, destination_key, acl)
             else:
                 self._stream_copy(found, destination_key, acl)
         finally:
             self._close(found)
-        return CopyResult(ref, Outcome.COPIED, found.key, destination_key, found.size)
+        return CopyResult(
+            ref,
+            Outcome.COPIED,
+            found.key,
+            destination_key,
+            found.size,
+            made_private=made_private,
+        )
 
     def _skipped(self, ref: ObjectRef, found: _Found | None) -> CopyResult:
         reason = "" if found is not None else "absent at the source, present at the destination"
@@ -245,19 +256,23 @@ class Copier:
                     raise CopyError(f"reading source {key}: {_describe(error)}") from None
         return None
 
-    def _acl(self, record_type: RecordType, source_key: str) -> str | None:
+    def _acl(self, ref: ObjectRef, source_key: str) -> tuple[str | None, bool]:
+        """The ACL to write, and whether it is private though the source's is public."""
         mode = self.options.settings.acl
         if mode == AclMode.NONE:
-            return None
+            return None, False
         if mode != AclMode.COPY:
-            return fixed_acl(mode, record_type)
+            return fixed_acl(mode, ref), False
         try:
-            return acl_class(self.source.objects, source_key)
+            source_acl = acl_class(self.source.objects, source_key)
         except botocore.exceptions.ClientError as error:
             raise CopyError(
                 f"reading the ACL of {source_key}: {_describe(error)} "
                 "(a provider without ACLs needs --acl public-read, private or none)"
             ) from None
+        if ref.private and source_acl == PUBLIC_READ:
+            return PRIVATE, True
+        return source_acl, False
 
     def _headers(self, found: _Found, acl: str | None) -> dict[str, Any]:
         response = found.response

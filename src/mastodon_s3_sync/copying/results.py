@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mastodon_s3_sync.config.settings import MIB, AclMode, CopySettings
-from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
+from mastodon_s3_sync.config.settings import MIB, AclMode, CopySettings, PrivateObjects
+from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.mastodon.models import never_public
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.protocol import PRIVATE
@@ -28,6 +28,9 @@ class CopyResult:
     destination_key: str | None = None
     bytes_copied: int = 0
     reason: str = ""
+    made_private: bool = False
+    """Written private though public at the source: Mastodon made it private (the database
+    says so), so the source leaks it."""
 
 
 @dataclass(frozen=True)
@@ -35,21 +38,41 @@ class CopyOptions:
     """How to copy: the user's copy settings, and what this run decides on top of them.
 
     ``force`` is a flag of one command, ``server_side`` follows from the two sides (only when
-    they share endpoint and credentials) and ``memory_budget_bytes`` bounds this process:
-    none is a setting a config file or the stack could give.
+    they share endpoint and credentials), ``memory_budget_bytes`` bounds this process and
+    ``acls_refused`` is what a preflight found (the destination drops ACLs): none is a
+    setting a config file or the stack could give.
     """
 
     settings: CopySettings = field(default_factory=CopySettings)
     force: bool = False
     server_side: bool = False
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
+    acls_refused: bool = False
+
+    @property
+    def keeps_object_acls(self) -> bool:
+        """Whether the destination keeps a per-object ACL, so a private object can be
+        written private there: not with ``--acl none``, nor where ACLs are refused."""
+        return self.settings.acl != AclMode.NONE and not self.acls_refused
+
+    def withholds(self, ref: ObjectRef) -> bool:
+        """Whether ``ref`` is left out: Mastodon made it private and the destination could
+        not keep it private (unless ``--private-objects copy``)."""
+        return (
+            ref.private
+            and not self.keeps_object_acls
+            and self.settings.private_objects != PrivateObjects.COPY
+        )
 
 
-def fixed_acl(mode: AclMode, record_type: RecordType) -> str:
-    """The ACL a fixed ``mode`` (``public-read`` or ``private``) gives an object of
-    ``record_type``: ``public-read`` never applies to a type Mastodon uploads private
-    (users' archive downloads), which is written ``private``."""
-    if mode == AclMode.PUBLIC_READ and never_public(record_type):
+WITHHELD_REASON = "private by the database; the destination keeps no per-object ACL"
+
+
+def fixed_acl(mode: AclMode, ref: ObjectRef) -> str:
+    """The ACL a fixed ``mode`` (``public-read`` or ``private``) gives ``ref``:
+    ``public-read`` never applies to an object Mastodon made private, nor to a type it
+    uploads private (users' archive downloads): those are written ``private``."""
+    if mode == AclMode.PUBLIC_READ and (ref.private or never_public(ref.record_type)):
         return PRIVATE
     return str(mode)
 

@@ -75,6 +75,8 @@ LEFTOVERS = {
 """Objects in the source bucket that no row references (``orphans`` finds exactly these)."""
 DATABASE = "mastodon_production"
 SOURCE_BUCKET, DESTINATION_BUCKET = "old-provider-media", "new-provider-media"
+NO_ACL_BUCKET = "new-provider-no-acls"
+"""A second destination, copied to with ``--acl none`` as to R2: private objects are withheld."""
 
 
 @dataclass
@@ -107,6 +109,11 @@ class Sandbox:
                 f"config:      {self.config}",
             ]
         )
+
+    @property
+    def public_url(self) -> str:
+        """Where anyone reads the destination bucket (what ``S3_ALIAS_HOST`` would be)."""
+        return f"{self.destination.endpoint_url}/{DESTINATION_BUCKET}"
 
     def private_objects_still_private(self) -> dict[RecordType, tuple[int, int]]:
         """Per type: (private objects at the source, how many are private at the
@@ -213,6 +220,7 @@ def sandbox(
         finally:
             conn.close()
         create_bucket(destination.client(), DESTINATION_BUCKET)
+        create_bucket(destination.client(), NO_ACL_BUCKET)
         manifest = seed_bucket(
             target,
             name,

@@ -1,6 +1,7 @@
 """Mastodon-shaped tables for the sandbox database.
 
-Only the tables whose attachments live in object storage are created, with Mastodon's
+Only the tables whose attachments live in object storage are created (and ``statuses``,
+whose removals make media private), with Mastodon's
 real column names and types (``db/schema.rb``) and the indexes keyset scans rely on. Columns
 and tables that appeared (or went) in later Mastodon releases are tagged with the first
 :class:`SchemaVersion` that has them (or no longer has them), so one definition serves every
@@ -125,6 +126,8 @@ _TABLES: dict[str, _Table] = {
             _Column("actor_type", _STRING),
             _Column("silenced_at", _TS),
             _Column("suspended_at", _TS),
+            # Migration 20201017233919 (3.3.0): the catalog's 3.3 marker.
+            _Column("suspension_origin", "integer", SchemaVersion.V3_5),
             _Column("avatar_storage_schema_version", "integer", STORAGE_SCHEMA),
             _Column("header_storage_schema_version", "integer", STORAGE_SCHEMA),
             # Migration 20230814223300 (4.2.0): the catalog's 4.2 marker.
@@ -312,6 +315,21 @@ _TABLES: dict[str, _Table] = {
         indexes=(),
         # Migration 20250410144908_drop_imports (4.4.0).
         until=SchemaVersion.V4_5,
+    ),
+    "statuses": _Table(
+        columns=(
+            _Column("id", "bigint NOT NULL"),
+            _Column("uri", _STRING),
+            _Column("text", "text NOT NULL DEFAULT ''"),
+            _Column("created_at", _TS_NOT_NULL),
+            _Column("updated_at", _TS_NOT_NULL),
+            _Column("visibility", "integer NOT NULL DEFAULT 0"),
+            _Column("account_id", "bigint NOT NULL"),
+            _Column("deleted_at", _TS),
+            # Migration 20250428095029 (4.4.0): the catalog's 4.4 marker.
+            _Column("quote_approval_policy", "integer NOT NULL DEFAULT 0", SchemaVersion.V4_5),
+        ),
+        indexes=(),
     ),
 }
 

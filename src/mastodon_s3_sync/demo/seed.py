@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
 
 from pg8000.native import Connection
 
@@ -46,6 +47,26 @@ DEFAULT_COUNTS: Mapping[str, int] = {
 _Generator = Callable[[random.Random, int, SchemaVersion, int | None], Iterator[Row]]
 
 
+def statuses(
+    rnd: random.Random, count: int, _version: SchemaVersion, start_id: int | None
+) -> Iterator[Row]:
+    """Statuses (every column): a few removed but kept for moderation (``deleted_at``)."""
+    created = datetime(2024, 1, 1)
+    for n in range(count):
+        removed = rnd.random() < 0.05
+        yield {
+            "id": (start_id or 1) + n,
+            "uri": None,
+            "text": "",
+            "created_at": created,
+            "updated_at": created,
+            "visibility": 0,
+            "account_id": 1,
+            "deleted_at": created + timedelta(days=1) if removed else None,
+            "quote_approval_policy": 0,
+        }
+
+
 _GENERATORS: dict[str, _Generator] = {
     "accounts": accounts,
     "media_attachments": media_attachments,
@@ -55,6 +76,7 @@ _GENERATORS: dict[str, _Generator] = {
     "preview_card_providers": preview_card_providers,
     "backups": backups,
     "imports": imports,
+    "statuses": statuses,
 }
 
 

@@ -74,6 +74,7 @@ def accounts(
             "actor_type": "Service" if r() < 0.03 else "Person",
             "silenced_at": created + timedelta(days=30) if r() < 0.005 else None,
             "suspended_at": created + timedelta(days=10) if r() < 0.01 else None,
+            "suspension_origin": None,
             "indexable": False,
         }
         schema_version = None if legacy and r() < 0.5 else 1
@@ -142,6 +143,7 @@ def _instance_actor() -> Row:
         "actor_type": "Application",
         "silenced_at": None,
         "suspended_at": None,
+        "suspension_origin": None,
         "indexable": False,
     }
     for attachment in ("avatar", "header"):

@@ -7,6 +7,10 @@ Mastodon versions) are detected once and read as NULL. Tables only some releases
 (``preview_card_providers`` from 3.5, ``imports`` up to 4.3) yield nothing when absent, and
 :meth:`Catalog.skipped_types` says so. The release itself, which some styles depend on, is
 read from columns that appeared with it (:data:`RELEASE_MARKERS`).
+
+Which media rows Mastodon made private (a suspended account's, a removed status's) is read
+with the page: one LEFT JOIN per page to ``accounts`` and ``statuses``, only on releases
+whose rules need it (:func:`~mastodon_s3_sync.mastodon.models.made_private`).
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ from mastodon_s3_sync.mastodon.layout import (
     objects_for_row,
 )
 from mastodon_s3_sync.mastodon.models import (
+    ACCOUNT_SUSPENDED,
     OLDEST_RELEASE,
     PRIVATE_BACKUPS_SINCE,
+    PRIVATE_REMOVED_MEDIA_SINCE,
+    PRIVATE_SUSPENDED_MEDIA_SINCE,
     SITE_UPLOAD_ICONS_SINCE,
     SITE_UPLOAD_STYLES_SINCE,
+    STATUS_REMOVED,
     Release,
 )
 
@@ -56,7 +64,9 @@ OPTIONAL_TABLES: dict[RecordType, str] = {
     # db/migrate/20250410144908_drop_imports.rb, commit 4c2f64907b (#34371)
     RecordType.IMPORTS: "no table (Mastodon 4.4+)",
 }
-RELEASE_MARKERS: tuple[tuple[Release, RecordType, str], ...] = (
+RELEASE_MARKERS: tuple[tuple[Release, str, str], ...] = (
+    # db/migrate/20201017233919_add_suspension_origin_to_accounts.rb, commit 3134691948 (#14989)
+    (PRIVATE_SUSPENDED_MEDIA_SINCE, RecordType.ACCOUNTS, "suspension_origin"),
     # db/migrate/20221012181003_add_blurhash_to_site_uploads.rb, commit b04633a961 (#19348)
     (SITE_UPLOAD_STYLES_SINCE, RecordType.SITE_UPLOADS, "blurhash"),
     # db/migrate/20230814223300_add_indexable_to_accounts.rb, commit 90ec88d58b (#26485)
@@ -64,6 +74,8 @@ RELEASE_MARKERS: tuple[tuple[Release, RecordType, str], ...] = (
     # db/migrate/20240522041528_add_author_account_id_to_preview_cards.rb, commit
     # 128987eded (#30398)
     (SITE_UPLOAD_ICONS_SINCE, RecordType.PREVIEW_CARDS, "author_account_id"),
+    # db/migrate/20250428095029_add_quote_approval_policy_to_statuses.rb (4.4.0)
+    (PRIVATE_REMOVED_MEDIA_SINCE, "statuses", "quote_approval_policy"),
 )
 """Columns that first appeared in a release: the newest one present dates the schema."""
 # ``remote_url`` with a non-space character: a superset test for Ruby's ``present?``.
@@ -106,18 +118,62 @@ class RowObjects:
 
 
 @dataclass(frozen=True)
+class _Join:
+    """A column a LEFT JOIN adds to each row: ``expression`` over ``alias``, as ``name``."""
+
+    name: str
+    table: str
+    alias: str
+    on: str
+    expression: str
+
+    def sql(self) -> str:
+        return f"LEFT JOIN {self.table} {self.alias} ON {self.alias}.id = page.{self.on}"
+
+
+# Media privacy (§5): the account's suspension from 3.3, the status's removal from 4.4.
+_PRIVACY_JOINS = (
+    (
+        PRIVATE_SUSPENDED_MEDIA_SINCE,
+        _Join(ACCOUNT_SUSPENDED, "accounts", "a", "account_id", "a.suspended_at IS NOT NULL"),
+    ),
+    (
+        PRIVATE_REMOVED_MEDIA_SINCE,
+        _Join(STATUS_REMOVED, "statuses", "s", "status_id", "s.deleted_at IS NOT NULL"),
+    ),
+)
+
+
+@dataclass(frozen=True)
 class _Query:
-    """A table's SELECT list and WHERE conditions (without the id bound)."""
+    """A table's SELECT list and WHERE conditions (without the id bound), and the joins
+    that add columns to each page."""
 
     table: str
     columns: tuple[str, ...]
     conditions: tuple[str, ...]
+    joins: tuple[_Join, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of a page row's values, in order."""
+        return (*self.columns, *(join.name for join in self.joins))
 
     def page_sql(self, *, bounded: bool) -> str:
         conditions = ("id > :after", *self.conditions) if bounded else self.conditions
-        return (
-            f"SELECT {', '.join(self.columns)} FROM {self.table} "
+        keys = (join.on for join in self.joins if join.on not in self.columns)
+        read = dict.fromkeys((*self.columns, *keys))
+        page = (
+            f"SELECT {', '.join(read)} FROM {self.table} "
             f"WHERE {' AND '.join(conditions)} ORDER BY id LIMIT :n"
+        )
+        if not self.joins:
+            return page
+        selected = [f"page.{column}" for column in self.columns]
+        selected += [f"({join.expression})" for join in self.joins]
+        return (
+            f"SELECT {', '.join(selected)} FROM ({page}) page "
+            f"{' '.join(join.sql() for join in self.joins)} ORDER BY page.id"
         )
 
     def count_sql(self, *, bounded: bool) -> str:
@@ -132,7 +188,7 @@ class Catalog:
         self._conn = conn
         self._page_size = page_size
         self._key_prefix = key_prefix
-        self._columns: dict[RecordType, frozenset[str]] = {}
+        self._columns: dict[str, frozenset[str]] = {}
         self._release: Release | None = None
 
     @property
@@ -148,22 +204,22 @@ class Catalog:
         except pg8000.exceptions.DatabaseError as error:
             raise DatabaseError(f"database query failed: {server_error_text(error)}") from None
 
-    def table_columns(self, record_type: RecordType) -> frozenset[str]:
+    def table_columns(self, table: str) -> frozenset[str]:
         """The table's column names, none for an absent optional table (see
         :meth:`skipped_types`); DatabaseError when a table every release has is not there."""
-        if record_type not in self._columns:
+        if table not in self._columns:
             rows = self._run(
                 "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:table) "
                 "AND attnum > 0 AND NOT attisdropped",
-                table=str(record_type),
+                table=str(table),
             )
-            if not rows and record_type not in OPTIONAL_TABLES:
+            if not rows and table not in OPTIONAL_TABLES:
                 raise DatabaseError(
-                    f"the database has no table {record_type!s}: is this Mastodon's database? "
+                    f"the database has no table {table!s}: is this Mastodon's database? "
                     "Check the database name (--database-url or [database] name)"
                 )
-            self._columns[record_type] = frozenset(str(row[0]) for row in rows)
-        return self._columns[record_type]
+            self._columns[table] = frozenset(str(row[0]) for row in rows)
+        return self._columns[table]
 
     def skip_reason(self, record_type: RecordType) -> str | None:
         """Why the database has nothing of this type (an absent optional table), or None."""
@@ -186,8 +242,8 @@ class Catalog:
         if self._release is None:
             present = [
                 since
-                for since, record_type, column in RELEASE_MARKERS
-                if column in self.table_columns(record_type)
+                for since, table, column in RELEASE_MARKERS
+                if column in self.table_columns(table)
             ]
             self._release = max(present, default=OLDEST_RELEASE)
         return self._release
@@ -224,7 +280,11 @@ class Catalog:
         conditions = [f"({' OR '.join(has_file)})"]
         if filt.skip_remote_cache and record_type in _LOCAL_ROWS:
             conditions.append(_LOCAL_ROWS[record_type])
-        return _Query(str(record_type), tuple(columns), tuple(conditions))
+        joins: tuple[_Join, ...] = ()
+        if record_type == RecordType.MEDIA_ATTACHMENTS:
+            release = self.release()
+            joins = tuple(join for since, join in _PRIVACY_JOINS if release >= since)
+        return _Query(str(record_type), tuple(columns), tuple(conditions), joins)
 
     @staticmethod
     def _params(filt: CatalogFilter) -> dict[str, object]:
@@ -260,7 +320,7 @@ class Catalog:
             else:
                 page = self._run(query.page_sql(bounded=True), after=after, n=size, **params)
             for values in page:
-                row = dict(zip(query.columns, values, strict=True))
+                row = dict(zip(query.names, values, strict=True))
                 if filt.skip_remote_cache and not is_local(record_type, row):
                     objects = []
                 else:

@@ -24,6 +24,7 @@ from mastodon_s3_sync.mastodon.models import (
     Row,
     Style,
     is_blank,
+    made_private,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ class ObjectRef:
     ``key`` is the canonical key; ``alternates`` are tried in order when it is absent
     (other ``cache/`` placement, old AVIF ``small``, no key prefix, paperclip 6.0.0
     partition). ``expected_size`` is the database's ``*_file_size`` (originals only).
+    ``private``: Mastodon made the object private (a suspended account's media, ...).
     """
 
     record_type: RecordType
@@ -62,6 +64,7 @@ class ObjectRef:
     key: str
     alternates: tuple[str, ...] = ()
     expected_size: int | None = None
+    private: bool = False
 
 
 _GROUP = re.compile(r"\d{3}")
@@ -160,6 +163,7 @@ class _RowPlaces:
 
     record_id: int
     remote: bool
+    private: bool
     cache_placements: tuple[str, ...]
     """``("", "cache/")``: the other placement is an alternate; ``("",)`` for models
     without ``local?``, whose keys never take ``cache/`` (§2.7)."""
@@ -167,14 +171,15 @@ class _RowPlaces:
     prefixes: tuple[str, ...]
 
 
-def _row_places(model: Model, row: Row, key_prefix: str) -> _RowPlaces:
+def _row_places(model: Model, row: Row, key_prefix: str, release: Release) -> _RowPlaces:
     record_id = int(row["id"])
+    private = made_private(model.record_type, row, release)
     partitions = dict.fromkeys((id_partition(record_id), legacy_id_partition(record_id)))
     prefixes = ("",) if is_blank(key_prefix) else (apply_key_prefix(key_prefix, ""), "")
     if model.is_local is None:
-        return _RowPlaces(record_id, False, ("",), tuple(partitions), prefixes)
+        return _RowPlaces(record_id, False, private, ("",), tuple(partitions), prefixes)
     remote = not model.is_local(row)
-    return _RowPlaces(record_id, remote, ("", "cache/"), tuple(partitions), prefixes)
+    return _RowPlaces(record_id, remote, private, ("", "cache/"), tuple(partitions), prefixes)
 
 
 def _attachment_objects(
@@ -204,6 +209,7 @@ def _attachment_objects(
             key=candidates[0],
             alternates=tuple(dict.fromkeys(candidates[1:])),
             expected_size=int(size) if style == ORIGINAL and size is not None else None,
+            private=places.private,
         )
 
 
@@ -220,7 +226,7 @@ def objects_for_row(
     Attachments whose file name is blank yield nothing (§6). With ``since``, only
     attachments updated at or after it (or of unknown update time) are listed.
     ``release`` is the database's Mastodon release (the catalog detects it), for the
-    styles that depend on it (site uploads, §2.7).
+    styles that depend on it (site uploads, §2.7) and for which objects it made private.
     """
     model = MODELS[record_type]
     refs: list[ObjectRef] = []
@@ -229,7 +235,7 @@ def objects_for_row(
         if is_blank(row.get(f"{attachment.name}_file_name")):
             continue
         if _changed_since(row, attachment, since):
-            places = places or _row_places(model, row, key_prefix)
+            places = places or _row_places(model, row, key_prefix, release)
             refs.extend(_attachment_objects(model, attachment, row, places, release))
     return refs
 

@@ -47,11 +47,16 @@ OLDEST_RELEASE = Release(3, 1)
 """The oldest release whose database the catalog reads."""
 SITE_UPLOAD_STYLES_SINCE = Release(4, 0)
 """The server thumbnail's ``@1x``/``@2x`` styles (commit b04633a961, #19348); before, none."""
+PRIVATE_SUSPENDED_MEDIA_SINCE = Release(3, 3)
+"""Suspending an account makes its media private instead of deleting it (commit ed099d8bdc,
+#14726); unsuspending makes it public again."""
 PRIVATE_BACKUPS_SINCE = Release(4, 2)
 """Backup dumps uploaded ``private`` (commit 75e5a6e437, #24136)."""
 SITE_UPLOAD_ICONS_SINCE = Release(4, 3)
 """The ``favicon`` and ``app_icon`` site uploads (commit bc24c4792d, #30040)."""
-NEWEST_RULES = SITE_UPLOAD_ICONS_SINCE
+PRIVATE_REMOVED_MEDIA_SINCE = Release(4, 4)
+"""Media of a removed status kept for moderation is made private (commit 24d943fee0, #34872)."""
+NEWEST_RULES = PRIVATE_REMOVED_MEDIA_SINCE
 """The newest release whose rules differ from its predecessor's: the default when unknown."""
 
 
@@ -235,6 +240,26 @@ def uploaded_private(record_type: RecordType, release: Release) -> bool:
     """Whether Mastodon at ``release`` uploads this type's objects ``private`` (§5)."""
     since = MODELS[record_type].private_since
     return since is not None and release >= since
+
+
+ACCOUNT_SUSPENDED = "account_suspended"
+"""The catalog's column for a media row: its account is suspended (``suspended_at``)."""
+STATUS_REMOVED = "status_removed"
+"""The catalog's column for a media row: its status is removed but kept (``deleted_at``)."""
+
+
+def made_private(record_type: RecordType, row: Row, release: Release) -> bool:
+    """Whether Mastodon at ``release`` made this row's objects private (§5, and
+    ``docs/privacy-rules.md``): backups from 4.2; media of a suspended account (local or
+    remote, not its avatar or header) from 3.3; media of a removed status kept for
+    moderation from 4.4."""
+    if uploaded_private(record_type, release):
+        return True
+    if record_type != RecordType.MEDIA_ATTACHMENTS:
+        return False
+    return (release >= PRIVATE_SUSPENDED_MEDIA_SINCE and bool(row.get(ACCOUNT_SUSPENDED))) or (
+        release >= PRIVATE_REMOVED_MEDIA_SINCE and bool(row.get(STATUS_REMOVED))
+    )
 
 
 def never_public(record_type: RecordType) -> bool:

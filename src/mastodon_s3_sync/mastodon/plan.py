@@ -25,11 +25,13 @@ ProgressFactory = Callable[[RecordType, int], Progress]
 
 @dataclass
 class TypeSummary:
-    """Counts for one record type; ``last_id`` is where ``--after-id`` would resume."""
+    """Counts for one record type; ``private`` objects are those Mastodon made private;
+    ``last_id`` is where ``--after-id`` would resume."""
 
     record_type: RecordType
     rows: int = 0
     objects: int = 0
+    private: int = 0
     known_bytes: int = 0
     objects_with_known_size: int = 0
     last_id: int | None = None
@@ -52,6 +54,7 @@ def write_plan(
             summary.last_id = row.record_id
             summary.objects += len(row.objects)
             for ref in row.objects:
+                summary.private += ref.private
                 if ref.expected_size is not None:
                     summary.known_bytes += ref.expected_size
                     summary.objects_with_known_size += 1
@@ -78,22 +81,27 @@ def format_bytes(count: int) -> str:
 def format_summary(
     summaries: list[TypeSummary], seconds: float, left_out: Sequence[SkippedType] = ()
 ) -> str:
-    """A table for humans: rows, objects and known bytes per type, then the total, then a
-    line per kind left out and why."""
+    """A table for humans: rows, objects (private ones among them) and known bytes per type,
+    then the total, then a line per kind left out and why."""
     header = (
-        f"{'type':<{TYPE_WIDTH}} {'rows':>12} {'objects':>12} {'known bytes':>14} {'last id':>20}"
+        f"{'type':<{TYPE_WIDTH}} {'rows':>12} {'objects':>12} {'private':>10} "
+        f"{'known bytes':>14} {'last id':>20}"
     )
     lines = [header, "-" * len(header)]
     for item in summaries:
         last_id = "-" if item.last_id is None else str(item.last_id)
         lines.append(
             f"{item.record_type!s:<{TYPE_WIDTH}} {item.rows:>12,} {item.objects:>12,} "
-            f"{format_bytes(item.known_bytes):>14} {last_id:>20}"
+            f"{item.private:>10,} {format_bytes(item.known_bytes):>14} {last_id:>20}"
         )
     rows = sum(item.rows for item in summaries)
     objects = sum(item.objects for item in summaries)
+    private = sum(item.private for item in summaries)
     known = sum(item.known_bytes for item in summaries)
-    lines.append(f"{'total':<{TYPE_WIDTH}} {rows:>12,} {objects:>12,} {format_bytes(known):>14}")
+    lines.append(
+        f"{'total':<{TYPE_WIDTH}} {rows:>12,} {objects:>12,} {private:>10,} "
+        f"{format_bytes(known):>14}"
+    )
     sized = sum(item.objects_with_known_size for item in summaries)
     lines.append(
         f"{rows:,} rows read in {seconds:.1f} s ({rows / seconds if seconds else 0:,.0f} rows/s); "

@@ -74,7 +74,7 @@ class TypeProgress:
 
     @property
     def done(self) -> int:
-        """Copied, skipped or missing: nothing more will happen to these."""
+        """Copied, skipped, missing or withheld: nothing more will happen to these."""
         return sum(self.outcomes.count(outcome) for outcome in DONE_OUTCOMES)
 
     @property

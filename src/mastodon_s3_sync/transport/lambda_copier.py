@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
 from mastodon_s3_sync.config.settings import CopySettings
-from mastodon_s3_sync.contract import object_log_message
+from mastodon_s3_sync.contract import MADE_PRIVATE_MESSAGE, object_log_message
 from mastodon_s3_sync.copying.copier import Copier
 from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
 from mastodon_s3_sync.copying.results import CopyOptions, CopyResult
@@ -85,13 +85,16 @@ def copy_record(
 
 
 def report(message: CopyMessage, results: Sequence[CopyResult], logger: Logger) -> None:
-    """Metrics per outcome, and one log line per missing or failed key (``missing`` lists them)."""
+    """Metrics per outcome, one log line per missing, withheld or failed key (``missing``
+    lists them), and one per object written private though public at the source."""
     for result in results:
-        if result.outcome in (Outcome.MISSING, Outcome.FAILED):
+        if result.outcome in (Outcome.MISSING, Outcome.WITHHELD, Outcome.FAILED):
             logger.warning(
                 object_log_message(result.outcome),
                 key=result.ref.key,
                 outcome=result.outcome.value,
                 reason=result.reason,
             )
+        elif result.made_private:
+            logger.warning(MADE_PRIVATE_MESSAGE, key=result.ref.key)
     lambda_metrics.emit_outcomes(message.record_type, Tally.of(results))

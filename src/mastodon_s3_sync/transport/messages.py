@@ -38,17 +38,17 @@ class CopyMessage:
 
 
 def _object_json(ref: ObjectRef) -> str:
-    return json.dumps(
-        {
-            "key": ref.key,
-            "alternates": list(ref.alternates),
-            "size": ref.expected_size,
-            "id": str(ref.record_id),
-            "attachment": ref.attachment,
-            "style": ref.style,
-        },
-        separators=(",", ":"),
-    )
+    item: dict[str, Any] = {
+        "key": ref.key,
+        "alternates": list(ref.alternates),
+        "size": ref.expected_size,
+        "id": str(ref.record_id),
+        "attachment": ref.attachment,
+        "style": ref.style,
+    }
+    if ref.private:  # only then: most objects are public, messages stay small
+        item["private"] = True
+    return json.dumps(item, separators=(",", ":"))
 
 
 def _envelope(run_id: str, record_type: RecordType) -> str:
@@ -130,6 +130,9 @@ def _object(item: Any, record_type: RecordType, index: int) -> ObjectRef:
     names = [item.get(name) for name in ("attachment", "style")]
     if not all(isinstance(name, str) and name for name in names):
         raise MessageError(f"{where} needs attachment and style names")
+    private = item.get("private", False)
+    if not isinstance(private, bool):
+        raise MessageError(f"{where}.private must be true or false")
     return ObjectRef(
         record_type=record_type,
         record_id=int(record_id),
@@ -140,6 +143,7 @@ def _object(item: Any, record_type: RecordType, index: int) -> ObjectRef:
             _key(alternate, f"{where}.alternates[{n}]") for n, alternate in enumerate(alternates)
         ),
         expected_size=size,
+        private=private,
     )
 
 
