@@ -63,6 +63,10 @@ _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MD5_SHAPED_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
 
 
+DIGEST_REFUSALS = frozenset({"BadDigest", "InvalidDigest"})
+"""What a destination answers when a body does not match its Content-MD5."""
+
+
 class _Retryable(CopyError):
     """A broken or corrupt transfer: worth a fresh attempt."""
 
@@ -74,6 +78,13 @@ class _Found:
     etag: str
     response: dict[str, Any] | None = field(default=None, repr=False)
 
+    @property
+    def encrypted(self) -> bool:
+        """Stored with SSE-KMS or SSE-C (as far as the GET said)."""
+        response = self.response or {}
+        kms = str(response.get("ServerSideEncryption", "")).startswith("aws:kms")
+        return kms or bool(response.get("SSECustomerAlgorithm"))
+
 
 def _describe(error: botocore.exceptions.ClientError) -> str:
     details = error.response.get("Error", {})
@@ -82,6 +93,19 @@ def _describe(error: botocore.exceptions.ClientError) -> str:
 
 def _plain_etag(etag: str) -> str:
     return etag.strip('"').lower()
+
+
+def _code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _source_md5(found: _Found) -> str | None:
+    """The MD5 of the source's bytes as its ETag states it, or None: a multipart ETag
+    (``-N``) and the ETags of SSE-KMS and SSE-C objects are no MD5 of the body."""
+    etag = _plain_etag(found.etag)
+    if not _MD5_ETAG.match(etag) or found.encrypted:
+        return None
+    return etag
 
 
 def _as_body(buffer: bytearray) -> bytes:
@@ -292,13 +316,41 @@ class Copier:
             body = self._read(found, found.size)
             if found.response is not None and found.response["Body"].read(1):
                 raise _Retryable(f"source {found.key}: body longer than {found.size} bytes")
-            digest = hashlib.md5(body)  # noqa: S324 (S3's integrity check, not security)
-            self._check_source(found, len(body), digest.hexdigest())
-            md5 = base64.b64encode(digest.digest()).decode()
-            response = self.destination.objects.put_object(
-                destination_key, _as_body(body), {**headers, "ContentMD5": md5}
+            self._check_size(found, len(body))
+            self._put_checked(found, destination_key, body, headers)
+
+    def _put_checked(
+        self, found: _Found, key: str, body: bytearray, headers: dict[str, Any]
+    ) -> None:
+        """PutObject whose Content-MD5 is the source's own MD5 when its ETag is one: the
+        destination then refuses any byte that is not the source's, and nothing is hashed
+        here. Otherwise, or when the destination refuses that digest, the body is hashed."""
+        source_md5 = _source_md5(found)
+        if source_md5 is not None:
+            try:
+                self._put(key, body, headers, source_md5)
+                return
+            except botocore.exceptions.ClientError as error:
+                if _code(error) not in DIGEST_REFUSALS:
+                    raise
+        md5_hex = hashlib.md5(body).hexdigest()  # noqa: S324 (S3's integrity check)
+        if source_md5 is not None and md5_hex != source_md5:
+            raise _Retryable(
+                f"source {found.key}: body MD5 {md5_hex} differs from ETag {source_md5}"
             )
-            self._check_etag(destination_key, response.get("ETag", ""), {digest.hexdigest()})
+        try:
+            self._put(key, body, headers, md5_hex)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) not in DIGEST_REFUSALS:
+                raise
+            raise _Retryable(f"destination {key}: {_describe(error)}") from None
+
+    def _put(self, key: str, body: bytearray, headers: dict[str, Any], md5_hex: str) -> None:
+        md5 = base64.b64encode(bytes.fromhex(md5_hex)).decode()
+        response = self.destination.objects.put_object(
+            key, _as_body(body), {**headers, "ContentMD5": md5}
+        )
+        self._check_etag(key, response.get("ETag", ""), {md5_hex})
 
     @staticmethod
     def _read(found: _Found, amount: int) -> bytearray:
@@ -324,11 +376,15 @@ class Copier:
         return buffer
 
     @staticmethod
-    def _check_source(found: _Found, received: int, md5_hex: str) -> None:
+    def _check_size(found: _Found, received: int) -> None:
         if received != found.size:
             raise _Retryable(f"source {found.key}: read {received} of {found.size} bytes")
-        etag = _plain_etag(found.etag)
-        if _MD5_ETAG.match(etag) and etag != md5_hex:
+
+    @staticmethod
+    def _check_source(found: _Found, received: int, md5_hex: str) -> None:
+        Copier._check_size(found, received)
+        etag = _source_md5(found)
+        if etag is not None and etag != md5_hex:
             raise _Retryable(f"source {found.key}: body MD5 {md5_hex} differs from ETag {etag}")
 
     def _check_etag(self, key: str, etag: str, expected: set[str]) -> None:
@@ -394,8 +450,8 @@ class Copier:
             MetadataDirective="COPY",
             **extra,
         )
-        etag = _plain_etag(found.etag)
-        if _MD5_ETAG.match(etag):
+        etag = _source_md5(found)
+        if etag is not None:
             self._check_etag(key, response.get("CopyObjectResult", {}).get("ETag", ""), {etag})
 
     def _abort(self, key: str, upload_id: str) -> None:

@@ -61,6 +61,8 @@ _GET_HEADERS = {
     "content-disposition": "ContentDisposition",
     "content-encoding": "ContentEncoding",
     "content-language": "ContentLanguage",
+    "x-amz-server-side-encryption": "ServerSideEncryption",
+    "x-amz-server-side-encryption-customer-algorithm": "SSECustomerAlgorithm",
 }
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 """What a broken connection raises here (ConnectionError, IncompleteRead, timeouts…)."""
