@@ -13,9 +13,9 @@ Scenarios (concurrency 16 everywhere; runs interleaved, the order rotated per ru
 
 - copy: ``mastodon-s3-sync run`` vs ``rclone copy --files-from --no-traverse`` (with and
   without ``-M``) vs a plain boto3 loop (the original tool's approach), fresh buckets;
-- defaults (30 and 80 ms): ``run`` with its default workers vs ``rclone copy`` with its
-  defaults (``--transfers 4``) and with what Mastodon guides recommend (``--transfers 32``),
-  on a third of the mix;
+- defaults (30 and 80 ms): ``run`` with its default workers (and 32, 64, to choose the
+  default) vs ``rclone copy`` with its defaults (``--transfers 4``) and with what Mastodon
+  guides recommend (``--transfers 32``), on a mix a third the size;
 - re-run of a completed copy: ``run`` and ``rclone copy`` again on their full buckets;
 - same endpoint: ``run`` (server-side CopyObject) vs ``s5cmd cp --metadata-directive COPY``;
 - server limit: ``s5cmd cp`` download leg alone, then upload leg alone;
@@ -78,10 +78,13 @@ CONCURRENCY = 16
 MODES = {"direct": 0.0, "delay-30ms": 0.030, "delay-80ms": 0.080}
 """Mode name -> seconds the proxy adds to every request (direct: no proxy)."""
 COPY_ONLY_MODES = frozenset({"delay-80ms"})
-"""Modes that run the cross-endpoint copy scenarios only (the suite's length)."""
+"""Modes that run the cross-endpoint copy scenarios only, ``run`` and rclone without -M
+(the suite's length)."""
 DEFAULTS_SHARE = 3
-"""The defaults scenario copies every DEFAULTS_SHARE-th object of the mix."""
+"""The defaults scenario copies a mix 1/DEFAULTS_SHARE the size of the main one."""
 RCLONE_GUIDE_TRANSFERS = 32
+WORKER_CHOICES = (16, 32, 64)
+"""Worker counts of ``run`` in the defaults scenario: the default is chosen from them."""
 LARGE_OBJECT_MIB = 1024
 SMALL_OBJECT_BYTES = 10 * 1024
 SMALL_OBJECTS = 1000
@@ -319,6 +322,7 @@ class Suite:
         action: Callable[[], Measurement],
     ) -> Record:
         """Time ``action`` once, count its requests and the CPU around it; keep the record."""
+        load = os.getloadavg()[0]
         machine, harness = machine_busy_seconds(), own_cpu_seconds()
         with counted(endpoints) as (requests, proxy_cpu):
             measurement = action()
@@ -334,7 +338,12 @@ class Suite:
             measurement.cpu_seconds,
             measurement.peak_rss_mib,
             dict(requests) if any(e.proxy for e in endpoints) else None,
-            {"machine_cpu_seconds": machine, "harness_cpu_seconds": harness, **proxy_cpu},
+            {
+                "machine_cpu_seconds": machine,
+                "harness_cpu_seconds": harness,
+                "load_average": load,
+                **proxy_cpu,
+            },
         )
         self.records.append(record)
         rate = record.objects / record.seconds
@@ -361,6 +370,8 @@ class Suite:
             ),
             ("boto3 loop (original tool)", lambda b: tools.boto3_loop(source, "src", dest, b)),
         ]
+        if mode in COPY_ONLY_MODES:  # the suite's length: the two tools the goals compare
+            peers = peers[:2]
         complete: dict[str, str] = {}
         for run in range(self.runs):
             for index in rotated(range(len(peers)), run):
@@ -397,6 +408,14 @@ class Suite:
                 f"mastodon-s3-sync run (defaults: {DEFAULT_WORKERS} workers)",
                 lambda b: tools.ours(source, "defaults", dest, b, DEFAULT_WORKERS),
             ),
+            *(
+                (
+                    f"mastodon-s3-sync run --workers {workers}",
+                    partial(self._ours_with, tools, source, dest, workers),
+                )
+                for workers in WORKER_CHOICES
+                if workers != DEFAULT_WORKERS
+            ),
             (
                 "rclone copy (defaults: --transfers 4)",
                 lambda b: tools.rclone_copy(source, "defaults", dest, b, []),
@@ -420,6 +439,12 @@ class Suite:
                     partial(copy, bucket),
                 )
                 dest.drop_bucket(bucket)
+
+    @staticmethod
+    def _ours_with(
+        tools: Tools, source: Endpoint, dest: Endpoint, workers: int, bucket: str
+    ) -> Measurement:
+        return tools.ours(source, "defaults", dest, bucket, workers)
 
     def same_endpoint(self, mode: str, tools: Tools, source: Endpoint) -> None:
         """Both buckets on one server: our server-side copy vs s5cmd's CopyObject."""
