@@ -108,8 +108,8 @@ def _source_md5(found: _Found) -> str | None:
     return etag
 
 
-def _as_body(buffer: bytearray) -> bytes:
-    """botocore sends any bytes-like body; the stubs only name ``bytes``."""
+def _as_body(buffer: bytearray | memoryview) -> bytes:
+    """The stores send any bytes-like body; the stubs only name ``bytes``."""
     return cast(bytes, buffer)
 
 
@@ -312,15 +312,15 @@ class Copier:
             with self._budget.hold(self.options.settings.part_size_bytes):
                 self._multipart_copy(found, destination_key, headers)
             return
-        with self._budget.hold(found.size):
-            body = self._read(found, found.size)
+        with self._budget.buffer(found.size) as buffer:
+            received = self._read_into(found, buffer)
             if found.response is not None and found.response["Body"].read(1):
                 raise _Retryable(f"source {found.key}: body longer than {found.size} bytes")
-            self._check_size(found, len(body))
-            self._put_checked(found, destination_key, body, headers)
+            self._check_size(found, received)
+            self._put_checked(found, destination_key, buffer, headers)
 
     def _put_checked(
-        self, found: _Found, key: str, body: bytearray, headers: dict[str, Any]
+        self, found: _Found, key: str, body: memoryview, headers: dict[str, Any]
     ) -> None:
         """PutObject whose Content-MD5 is the source's own MD5 when its ETag is one: the
         destination then refuses any byte that is not the source's, and nothing is hashed
@@ -345,7 +345,7 @@ class Copier:
                 raise
             raise _Retryable(f"destination {key}: {_describe(error)}") from None
 
-    def _put(self, key: str, body: bytearray, headers: dict[str, Any], md5_hex: str) -> None:
+    def _put(self, key: str, body: memoryview, headers: dict[str, Any], md5_hex: str) -> None:
         md5 = base64.b64encode(bytes.fromhex(md5_hex)).decode()
         response = self.destination.objects.put_object(
             key, _as_body(body), {**headers, "ContentMD5": md5}
@@ -354,11 +354,19 @@ class Copier:
 
     @staticmethod
     def _read(found: _Found, amount: int) -> bytearray:
-        """Up to ``amount`` bytes of the body into one buffer (no second copy of it)."""
+        """Up to ``amount`` bytes of the body into a new buffer of that many or fewer."""
+        buffer = bytearray(amount)
+        with memoryview(buffer) as view:
+            filled = Copier._read_into(found, view)
+        del buffer[filled:]
+        return buffer
+
+    @staticmethod
+    def _read_into(found: _Found, view: memoryview) -> int:
+        """Fill ``view`` from the body (no second copy of it); how many bytes came."""
         assert found.response is not None
         body = found.response["Body"]
-        buffer = bytearray(amount)
-        view, filled = memoryview(buffer), 0
+        amount, filled = len(view), 0
         readinto = getattr(body, "readinto", None)  # the lean client's: straight into place
         while filled < amount:
             end = min(filled + READ_CHUNK, amount)
@@ -371,9 +379,7 @@ class Copier:
             if not received:
                 break
             filled += received
-        view.release()
-        del buffer[filled:]
-        return buffer
+        return filled
 
     @staticmethod
     def _check_size(found: _Found, received: int) -> None:

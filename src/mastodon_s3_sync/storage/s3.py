@@ -69,10 +69,11 @@ class BotoObjects:
         return cast(dict[str, Any], self._client.head_object(Bucket=self._bucket, Key=key))
 
     def put_object(self, key: str, body: bytes, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """PutObject with boto3's field names."""
+        """PutObject with boto3's field names (botocore takes no memoryview: copied)."""
+        data = bytes(body) if isinstance(body, memoryview) else body
         return cast(
             dict[str, Any],
-            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **fields),
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=data, **fields),
         )
 
     def is_public(self, key: str) -> bool:
@@ -145,7 +146,6 @@ def _models() -> botocore.loaders.Loader:
 def make_session(settings: BucketSettings) -> Session:
     """The session of one side's settings (profile, keys, region)."""
     core = botocore.session.Session()
-    core.register_component("data_loader", _models())
     try:
         session = boto3.session.Session(
             profile_name=settings.profile,
@@ -159,6 +159,7 @@ def make_session(settings: BucketSettings) -> Session:
             f"profile {settings.profile!r} is not in the AWS config files; "
             "check the profile setting of this side"
         ) from None
+    core.register_component("data_loader", _models())  # after the profile was checked
     return Session(session, core)
 
 
