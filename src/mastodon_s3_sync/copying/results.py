@@ -63,13 +63,13 @@ class ByteBudget:
     """Lets workers hold at most ``limit`` bytes of object data at once, together.
 
     :meth:`buffer` lends buffers of 1 MiB and more from a pool; pooled buffers count against
-    the limit too, and are dropped when a worker needs their room."""
+    the limit too, and are dropped (largest first) when a worker needs their room."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._used = 0
         self._changed = threading.Condition()
-        self._pool: dict[int, list[bytearray]] = {}
+        self._pool: list[bytearray] = []
 
     @contextlib.contextmanager
     def hold(self, amount: int) -> Iterator[None]:
@@ -88,8 +88,7 @@ class ByteBudget:
     def buffer(self, amount: int) -> Iterator[memoryview]:
         """A writable buffer of exactly ``amount`` bytes, within the budget while inside
         (its contents are whatever the last borrower left)."""
-        # Eight sizes per doubling: a later object of about the same size reuses the buffer,
-        # and at most a quarter of a buffer goes unused.
+        # Eight sizes per doubling: at most a fifth of a new buffer goes unused.
         step = 1 << max(max(amount - 1, 0).bit_length() - 3, 0)
         capacity = -(-amount // step) * step
         if amount < POOLED_BUFFER_BYTES or capacity > self._limit:
@@ -97,10 +96,8 @@ class ByteBudget:
                 yield memoryview(bytearray(amount))
             return
         with self._changed:
-            pooled = self._pool.get(capacity)
-            if pooled:
-                buffer = pooled.pop()  # already counted
-            else:
+            buffer = self._pooled(amount)
+            if buffer is None:
                 self._reserve(capacity)
                 buffer = bytearray(capacity)
         try:
@@ -108,17 +105,24 @@ class ByteBudget:
                 yield view[:amount]
         finally:
             with self._changed:
-                self._pool.setdefault(capacity, []).append(buffer)
+                self._pool.append(buffer)
                 self._changed.notify_all()
+
+    def _pooled(self, amount: int) -> bytearray | None:
+        """The smallest pooled buffer that fits ``amount`` without wasting half of it."""
+        fits = [i for i, b in enumerate(self._pool) if amount <= len(b) <= amount + amount // 2]
+        if not fits:
+            return None
+        return self._pool.pop(min(fits, key=lambda i: len(self._pool[i])))  # already counted
 
     def _reserve(self, amount: int) -> None:
         """Count ``amount`` more bytes, dropping pooled buffers or waiting for room."""
         while self._used + amount > self._limit:
-            evictable = next((sizes for sizes in self._pool.values() if sizes), None)
-            if evictable is None:
+            if not self._pool:
                 self._changed.wait()
                 continue
-            self._used -= len(evictable.pop())
+            largest = max(range(len(self._pool)), key=lambda i: len(self._pool[i]))
+            self._used -= len(self._pool.pop(largest))
         self._used += amount
 
 
