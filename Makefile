@@ -52,9 +52,11 @@ lock-lambda: setup
 	$(PY) -m infra.lambda_lock
 
 # Benchmarks (modules of the benchmarks package, run from the repository root), written
-# to benchmarks/RESULTS.md: `bench` runs the copy scenarios and the cost model (~30 min);
+# to benchmarks/RESULTS.md: `bench` runs the delay proxy's cost, the copy scenarios and the
+# cost model (~45 min);
 # `bench-enumeration` plan --summary over 1M and 5M rows (~17 min).
 bench: setup bench-tools
+	$(PY) -m benchmarks.proxy_cost
 	$(PY) -m benchmarks.copy_suite
 	$(PY) -m benchmarks.report
 

@@ -2,16 +2,20 @@
 
 Two ``rclone serve s3`` servers on loopback stand for two providers; a deterministic
 Mastodon-like dataset (benchmarks/dataset.py) sits in the first, described by a real
-Mastodon database. Each scenario runs in two modes: the servers reached directly (this
-machine's two cores are the limit, so CPU and requests per object show) and through a
-delay proxy per server adding 30 ms to every request (round trips dominate, as between
-two providers over the internet). The proxies also count the requests by S3 operation;
-the same tools make the same requests without them.
+Mastodon database. Each scenario runs in up to three modes: the servers reached directly
+(this machine's two cores are the limit, so CPU and requests per object show) and through a
+delay proxy per server (benchmarks/delay_proxy.py, its own process) adding 30 ms to every
+request (round trips dominate, as between two providers over the internet) or 80 ms (a
+cross-continent migration; the copy scenarios only). The proxies also count the requests by
+S3 operation; the same tools make the same requests without them.
 
 Scenarios (concurrency 16 everywhere; runs interleaved, the order rotated per run):
 
 - copy: ``mastodon-s3-sync run`` vs ``rclone copy --files-from --no-traverse`` (with and
   without ``-M``) vs a plain boto3 loop (the original tool's approach), fresh buckets;
+- defaults (30 and 80 ms): ``run`` with its default workers (and 32, 64, to choose the
+  default) vs ``rclone copy`` with its defaults (``--transfers 4``) and with what Mastodon
+  guides recommend (``--transfers 32``), on a mix a third the size;
 - re-run of a completed copy: ``run`` and ``rclone copy`` again on their full buckets;
 - same endpoint: ``run`` (server-side CopyObject) vs ``s5cmd cp --metadata-directive COPY``;
 - server limit: ``s5cmd cp`` download leg alone, then upload leg alone;
@@ -57,22 +61,30 @@ from benchmarks.dataset import (
     upload,
     upload_large,
 )
+from benchmarks.delay_proxy import DelayProxy
 from benchmarks.measure import Measurement, timed
 from benchmarks.versions import REPOSITORY, freeze_code, frozen_path, machine_description
 from mastodon_s3_sync.config.layers import config_toml
-from mastodon_s3_sync.config.settings import BucketSettings
+from mastodon_s3_sync.config.settings import DEFAULT_WORKERS, BucketSettings
 from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server, find_program
 from mastodon_s3_sync.mastodon.layout import RecordType
 from mastodon_s3_sync.transport.messages import MessagePacker
-from tests.support.faultproxy import FaultProxy
 
 RESULTS_JSON = Path(__file__).parent / "results" / "copy_suite.json"
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 16
-MODES = {"direct": 0.0, "delay-30ms": 0.030}
+MODES = {"direct": 0.0, "delay-30ms": 0.030, "delay-80ms": 0.080}
 """Mode name -> seconds the proxy adds to every request (direct: no proxy)."""
+COPY_ONLY_MODES = frozenset({"delay-80ms"})
+"""Modes that run the cross-endpoint copy scenarios only, ``run`` and rclone without -M
+(the suite's length)."""
+DEFAULTS_SHARE = 3
+"""The defaults scenario copies a mix 1/DEFAULTS_SHARE the size of the main one."""
+RCLONE_GUIDE_TRANSFERS = 32
+WORKER_CHOICES = (16, 32, 64)
+"""Worker counts of ``run`` in the defaults scenario: the default is chosen from them."""
 LARGE_OBJECT_MIB = 1024
 SMALL_OBJECT_BYTES = 10 * 1024
 SMALL_OBJECTS = 1000
@@ -102,7 +114,7 @@ class Endpoint:
     """One server as the tools reach it in one mode: directly or through its proxy."""
 
     server: RcloneS3Server
-    proxy: FaultProxy | None
+    proxy: DelayProxy | None
 
     @property
     def url(self) -> str:
@@ -128,18 +140,23 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def counted(endpoints: Sequence[Endpoint]) -> Iterator[dict[str, int]]:
-    """Requests by operation through the endpoints' proxies during the block."""
+def counted(endpoints: Sequence[Endpoint]) -> Iterator[tuple[dict[str, int], dict[str, float]]]:
+    """Requests by operation through the endpoints' proxies during the block, and the
+    proxies' CPU seconds (``{"proxy_cpu_seconds": ...}``)."""
     proxies = {id(e.proxy): e.proxy for e in endpoints if e.proxy is not None}
-    for proxy in proxies.values():
-        proxy.reset_stats()
+    cpu_before = sum(proxy.stats(reset=True).cpu_seconds for proxy in proxies.values())
     counts: dict[str, int] = {}
-    yield counts
+    cpu: dict[str, float] = {}
+    yield counts, cpu
     total: Counter[str] = Counter()
+    cpu_after = 0.0
     for proxy in proxies.values():
-        for operation, count in proxy.stats.forwarded.items():
-            total[str(operation)] += count
+        stats = proxy.stats()
+        total.update(stats.forwarded)
+        cpu_after += stats.cpu_seconds
     counts.update(total)
+    if proxies:
+        cpu["proxy_cpu_seconds"] = cpu_after - cpu_before
 
 
 class Tools:
@@ -155,7 +172,12 @@ class Tools:
         self.keys_file.write_text("".join(f"{obj.key}\n" for obj in dataset.objects))
 
     def ours(
-        self, source: Endpoint, source_bucket: str, destination: Endpoint, bucket: str
+        self,
+        source: Endpoint,
+        source_bucket: str,
+        destination: Endpoint,
+        bucket: str,
+        workers: int = CONCURRENCY,
     ) -> Measurement:
         """``mastodon-s3-sync run`` from a config file, ACLs left alone (rclone has none)."""
         config = self.scratch / "sync.toml"
@@ -175,7 +197,7 @@ class Tools:
                 "--acl",
                 "none",
                 "--workers",
-                str(CONCURRENCY),
+                str(workers),
             ]
         )
 
@@ -185,9 +207,12 @@ class Tools:
         source_bucket: str,
         destination: Endpoint,
         bucket: str,
-        flags: Sequence[str] = (),
+        flags: Sequence[str] | None = None,
     ) -> Measurement:
-        """``rclone copy --files-from --no-traverse`` with remotes from the environment."""
+        """``rclone copy --files-from --no-traverse`` with remotes from the environment;
+        ``flags`` instead of the benchmark's concurrency (``[]``: rclone's defaults)."""
+        if flags is None:
+            flags = ["--transfers", str(CONCURRENCY), "--checkers", str(CONCURRENCY)]
         env: dict[str, str] = {}
         for name, endpoint in (("SRC", source), ("DST", destination)):
             env |= {
@@ -207,10 +232,6 @@ class Tools:
                 "--files-from",
                 str(self.keys_file),
                 "--no-traverse",
-                "--transfers",
-                str(CONCURRENCY),
-                "--checkers",
-                str(CONCURRENCY),
                 *flags,
                 f"src:{source_bucket}",
                 f"dst:{bucket}",
@@ -301,8 +322,9 @@ class Suite:
         action: Callable[[], Measurement],
     ) -> Record:
         """Time ``action`` once, count its requests and the CPU around it; keep the record."""
+        load = os.getloadavg()[0]
         machine, harness = machine_busy_seconds(), own_cpu_seconds()
-        with counted(endpoints) as requests:
+        with counted(endpoints) as (requests, proxy_cpu):
             measurement = action()
         machine, harness = machine_busy_seconds() - machine, own_cpu_seconds() - harness
         record = Record(
@@ -316,7 +338,12 @@ class Suite:
             measurement.cpu_seconds,
             measurement.peak_rss_mib,
             dict(requests) if any(e.proxy for e in endpoints) else None,
-            {"machine_cpu_seconds": machine, "harness_cpu_seconds": harness},
+            {
+                "machine_cpu_seconds": machine,
+                "harness_cpu_seconds": harness,
+                "load_average": load,
+                **proxy_cpu,
+            },
         )
         self.records.append(record)
         rate = record.objects / record.seconds
@@ -337,10 +364,14 @@ class Suite:
             ("rclone copy --files-from", lambda b: tools.rclone_copy(source, "src", dest, b)),
             (
                 "rclone copy --files-from -M",
-                lambda b: tools.rclone_copy(source, "src", dest, b, ["-M"]),
+                lambda b: tools.rclone_copy(
+                    source, "src", dest, b, ["--transfers", "16", "--checkers", "16", "-M"]
+                ),
             ),
             ("boto3 loop (original tool)", lambda b: tools.boto3_loop(source, "src", dest, b)),
         ]
+        if mode in COPY_ONLY_MODES:  # the suite's length: the two tools the goals compare
+            peers = peers[:2]
         complete: dict[str, str] = {}
         for run in range(self.runs):
             for index in rotated(range(len(peers)), run):
@@ -362,6 +393,58 @@ class Suite:
                 )
         for bucket in complete.values():
             dest.drop_bucket(bucket)
+
+    def defaults(self, mode: str, tools: Tools, source: Endpoint, dest: Endpoint) -> None:
+        """Each tool as it comes: ``run``'s default workers, rclone's defaults (4 transfers,
+        8 checkers), and rclone as Mastodon migration guides set it (32 transfers)."""
+        guide = [
+            "--transfers",
+            str(RCLONE_GUIDE_TRANSFERS),
+            "--checkers",
+            str(RCLONE_GUIDE_TRANSFERS),
+        ]
+        peers: list[tuple[str, Callable[[str], Measurement]]] = [
+            (
+                f"mastodon-s3-sync run (defaults: {DEFAULT_WORKERS} workers)",
+                lambda b: tools.ours(source, "defaults", dest, b, DEFAULT_WORKERS),
+            ),
+            *(
+                (
+                    f"mastodon-s3-sync run --workers {workers}",
+                    partial(self._ours_with, tools, source, dest, workers),
+                )
+                for workers in WORKER_CHOICES
+                if workers != DEFAULT_WORKERS
+            ),
+            (
+                "rclone copy (defaults: --transfers 4)",
+                lambda b: tools.rclone_copy(source, "defaults", dest, b, []),
+            ),
+            (
+                f"rclone copy --transfers {RCLONE_GUIDE_TRANSFERS}",
+                lambda b: tools.rclone_copy(source, "defaults", dest, b, guide),
+            ),
+        ]
+        for run in range(self.runs):
+            for index in rotated(range(len(peers)), run):
+                tool, copy = peers[index]
+                bucket = dest.new_bucket(self.bucket_name("defaults"))
+                self.measure(
+                    "defaults",
+                    mode,
+                    tool,
+                    run,
+                    tools.dataset,
+                    (source, dest),
+                    partial(copy, bucket),
+                )
+                dest.drop_bucket(bucket)
+
+    @staticmethod
+    def _ours_with(
+        tools: Tools, source: Endpoint, dest: Endpoint, workers: int, bucket: str
+    ) -> Measurement:
+        return tools.ours(source, "defaults", dest, bucket, workers)
 
     def same_endpoint(self, mode: str, tools: Tools, source: Endpoint) -> None:
         """Both buckets on one server: our server-side copy vs s5cmd's CopyObject."""
@@ -558,7 +641,7 @@ def secrets_on(moto: MotoS3Server, source: RcloneS3Server, dest: RcloneS3Server)
     return arns
 
 
-SCENARIOS = ("copy", "same-endpoint", "server-limit", "lambda-copier", "large-object")
+SCENARIOS = ("copy", "defaults", "same-endpoint", "server-limit", "lambda-copier", "large-object")
 
 
 def main() -> None:
@@ -608,6 +691,15 @@ def main() -> None:
                 "AWS_SECRET_ACCESS_KEY": moto.secret_access_key,
                 "AWS_DEFAULT_REGION": REGION,
             }
+        defaults_tools: Tools | None = None
+        if "defaults" in args.scenarios:
+            share = mastodon_mix(args.objects // DEFAULTS_SHARE)
+            defaults_url = cluster.create_database("defaults")
+            with contextlib.closing(cluster.connect("defaults")) as conn:
+                seed_database(conn, share)
+            create_bucket(source_server.client(), "defaults")
+            upload(source_server.client(CONCURRENCY), "defaults", share)
+            defaults_tools = Tools(suite.scratch, defaults_url, share, "defaults")
         print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
         tools = Tools(suite.scratch, url, dataset, "mix")
         for mode in args.modes:
@@ -615,7 +707,7 @@ def main() -> None:
                 source, dest = (
                     Endpoint(
                         server,
-                        proxies.enter_context(FaultProxy(server.endpoint_url, delay=MODES[mode]))
+                        proxies.enter_context(DelayProxy(server.endpoint_url, MODES[mode]))
                         if MODES[mode]
                         else None,
                     )
@@ -623,6 +715,11 @@ def main() -> None:
                 )
                 if "copy" in args.scenarios:
                     suite.copy_and_rerun(mode, tools, source, dest)
+                if defaults_tools is not None and MODES[mode]:
+                    suite.defaults(mode, defaults_tools, source, dest)
+                if mode in COPY_ONLY_MODES:
+                    save(args.output, started, machine, args, dataset, small, suite.records)
+                    continue
                 if "same-endpoint" in args.scenarios:
                     suite.same_endpoint(mode, tools, source)
                 if "server-limit" in args.scenarios:
@@ -633,9 +730,24 @@ def main() -> None:
                         ("10 KiB objects", small, "small"),
                     ):
                         suite.lambda_copier(mode, label, data, bucket, source, dest, secrets)
+            save(args.output, started, machine, args, dataset, small, suite.records)
         if "large-object" in args.scenarios:
             direct = (Endpoint(source_server, None), Endpoint(dest_server, None))
             suite.large_object(cluster, args.large_mib * MIB, *direct)
+    save(args.output, started, machine, args, dataset, small, suite.records)
+    print(f"wrote {args.output} after {(time.perf_counter() - started) / 60:.1f} min")
+
+
+def save(
+    output: Path,
+    started: float,
+    machine: dict[str, str],
+    args: argparse.Namespace,
+    dataset: Dataset,
+    small: Dataset,
+    records: Sequence[Record],
+) -> None:
+    """Write the raw measurements so far (after each mode: a cut-short suite keeps them)."""
     elapsed = time.perf_counter() - started
     document = {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -643,6 +755,7 @@ def main() -> None:
         "elapsed_seconds": round(elapsed),
         "machine": machine,
         "concurrency": CONCURRENCY,
+        "default_workers": DEFAULT_WORKERS,
         "modes": {mode: MODES[mode] for mode in args.modes},
         "runs": args.runs,
         "dataset": {
@@ -656,11 +769,10 @@ def main() -> None:
             "bytes": small.total_bytes,
             **message_counts(small),
         },
-        "records": [asdict(record) for record in suite.records],
+        "records": [asdict(record) for record in records],
     }
-    args.output.parent.mkdir(exist_ok=True)
-    args.output.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {args.output} after {elapsed / 60:.1f} min")
+    output.parent.mkdir(exist_ok=True)
+    output.write_text(json.dumps(document, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ child process on that copy (``PYTHONPATH``), so all runs measure the same commit
 
 from __future__ import annotations
 
+import compileall
 import io
 import os
 import platform
@@ -56,6 +57,9 @@ def freeze_code(directory: Path) -> str:
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(directory, filter="data")
+    # Byte-compiled as pip installs it: without .pyc files (PYTHONDONTWRITEBYTECODE) every
+    # run would compile the package again (~0.2 s of CPU per process).
+    compileall.compile_dir(directory, quiet=1)
     return commit
 
 

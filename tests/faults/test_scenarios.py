@@ -26,7 +26,7 @@ from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import CopySettings
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
-from mastodon_s3_sync.demo.s3servers import MotoS3Server
+from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef, RecordType
@@ -65,8 +65,8 @@ class Scene:
     """A seeded database and source bucket, an empty destination bucket, maybe proxies."""
 
     db: MastodonDb
-    source: MotoS3Server
-    destination: MotoS3Server
+    source: LocalS3Server
+    destination: LocalS3Server
     source_bucket: str
     destination_bucket: str
     refs: list[ObjectRef]
@@ -93,7 +93,11 @@ class Scene:
         return path
 
     def verdict(
-        self, report: dict[str, Any], *, may_vanish: frozenset[str] = frozenset()
+        self,
+        report: dict[str, Any],
+        *,
+        may_vanish: frozenset[str] = frozenset(),
+        check_acl: bool = True,
     ) -> Verdict:
         """The invariant, checked directly against the destination server."""
         return check_invariant(
@@ -103,12 +107,13 @@ class Scene:
             bucket=self.destination_bucket,
             report=report,
             may_vanish=may_vanish,
+            check_acl=check_acl,
         )
 
 
 def seed_scene(
     mastodon_db: MakeDb,
-    servers: tuple[MotoS3Server, MotoS3Server],
+    servers: tuple[LocalS3Server, LocalS3Server],
     names: BucketNames,
     tmp_path: Path,
     *,

@@ -269,9 +269,14 @@ def test_force_skips_the_destination_check(
     assert result.outcome == Outcome.COPIED
 
 
-def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
+def md5_header(md5_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode()
+
+
+def test_a_body_that_does_not_match_its_etag_is_refused_retried_then_failed(
     stubs: Sides,
 ) -> None:
+    # given a source whose bytes are never those its ETag states
     source_stub, destination_stub, copier = stubs
     waits: list[float] = []
     for _ in range(3):
@@ -279,12 +284,55 @@ def test_a_body_that_does_not_match_its_etag_is_retried_then_failed(
         source_stub.add_response(
             "get_object", get_response(etag="0" * 32), {"Bucket": "old", "Key": KEY}
         )
+        # the ETag goes out as Content-MD5, unhashed: the destination refuses the bytes
+        destination_stub.add_client_error(
+            "put_object",
+            service_error_code="BadDigest",
+            expected_params={**expected_put(KEY, None), "ContentMD5": md5_header("0" * 32)},
+        )
     retry = replace(STREAM_RETRIES, sleep=waits.append)
+    # when
     result = copier(retry=retry, acl=AclMode.NONE).copy_or_fail(REF)
+    # then
     assert result.outcome == Outcome.FAILED
     assert "differs from ETag" in result.reason
     assert "3 attempts" in result.reason
     assert len(waits) == 2  # a backoff between attempts, none after the last
+
+
+def test_an_upload_refused_as_changed_in_flight_is_sent_again(stubs: Sides) -> None:
+    # given a destination that got a changed body once (BadDigest), then the right one
+    source_stub, destination_stub, copier = stubs
+    not_found(destination_stub, "head_object", KEY, "new")
+    source_stub.add_response("get_object", get_response(), {"Bucket": "old", "Key": KEY})
+    destination_stub.add_client_error(
+        "put_object", service_error_code="BadDigest", expected_params=expected_put(KEY, None)
+    )
+    destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, None))
+    # when
+    result = copier(acl=AclMode.NONE).copy(REF)
+    # then the body, hashed and found to be the source's, went again: copied
+    assert result.outcome == Outcome.COPIED
+
+
+@pytest.mark.parametrize(
+    ("etag", "encryption"),
+    [(f"{'1' * 32}-2", None), ("2" * 32, "aws:kms")],
+    ids=["multipart-etag", "sse-kms"],
+)
+def test_a_source_etag_that_is_no_md5_is_not_sent_the_body_is_hashed(
+    stubs: Sides, etag: str, encryption: str | None
+) -> None:
+    source_stub, destination_stub, copier = stubs
+    not_found(destination_stub, "head_object", KEY, "new")
+    answer = get_response(etag=etag)
+    if encryption is not None:
+        answer["ServerSideEncryption"] = encryption
+    source_stub.add_response("get_object", answer, {"Bucket": "old", "Key": KEY})
+    # expected_put's Content-MD5 is the MD5 of the body
+    destination_stub.add_response("put_object", {"ETag": f'"{MD5}"'}, expected_put(KEY, None))
+    result = copier(acl=AclMode.NONE).copy(REF)
+    assert result.outcome == Outcome.COPIED
 
 
 def test_server_side_copy_keeps_metadata_and_sets_the_acl(

@@ -19,7 +19,7 @@ from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
 from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS, LeanObjects, lean_objects
 from mastodon_s3_sync.storage.retry import RetryPolicy
-from mastodon_s3_sync.storage.s3 import make_client, make_session
+from mastodon_s3_sync.storage.s3 import BotoObjects, make_client, make_session
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
 from tests.support.s3_servers import BucketNames
 
@@ -94,6 +94,36 @@ def test_put_and_get_are_signed_as_a_credential_checking_server_expects(
         _lean(wrong, bucket, 1).get_object(KEYS[0])
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "wrong-secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("kind", ["moto", "rclone"])
+def test_list_pages_are_those_botocore_reads(
+    kind: str,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    rclone_servers: tuple[RcloneS3Server, RcloneS3Server],
+    fresh_bucket_name: BucketNames,
+) -> None:
+    # given keys that need encoding, under two prefixes, on a signature-checking server too
+    server = moto_servers[0] if kind == "moto" else rclone_servers[0]
+    bucket = fresh_bucket_name()
+    client = make_client(server.bucket_settings(bucket), 4)
+    create_bucket(client, bucket)
+    keys = [*KEYS, *(f"a/{n:03d} +%.png" for n in range(7))]
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    lean, boto = _lean(server.bucket_settings(bucket), bucket, 2), BotoObjects(client, bucket)
+    # when both list the same windows: a prefix in pages of 3, all after a key, a bare page
+    for prefix, start_after, max_keys in (("a/", "", 3), ("a/", "a/002 +%.png", 3), ("", "", 50)):
+        got, expected = (
+            objects.list_page(prefix, start_after, max_keys) for objects in (lean, boto)
+        )
+        # then the pages are the same: keys decoded, sizes, ETags, whether more follow
+        assert got["IsTruncated"] == bool(expected["IsTruncated"])
+        assert got["Contents"] == [
+            {"Key": item["Key"], "Size": item["Size"], "ETag": item["ETag"]}
+            for item in expected.get("Contents", [])
+        ]
+    assert len(lean.list_page("", "", 50)["Contents"]) == len(keys)
 
 
 def test_acl_class_and_expires_as_boto3_reads_them(

@@ -113,6 +113,9 @@ class Fault(enum.StrEnum):
     connection is closed (FIN). An answer without a body is dropped whole."""
     DELAY = "delay"
     """Forwarded after :attr:`FaultRule.seconds` more seconds."""
+    CORRUPT_BODY = "corrupt_body"
+    """Forwarded with one byte of a body changed in flight, length and headers kept: the
+    request's body when it has one (a PUT's), else the answer's (a GET's)."""
 
 
 _ERROR_ANSWERS: Mapping[Fault, tuple[int, str, str]] = {
@@ -278,6 +281,10 @@ _OBJECT_OPERATIONS = {
 }
 
 
+def _flip_first_byte(data: bytes) -> bytes:
+    return bytes([data[0] ^ 0xFF]) + data[1:]
+
+
 def _object_key(target: str) -> str:
     bucket, _, key = urlsplit(target).path.lstrip("/").partition("/")
     return unquote(key) if bucket else ""
@@ -385,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response_only(100)
             self.end_headers()
         try:
-            response = self._forward(plan.operation)
+            response = self._forward(plan.operation, fault)
         except (OSError, http.client.HTTPException) as exc:
             # Had the client gone, answering fails too and ends the connection.
             proxy._count_upstream_error()
@@ -416,20 +423,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.upstream.close()
             self.upstream = None
 
-    def _forward(self, operation: Operation) -> http.client.HTTPResponse:
+    def _forward(self, operation: Operation, fault: Fault | None) -> http.client.HTTPResponse:
         upstream = self._upstream_connection()
         upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
         for name, value in self.headers.items():
             if name.lower() != "expect":
                 upstream.putheader(name, value)
         upstream.endheaders()
-        self._stream_request_body(upstream)
+        self._stream_request_body(upstream, corrupt=fault is Fault.CORRUPT_BODY)
         response = upstream.getresponse()
         self.server.proxy._count_forwarded(operation)
         return response
 
-    def _stream_request_body(self, upstream: http.client.HTTPConnection | None) -> None:
-        """Send the client's request body on (or discard it when ``upstream`` is None)."""
+    def _stream_request_body(
+        self, upstream: http.client.HTTPConnection | None, *, corrupt: bool = False
+    ) -> None:
+        """Send the client's request body on (or discard it when ``upstream`` is None);
+        ``corrupt``: with its first byte changed (a sized body only)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self._stream_chunked_body(upstream)
             return
@@ -439,6 +449,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not data:
                 raise ConnectionError("client closed the connection inside the request body")
             remaining -= len(data)
+            if corrupt:
+                data, corrupt = _flip_first_byte(data), False
             if upstream is not None:
                 upstream.send(data)
 
@@ -495,7 +507,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort(reset=fault is Fault.RESET_MID_BODY)
             return
         chunked = bool(response.chunked)
+        # A request that carried a body had that body changed instead.
+        corrupt = fault is Fault.CORRUPT_BODY and not int(self.headers.get("Content-Length") or 0)
         while data := response.read1(CHUNK_BYTES):
+            if corrupt:
+                data, corrupt = _flip_first_byte(data), False
             if chunked:
                 self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
             else:

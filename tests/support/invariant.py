@@ -75,7 +75,10 @@ def _destination_objects(client: S3Client, bucket: str) -> dict[str, int]:
 
 def open_uploads(client: S3Client, bucket: str) -> list[str]:
     """Keys of the multipart uploads still open in ``bucket``."""
-    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    try:
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    except client.exceptions.NoSuchUpload:
+        return []  # rclone serve s3's answer when no upload was ever started in the bucket
     return [str(upload.get("Key")) for upload in uploads]
 
 

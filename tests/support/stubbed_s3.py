@@ -32,6 +32,7 @@ OBJECT_HEADERS = {
     "ContentLanguage": "content-language",
     "ContentMD5": "content-md5",
     "ACL": "x-amz-acl",
+    "ServerSideEncryption": "x-amz-server-side-encryption",
 }
 
 

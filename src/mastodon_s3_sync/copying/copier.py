@@ -63,6 +63,10 @@ _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MD5_SHAPED_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
 
 
+DIGEST_REFUSALS = frozenset({"BadDigest", "InvalidDigest"})
+"""What a destination answers when a body does not match its Content-MD5."""
+
+
 class _Retryable(CopyError):
     """A broken or corrupt transfer: worth a fresh attempt."""
 
@@ -74,6 +78,13 @@ class _Found:
     etag: str
     response: dict[str, Any] | None = field(default=None, repr=False)
 
+    @property
+    def encrypted(self) -> bool:
+        """Stored with SSE-KMS or SSE-C (as far as the GET said)."""
+        response = self.response or {}
+        kms = str(response.get("ServerSideEncryption", "")).startswith("aws:kms")
+        return kms or bool(response.get("SSECustomerAlgorithm"))
+
 
 def _describe(error: botocore.exceptions.ClientError) -> str:
     details = error.response.get("Error", {})
@@ -84,8 +95,21 @@ def _plain_etag(etag: str) -> str:
     return etag.strip('"').lower()
 
 
-def _as_body(buffer: bytearray) -> bytes:
-    """botocore sends any bytes-like body; the stubs only name ``bytes``."""
+def _code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _source_md5(found: _Found) -> str | None:
+    """The MD5 of the source's bytes as its ETag states it, or None: a multipart ETag
+    (``-N``) and the ETags of SSE-KMS and SSE-C objects are no MD5 of the body."""
+    etag = _plain_etag(found.etag)
+    if not _MD5_ETAG.match(etag) or found.encrypted:
+        return None
+    return etag
+
+
+def _as_body(buffer: bytearray | memoryview) -> bytes:
+    """The stores send any bytes-like body; the stubs only name ``bytes``."""
     return cast(bytes, buffer)
 
 
@@ -303,25 +327,61 @@ class Copier:
             with self._budget.hold(self.options.settings.part_size_bytes):
                 self._multipart_copy(found, destination_key, headers)
             return
-        with self._budget.hold(found.size):
-            body = self._read(found, found.size)
+        with self._budget.buffer(found.size) as buffer:
+            received = self._read_into(found, buffer)
             if found.response is not None and found.response["Body"].read(1):
                 raise _Retryable(f"source {found.key}: body longer than {found.size} bytes")
-            digest = hashlib.md5(body)  # noqa: S324 (S3's integrity check, not security)
-            self._check_source(found, len(body), digest.hexdigest())
-            md5 = base64.b64encode(digest.digest()).decode()
-            response = self.destination.objects.put_object(
-                destination_key, _as_body(body), {**headers, "ContentMD5": md5}
+            self._check_size(found, received)
+            self._put_checked(found, destination_key, buffer, headers)
+
+    def _put_checked(
+        self, found: _Found, key: str, body: memoryview, headers: dict[str, Any]
+    ) -> None:
+        """PutObject whose Content-MD5 is the source's own MD5 when its ETag is one: the
+        destination then refuses any byte that is not the source's, and nothing is hashed
+        here. Otherwise, or when the destination refuses that digest, the body is hashed."""
+        source_md5 = _source_md5(found)
+        if source_md5 is not None:
+            try:
+                self._put(key, body, headers, source_md5)
+                return
+            except botocore.exceptions.ClientError as error:
+                if _code(error) not in DIGEST_REFUSALS:
+                    raise
+        md5_hex = hashlib.md5(body).hexdigest()  # noqa: S324 (S3's integrity check)
+        if source_md5 is not None and md5_hex != source_md5:
+            raise _Retryable(
+                f"source {found.key}: body MD5 {md5_hex} differs from ETag {source_md5}"
             )
-            self._check_etag(destination_key, response.get("ETag", ""), {digest.hexdigest()})
+        try:
+            self._put(key, body, headers, md5_hex)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) not in DIGEST_REFUSALS:
+                raise
+            raise _Retryable(f"destination {key}: {_describe(error)}") from None
+
+    def _put(self, key: str, body: memoryview, headers: dict[str, Any], md5_hex: str) -> None:
+        md5 = base64.b64encode(bytes.fromhex(md5_hex)).decode()
+        response = self.destination.objects.put_object(
+            key, _as_body(body), {**headers, "ContentMD5": md5}
+        )
+        self._check_etag(key, response.get("ETag", ""), {md5_hex})
 
     @staticmethod
     def _read(found: _Found, amount: int) -> bytearray:
-        """Up to ``amount`` bytes of the body into one buffer (no second copy of it)."""
+        """Up to ``amount`` bytes of the body into a new buffer of that many or fewer."""
+        buffer = bytearray(amount)
+        with memoryview(buffer) as view:
+            filled = Copier._read_into(found, view)
+        del buffer[filled:]
+        return buffer
+
+    @staticmethod
+    def _read_into(found: _Found, view: memoryview) -> int:
+        """Fill ``view`` from the body (no second copy of it); how many bytes came."""
         assert found.response is not None
         body = found.response["Body"]
-        buffer = bytearray(amount)
-        view, filled = memoryview(buffer), 0
+        amount, filled = len(view), 0
         readinto = getattr(body, "readinto", None)  # the lean client's: straight into place
         while filled < amount:
             end = min(filled + READ_CHUNK, amount)
@@ -334,16 +394,18 @@ class Copier:
             if not received:
                 break
             filled += received
-        view.release()
-        del buffer[filled:]
-        return buffer
+        return filled
+
+    @staticmethod
+    def _check_size(found: _Found, received: int) -> None:
+        if received != found.size:
+            raise _Retryable(f"source {found.key}: read {received} of {found.size} bytes")
 
     @staticmethod
     def _check_source(found: _Found, received: int, md5_hex: str) -> None:
-        if received != found.size:
-            raise _Retryable(f"source {found.key}: read {received} of {found.size} bytes")
-        etag = _plain_etag(found.etag)
-        if _MD5_ETAG.match(etag) and etag != md5_hex:
+        Copier._check_size(found, received)
+        etag = _source_md5(found)
+        if etag is not None and etag != md5_hex:
             raise _Retryable(f"source {found.key}: body MD5 {md5_hex} differs from ETag {etag}")
 
     def _check_etag(self, key: str, etag: str, expected: set[str]) -> None:
@@ -409,8 +471,8 @@ class Copier:
             MetadataDirective="COPY",
             **extra,
         )
-        etag = _plain_etag(found.etag)
-        if _MD5_ETAG.match(etag):
+        etag = _source_md5(found)
+        if etag is not None:
             self._check_etag(key, response.get("CopyObjectResult", {}).get("ETag", ""), {etag})
 
     def _abort(self, key: str, upload_id: str) -> None:

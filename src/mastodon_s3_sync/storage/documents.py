@@ -1,4 +1,5 @@
-"""S3's XML answers as the lean client reads them: error documents and ACL policies.
+"""S3's XML answers as the lean client reads them: error documents, ACL policies and
+ListObjectsV2 pages.
 
 Parsed with ``xml.etree`` and namespace-blind (AWS qualifies its documents with the
 2006-03-01 namespace, other S3-compatible servers may not), so any server's answer reads alike.
@@ -6,7 +7,9 @@ Parsed with ``xml.etree`` and namespace-blind (AWS qualifies its documents with 
 
 from __future__ import annotations
 
+import urllib.parse
 import xml.etree.ElementTree as ElementTree
+from typing import Any
 
 from mastodon_s3_sync.storage.protocol import ALL_USERS_URI, READ_PERMISSIONS
 
@@ -48,3 +51,28 @@ def grants_public_read(document: bytes) -> bool:
         if texts.get("URI") == ALL_USERS_URI and texts.get("Permission") in READ_PERMISSIONS:
             return True
     return False
+
+
+def list_page_fields(document: bytes) -> dict[str, Any]:
+    """A ListObjectsV2 page in boto3's shape: ``Contents`` (Key, Size, ETag), ``IsTruncated``.
+
+    Keys are decoded when the page says they were URL-encoded (``EncodingType`` url), as
+    botocore decodes them; a document that does not parse raises ValueError."""
+    root = _parse(document)
+    if root is None:
+        raise ValueError("the ListObjectsV2 answer is no XML document")
+    contents: list[dict[str, Any]] = []
+    fields: dict[str, str] = {}
+    for child in root:
+        tag = _local(child.tag)
+        if tag != "Contents":
+            fields[tag] = child.text or ""
+            continue
+        item = {_local(node.tag): node.text or "" for node in child}
+        contents.append(
+            {"Key": item["Key"], "Size": int(item["Size"]), "ETag": item.get("ETag", "")}
+        )
+    if fields.get("EncodingType") == "url":
+        for item in contents:
+            item["Key"] = urllib.parse.unquote_plus(item["Key"])
+    return {"Contents": contents, "IsTruncated": fields.get("IsTruncated") == "true"}

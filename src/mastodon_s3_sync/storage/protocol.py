@@ -4,8 +4,7 @@ Two adapters satisfy :class:`ObjectStore`: :class:`~mastodon_s3_sync.storage.s3.
 (botocore) and :class:`~mastodon_s3_sync.storage.lean.LeanObjects` (the lean SigV4 client of
 the hot path). Both answer in boto3's shapes and raise botocore's ``ClientError``, so the
 copier treats them alike. Multipart uploads, server-side CopyObject, DeleteObject and
-(the copier's writes that are rare per object) stay with the botocore client of the bucket;
-the lean adapter lists through botocore too (one request per 1,000 keys).
+(the copier's writes that are rare per object) stay with the botocore client of the bucket.
 """
 
 from __future__ import annotations
