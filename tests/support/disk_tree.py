@@ -37,6 +37,7 @@ def seed_directory(
     private_record_ids: Collection[int] = (),
     missing_every: int = 0,
     legacy_every: int = 0,
+    large_sizes: bool = False,
 ) -> SeedManifest:
     """:func:`seed_bucket` into ``root`` (the options as there)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -47,6 +48,7 @@ def seed_directory(
         private_record_ids=private_record_ids,
         missing_every=missing_every,
         legacy_every=legacy_every,
+        large_sizes=large_sizes,
     )
 
 
