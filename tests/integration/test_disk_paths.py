@@ -21,9 +21,10 @@ import pytest
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import BucketSettings, CopySettings
 from mastodon_s3_sync.demo.loader import insert_rows
-from mastodon_s3_sync.demo.media import create_bucket, seed_bucket
+from mastodon_s3_sync.demo.media import CACHE_CONTROL, create_bucket, seed_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.seed import generate_rows
+from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.disk import PARTIAL_SUFFIX
 from tests.support.disk_tree import prepare_disk, seed_directory
 from tests.support.mastodon_db import MastodonDbFactory, all_refs, insert_videos
@@ -39,6 +40,7 @@ MIB = 1024 * 1024
 VIDEO_BYTES = 24 * MIB
 VIDEOS = 6
 MULTIPART = CopySettings(multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB)
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -60,6 +62,14 @@ def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
         for page in pages
         for item in page.get("Contents", [])
     }
+
+
+def headers_and_privacy(client: S3Client, bucket: str, key: str) -> tuple[str, str, bool]:
+    """Content-Type, Cache-Control, and whether anyone may read the object."""
+    head = client.head_object(Bucket=bucket, Key=key)
+    grants = client.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+    public = any(grant.get("Grantee", {}).get("URI") == ALL_USERS for grant in grants)
+    return head["ContentType"], head["CacheControl"], public
 
 
 def report_of(path: Path) -> dict[str, Any]:
@@ -88,7 +98,7 @@ def test_since_copies_only_what_was_added_after_a_first_pass(
     first = run("--config", str(config), "--report", str(report))
     assert first.returncode == 0, first.stderr
     before = listing(destination.client(), bucket)
-    # and then media attached after WHEN (the seeded rows all changed long before)
+    # and then media attached after WHEN (the seeded rows changed long before)
     when, later = "2026-06-01T00:00:00Z", datetime(2026, 6, 2)
     [[last_id]] = instance.db.conn.run("SELECT max(id) FROM media_attachments")
     rows = list(generate_rows("media_attachments", 12, seed=6, start_id=int(last_id) + 1))
@@ -114,7 +124,7 @@ def test_since_copies_only_what_was_added_after_a_first_pass(
     assert {key: after[key] for key in before} == before
 
 
-def _seed_videos(mastodon_db: MastodonDbFactory) -> tuple[str, list[Any]]:
+def _seed_videos(mastodon_db: MastodonDbFactory) -> tuple[str, list[ObjectRef]]:
     """A database of large videos (multipart copies, so Ctrl-C finds them mid-way)."""
     db = mastodon_db()
     insert_videos(db.conn, range(1, VIDEOS + 1), VIDEO_BYTES)
@@ -162,6 +172,7 @@ def test_ctrl_c_from_disk_then_a_rerun_completes(
     )
     # then a clean stop: no upload left open, whatever is there is whole
     assert status == 130, stderr
+    assert "Traceback" not in stderr
     assert report_of(report)["interrupted"] is True
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
     listed = listing(client, bucket)
@@ -202,6 +213,7 @@ def test_ctrl_c_to_disk_leaves_no_partial_file_then_a_rerun_completes(
     )
     # then a clean stop: every file under its final name is whole, no temporary one left
     assert status == 130, stderr
+    assert "Traceback" not in stderr
     assert report_of(report)["interrupted"] is True
     files = [path for path in root.rglob("*") if path.is_file()]
     assert not [path for path in files if path.name.endswith(PARTIAL_SUFFIX)]
@@ -264,6 +276,17 @@ def test_enumerate_then_worker_from_disk_equals_run_and_plan_reads_it(
     copied = listing(client, via_queue)
     assert copied == listing(client, via_run)
     assert set(copied) == set(instance.manifest.objects)
+    # the headers a disk side must work out: privacy from the file mode, a .gif's type
+    telling = {
+        key: seeded
+        for key, seeded in instance.manifest.objects.items()
+        if seeded.acl == "private" or key.endswith(".gif")
+    }
+    assert telling
+    for key, seeded in telling.items():
+        by_worker = headers_and_privacy(client, via_queue, key)
+        assert by_worker == headers_and_privacy(client, via_run, key), key
+        assert by_worker == (seeded.content_type, CACHE_CONTROL, seeded.acl == "public-read"), key
     # and plan, given the same config, lists the keys from the database
     planned = cli("plan", "--config", str(configs[0]))
     assert planned.returncode == 0, planned.stderr
