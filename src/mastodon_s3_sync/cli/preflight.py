@@ -74,9 +74,11 @@ class Preflight:
             self.requests.attach(client)
         return self._clients[side]
 
-    def step(self, name: str, check: Callable[[], str]) -> None:
-        """Run one check; what it found joins the summary."""
-        self.found.append(f"{name}: {check()}")
+    def step(self, name: str, check: Callable[[], str]) -> str:
+        """Run one check; what it found joins the summary, and is returned."""
+        found = check()
+        self.found.append(f"{name}: {found}")
+        return found
 
     def report(self, path: Path | None) -> None:
         """The report can be written (before hours of work depend on it)."""
@@ -128,15 +130,16 @@ class Preflight:
         source: BucketSettings,
         record_types: Iterable[RecordType],
         filt: CatalogFilter,
-    ) -> None:
-        """The source holds (nearly all of) the first references of the selection."""
+    ) -> str:
+        """The source holds (nearly all of) the first references of the selection: what
+        was found."""
         refs = first_refs(catalog, record_types, filt, SOURCE_PROBE_REFERENCES)
         objects: ObjectStore = (
             DiskObjects(Path(source.path))
             if source.path is not None
             else BotoObjects(self.client(source, "source"), source.require_bucket("source"))
         )
-        self.step("source objects", lambda: check_source_holds(objects, source, refs))
+        return self.step("source objects", lambda: check_source_holds(objects, source, refs))
 
     def announce(self, stream: TextIO, quiet: bool) -> None:
         """The summary line (unless ``quiet``), and the same as a ``preflight`` event."""
