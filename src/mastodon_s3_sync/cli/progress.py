@@ -210,13 +210,14 @@ class RunDisplay:
             )
 
     def close(self) -> None:
-        """Close the bars, and print a last line off a terminal (the closing table follows)."""
+        """Close the bars, and print a last line off a terminal (the closing table follows)
+        once the run has begun (not after a failed connection)."""
         for state in self._types.values():
             if state.bar is not None:
                 state.bar.close()
         if self._bar is not None:
             self._bar.close()
-        if self._plain:
+        if self._plain and self._types:
             self._print_lines()
 
 
