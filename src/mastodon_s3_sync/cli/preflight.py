@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from mastodon_s3_sync.cli.logs import event
+from mastodon_s3_sync.cli.logs import event, phase
 from mastodon_s3_sync.config.settings import AclMode, BucketSettings, Settings
 from mastodon_s3_sync.copying.preflight import (
     SOURCE_PROBE_REFERENCES,
@@ -59,12 +59,11 @@ class Preflight:
     @classmethod
     def starting(cls, stream: TextIO, quiet: bool) -> Preflight:
         """A preflight that says it has started (seconds pass before its summary)."""
-        if not quiet:
-            print(
-                "preflight: checking the report path, both buckets and the database…",
-                file=stream,
-                flush=True,
-            )
+        phase(
+            "preflight",
+            "preflight: checking the report path, both buckets and the database…",
+            None if quiet else stream,
+        )
         return cls()
 
     def client(self, settings: BucketSettings, side: str) -> S3Client:
@@ -192,12 +191,20 @@ def check_side(settings: BucketSettings, side: str) -> None:
 
 @contextlib.contextmanager
 def open_catalog(
-    settings: Settings, record_types: Iterable[RecordType], key_prefix: str | None = None
+    settings: Settings,
+    record_types: Iterable[RecordType],
+    key_prefix: str | None = None,
+    *,
+    status: TextIO | None = None,
 ) -> Iterator[Catalog]:
-    """The database's catalog, its tables checked; ``key_prefix`` defaults to the source's."""
+    """The database's catalog, its tables checked; ``key_prefix`` defaults to the source's.
+    The connecting line goes to ``status`` (None: quiet), the ``phase`` event to the log."""
     database = settings.require_database()
     if key_prefix is None:
         key_prefix = settings.source.key_prefix if settings.source else ""
+    bastion = settings.bastion
+    through = f" through the SSH bastion {bastion.describe()}" if bastion else ""
+    phase("connecting", f"connecting to the database{through}…", status)
     with open_database(database, settings.bastion) as conn:
         catalog = Catalog(conn, page_size=database.page_size, key_prefix=key_prefix)
         for record_type in record_types:  # a table that is not there fails before any work
