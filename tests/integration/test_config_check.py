@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from mastodon_s3_sync.cli import main
+from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from tests.support.mastodon_db import MastodonDb, MastodonDbFactory
+from tests.support.migration import prepare
 from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
@@ -103,6 +105,7 @@ def test_all_ok(setup: Callable[..., Path], check: Run, postgres: LocalPostgres)
         line.startswith("OK   destination write: ") and "keeps ACL public-read" in line
         for line in lines
     )
+    assert any(line.startswith("OK   source objects: ") for line in lines)
     assert "all checks passed" in output
     # origins are shown, secrets only as a mask with their length
     assert ".env.production DB_PASS" in output
@@ -147,3 +150,55 @@ def test_flags_win_and_require_tls_fails_on_a_plain_server(
     )
     assert "object ACLs" not in output  # acl none: no ACL is read
     assert_no_secret(output, postgres.password, SOURCE_SECRET, DESTINATION_SECRET)
+
+
+def line_of(output: str, start: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith(start)]
+    return line
+
+
+def test_source_objects_found_in_the_sandbox(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+    check: Run,
+) -> None:
+    # given a seeded database and the source bucket holding its objects
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    # when
+    status, output = check("--config", str(migration.config(tmp_path)))
+    # then the preflight's look at the source is its own check, and it passes
+    assert status == 0, output
+    assert "referenced objects at the source" in line_of(output, "OK   source objects: ")
+
+
+def test_source_objects_fail_on_an_empty_source_bucket(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+    check: Run,
+) -> None:
+    # given a source bucket that answers but holds nothing (a wrong bucket or key prefix)
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    empty = fresh_bucket_name()
+    create_bucket(migration.source.client(), empty)
+    migration.source_bucket = empty
+    # when
+    status, output = check("--config", str(migration.config(tmp_path)))
+    # then only that check fails, naming the bucket and its key prefix
+    assert status == 2, output
+    assert line_of(output, "OK   source bucket: ")
+    line = line_of(output, "FAIL source objects: ")
+    assert f"source bucket {empty!r}" in line, line
+    assert "key prefix" in line, line
+    assert "some checks failed" in output
+
+
+def test_source_objects_skipped_without_a_database(
+    setup: Callable[..., Path], check: Run, postgres: LocalPostgres
+) -> None:
+    status, output = check("--config", str(setup(password=WRONG_PASSWORD)))
+    assert status == 3
+    assert "needs the database" in line_of(output, "SKIP source objects: ")

@@ -99,6 +99,7 @@ def test_disk_to_s3_uploads_what_mastodon_would_have(
     first = run("--config", str(config), "--report", str(report), *acl)
     # then every file is there with Mastodon's headers, private ones private
     assert first.returncode == 0, first.stderr
+    assert "listing the destination…" in first.stderr.splitlines()  # a directory is not listed
     outcome = report_of(report)
     assert outcome["copied"] == len(objects)
     assert outcome["failed"] == 0

@@ -345,10 +345,11 @@ def test_a_misconfiguration_is_one_line_naming_the_setting(
         assert not result.stderr
         line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL"))
     else:
+        # one error line; before it, at most the status lines of the phases begun ("…")
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, result.stderr
-        line = lines[0]
-        assert line.startswith(PROG)
+        *status, line = lines
+        assert line.startswith(PROG), result.stderr
+        assert all(earlier.endswith("…") for earlier in status), result.stderr
     for text in case.says:
         assert text in line, line
     for secret in (S3_SECRET, SQS_SECRET, DB_PASSWORD, PROXY_PASSWORD):

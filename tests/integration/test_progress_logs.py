@@ -77,7 +77,8 @@ def test_progress_totals_never_decrease_and_json_logs_parse(
     # and the log parses line by line, with an event per object and the totals
     events = [json.loads(line) for line in log.read_text().splitlines()]
     names = [entry["event"] for entry in events]
-    assert names[0] == "preflight"
+    assert events[0] == {**events[0], "event": "phase", "phase": "preflight"}
+    assert names.index("preflight") < names.index("estimate")
     assert names[-1] == "totals"
     assert {"estimate", "type_started", "progress"} <= set(names)
     assert names.count("object") == objects
@@ -115,3 +116,83 @@ def test_quiet_prints_no_progress(
     assert not any(OVERALL.match(line) for line in done.stderr.splitlines())
     assert not any(line.startswith("preflight (") for line in done.stderr.splitlines())
     assert "copied" in done.stderr  # the closing table stays
+
+
+def mastodon_s3_sync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mastodon_s3_sync", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def indices(lines: list[str], *starts: str) -> list[int]:
+    """Where the first line with each start is, in the order given."""
+    return [next(i for i, line in enumerate(lines) if line.startswith(s)) for s in starts]
+
+
+def test_a_status_line_for_each_slow_phase_in_order(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    config, log = str(migration.config(tmp_path)), tmp_path / "events.jsonl"
+    logs = ("--log-file", str(log), "--log-format", "json")
+    # when run, then verify, off a terminal
+    ran = mastodon_s3_sync("run", "--config", config, *logs)
+    verified = mastodon_s3_sync("verify", "--config", config, *logs)
+    # then each says what it is waiting for before it waits, in order
+    assert ran.returncode == 0, ran.stderr
+    run_lines = ran.stderr.splitlines()
+    at = indices(
+        run_lines,
+        "preflight: checking",
+        "connecting to the database…",
+        "preflight (",
+        "listing the source and the destination…",
+        "all: ",
+    )
+    assert at == sorted(at), run_lines
+    assert verified.returncode == 0, verified.stderr
+    verify_lines = verified.stderr.splitlines()
+    at = indices(
+        verify_lines,
+        "preflight: checking",
+        "connecting to the database…",
+        "preflight (",
+        "listing the source and the destination…",
+        "accounts: ",
+        "comparing headers and ACL of",
+        "verify: OK",
+    )
+    assert at == sorted(at), verify_lines
+    # and the log has the same phases as events, in the same order, for each command
+    phases = [e["phase"] for e in map(json.loads, log.read_text().splitlines()) if "phase" in e]
+    command = ["preflight", "connecting", "listing"]
+    assert phases == [*command, *command, "sampling"], phases
+
+
+def test_quiet_verify_prints_only_its_closing_summary(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+    tmp_path: Path,
+) -> None:
+    # given a finished copy
+    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
+    config = str(migration.config(tmp_path))
+    assert mastodon_s3_sync("run", "--config", config, "-q").returncode == 0
+    # when
+    done = mastodon_s3_sync("verify", "--config", config, "-q")
+    # then no phase, preflight or per-type line: the closing summary, its verdict last
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("objects referenced:"), lines
+    assert lines[-1] == "verify: OK", lines
+    chatter = ("preflight", "connecting", "listing", "comparing", "accounts: ")
+    assert not [line for line in lines if line.startswith(chatter)], lines

@@ -16,13 +16,14 @@ import botocore.exceptions
 import pg8000.exceptions
 
 from mastodon_s3_sync.cli.arguments import instance_public_url, resolved_from_args
+from mastodon_s3_sync.cli.preflight import Preflight, open_catalog
 from mastodon_s3_sync.config.layers import FILE_KEYS, ResolvedSettings
 from mastodon_s3_sync.config.settings import MIB, AclMode, BucketSettings, Settings
 from mastodon_s3_sync.copying.preflight import check_acl_reads, probe_destination
 from mastodon_s3_sync.errors import DatabaseError, SettingsError, SyncError
-from mastodon_s3_sync.mastodon.catalog import Catalog
+from mastodon_s3_sync.mastodon.catalog import Catalog, CatalogFilter
 from mastodon_s3_sync.mastodon.database import SqlConnection, open_database
-from mastodon_s3_sync.mastodon.selection import select
+from mastodon_s3_sync.mastodon.selection import Selection, select
 from mastodon_s3_sync.storage.s3 import check_bucket, probe_client
 
 SECRET_FIELDS = frozenset({"password", "secret_access_key", "private_key"})
@@ -83,9 +84,14 @@ def _run_check(name: str, check: Callable[[], str]) -> CheckResult:
         return CheckResult(name, False, str(error), SettingsError.exit_code)
 
 
+def _selection(settings: Settings) -> Selection:
+    """What ``run`` copies without selection flags."""
+    return select(skip_backups="skip_backups" if settings.copy.skip_backups else None)
+
+
 def _check_database(settings: Settings) -> str:
     database = settings.require_database()
-    chosen = select(skip_backups="skip_backups" if settings.copy.skip_backups else None)
+    chosen = _selection(settings)
     with open_database(database, settings.bastion) as conn:
         catalog = Catalog(conn, page_size=database.page_size)
         present, left_out = chosen.walked(catalog), chosen.left_out(catalog)
@@ -135,17 +141,28 @@ def _check_bucket(bucket: BucketSettings, side: str) -> str:
     return f"bucket {bucket.bucket!r} at {bucket.endpoint_url or 'AWS S3'} answers"
 
 
+def _check_source_objects(settings: Settings, source: BucketSettings) -> str:
+    """The preflight's look for the first references at the source (a wrong bucket or
+    ``S3_KEY_PREFIX`` fails here), over what ``run`` copies without selection flags."""
+    with open_catalog(settings, ()) as catalog:
+        walked = _selection(settings).walked(catalog)
+        return Preflight().source_objects(catalog, source, walked, CatalogFilter())
+
+
 def run_checks(settings: Settings) -> Iterator[CheckResult]:
     """Test each configured connection; sections that are not configured are skipped."""
     if settings.bastion is not None:
         yield _run_check("bastion", lambda: _check_bastion(settings))
-    yield _run_check("database", lambda: _check_database(settings))
+    database = _run_check("database", lambda: _check_database(settings))
+    yield database
+    answered: dict[str, bool | None] = {}
     for side, bucket in (("source", settings.source), ("destination", settings.destination)):
         name = f"{side} bucket"
         if bucket is None:
             yield CheckResult(name, None, f"not configured (--{side} or [{side}] bucket)")
             continue
         answers = _run_check(name, lambda: _check_bucket(bucket, side))  # noqa: B023
+        answered[side] = answers.ok
         yield answers
         if not answers.ok or bucket.path is not None:
             continue
@@ -160,6 +177,13 @@ def run_checks(settings: Settings) -> Iterator[CheckResult]:
                 "destination write",
                 lambda: probe_destination(client, bucket, acl),  # noqa: B023
             )
+    name, source = "source objects", settings.source
+    if settings.database is None or source is None:
+        yield CheckResult(name, None, "needs the database and the source (not configured)")
+    elif not (database.ok and answered["source"]):
+        yield CheckResult(name, None, "needs the database and the source bucket to answer")
+    else:
+        yield _run_check(name, lambda: _check_source_objects(settings, source))
 
 
 def config_check(resolved: ResolvedSettings, out: TextIO) -> int:

@@ -19,9 +19,9 @@ from mastodon_s3_sync.cli.arguments import (
     settings_from_args,
 )
 from mastodon_s3_sync.cli.interrupt import ctrl_c_stops
-from mastodon_s3_sync.cli.logs import totals_event
+from mastodon_s3_sync.cli.logs import phase, totals_event
 from mastodon_s3_sync.cli.preflight import Preflight, open_catalog
-from mastodon_s3_sync.cli.progress import RunDisplay, estimate_objects, row_bars
+from mastodon_s3_sync.cli.progress import RunDisplay, estimate_objects, listing_phase, row_bars
 from mastodon_s3_sync.cli.report import (
     OutcomeLog,
     bucket_context,
@@ -50,6 +50,7 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     filt = catalog_filter(args)
     settings = settings_from_args(args)
     chosen = selection(args, settings)
+    status = None if args.quiet else stderr
     preflight = Preflight.starting(stderr, args.quiet)
     preflight.report(args.report)
     source, destination = preflight.buckets(settings, writes=True)
@@ -72,7 +73,7 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         walked: list[RecordType] = []
         left_out: list[SkippedType] = []
         try:
-            with open_catalog(settings, chosen.record_types) as catalog:
+            with open_catalog(settings, chosen.record_types, status=status) as catalog:
                 walked, left_out = chosen.walked(catalog), chosen.left_out(catalog)
                 rows: RowSource = catalog
                 if findings is not None:
@@ -83,6 +84,7 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 preflight.announce(stderr, args.quiet)
                 display.expect(estimate_objects(rows, walked, filt))
                 engine = Engine(rows, copier, display, workers=workers, stop=stop)
+                listing_phase(source, destination, status)
                 with ctrl_c_stops(stop, stderr) as stop_request:
                     engine.run(walked, filt)
         except SyncError as error:
@@ -137,6 +139,7 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     filt = catalog_filter(args)
     settings = settings_from_args(args)
     chosen = selection(args, settings)
+    status = None if args.quiet else stderr
     preflight = Preflight.starting(stderr, args.quiet)
     preflight.report(args.report)
     acl_reads = args.full or args.sample > 0
@@ -145,31 +148,33 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
     base = args.public_url or instance_public_url(args)
     public = AnonymousReader(base, workers) if base else None
-    if public is not None and not args.public_url:
-        print(f"reading as a stranger at {base} (Mastodon's .env; --public-url)", file=stderr)
+    if public is not None and not args.public_url and status is not None:
+        print(f"reading as a stranger at {base} (Mastodon's .env; --public-url)", file=status)
     sample = None if args.full else args.sample
     verifier = Verifier(copier, acl, sample=sample, workers=workers, public=public)
-    bars = row_bars(stderr)
+    bars = row_bars(status) if status is not None else None
     started, clock = datetime.now(UTC), time.monotonic()
     try:
-        with open_catalog(settings, chosen.record_types) as catalog:
+        with open_catalog(settings, chosen.record_types, status=status) as catalog:
             record_types, left_out = chosen.walked(catalog), chosen.left_out(catalog)
             if not args.allow_missing:
                 preflight.source_objects(catalog, source, record_types, filt)
             preflight.announce(stderr, args.quiet)
+            listing_phase(source, destination, status)
             for record_type in record_types:
                 bar = bars(record_type, catalog.count_rows(record_type, filt)) if bars else None
                 verifier.check(_refs_counting_rows(catalog.walk(record_type, filt), bar))
                 if bar is not None:
                     bar.close()
                 checked = verifier.totals.by_type.get(str(record_type), 0)
-                print(f"{record_type}: {checked:,} objects checked", file=stderr)
-        if not args.full and not args.quiet and verifier.totals.matching:
+                if status is not None:
+                    print(f"{record_type}: {checked:,} objects checked", file=status)
+        if not args.full and verifier.totals.matching:
             sampled = min(args.sample, verifier.totals.matching)
-            print(
+            phase(
+                "sampling",
                 f"comparing headers and ACL of {sampled:,} sampled objects at both sides…",
-                file=stderr,
-                flush=True,
+                status,
             )
         verifier.check_sample()
         print(format_verify(verifier, time.monotonic() - clock, left_out), file=stderr)

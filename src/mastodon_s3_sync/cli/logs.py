@@ -28,6 +28,14 @@ def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
         LOGGER.log(level, name, extra={_FIELDS: fields})
 
 
+def phase(name: str, line: str, stream: TextIO | None) -> None:
+    """A phase that can take seconds begins: ``line`` on ``stream`` (None: quiet) and a
+    ``phase`` event, so that neither screen nor log stays blank meanwhile."""
+    if stream is not None:
+        print(line, file=stream, flush=True)
+    event("phase", phase=name)
+
+
 def object_event(result: CopyResult) -> None:
     """One object's outcome, at ``-v`` (callers check :func:`logs_objects` first)."""
     ref = result.ref

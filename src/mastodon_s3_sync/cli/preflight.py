@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from mastodon_s3_sync.cli.logs import event
+from mastodon_s3_sync.cli.logs import event, phase
 from mastodon_s3_sync.config.settings import AclMode, BucketSettings, Settings
 from mastodon_s3_sync.copying.preflight import (
     SOURCE_PROBE_REFERENCES,
@@ -59,12 +59,11 @@ class Preflight:
     @classmethod
     def starting(cls, stream: TextIO, quiet: bool) -> Preflight:
         """A preflight that says it has started (seconds pass before its summary)."""
-        if not quiet:
-            print(
-                "preflight: checking the report path, both buckets and the database…",
-                file=stream,
-                flush=True,
-            )
+        phase(
+            "preflight",
+            "preflight: checking the report path, both buckets and the database…",
+            None if quiet else stream,
+        )
         return cls()
 
     def client(self, settings: BucketSettings, side: str) -> S3Client:
@@ -74,9 +73,11 @@ class Preflight:
             self.requests.attach(client)
         return self._clients[side]
 
-    def step(self, name: str, check: Callable[[], str]) -> None:
-        """Run one check; what it found joins the summary."""
-        self.found.append(f"{name}: {check()}")
+    def step(self, name: str, check: Callable[[], str]) -> str:
+        """Run one check; what it found joins the summary, and is returned."""
+        found = check()
+        self.found.append(f"{name}: {found}")
+        return found
 
     def report(self, path: Path | None) -> None:
         """The report can be written (before hours of work depend on it)."""
@@ -128,15 +129,16 @@ class Preflight:
         source: BucketSettings,
         record_types: Iterable[RecordType],
         filt: CatalogFilter,
-    ) -> None:
-        """The source holds (nearly all of) the first references of the selection."""
+    ) -> str:
+        """The source holds (nearly all of) the first references of the selection: what
+        was found."""
         refs = first_refs(catalog, record_types, filt, SOURCE_PROBE_REFERENCES)
         objects: ObjectStore = (
             DiskObjects(Path(source.path))
             if source.path is not None
             else BotoObjects(self.client(source, "source"), source.require_bucket("source"))
         )
-        self.step("source objects", lambda: check_source_holds(objects, source, refs))
+        return self.step("source objects", lambda: check_source_holds(objects, source, refs))
 
     def announce(self, stream: TextIO, quiet: bool) -> None:
         """The summary line (unless ``quiet``), and the same as a ``preflight`` event."""
@@ -189,12 +191,20 @@ def check_side(settings: BucketSettings, side: str) -> None:
 
 @contextlib.contextmanager
 def open_catalog(
-    settings: Settings, record_types: Iterable[RecordType], key_prefix: str | None = None
+    settings: Settings,
+    record_types: Iterable[RecordType],
+    key_prefix: str | None = None,
+    *,
+    status: TextIO | None = None,
 ) -> Iterator[Catalog]:
-    """The database's catalog, its tables checked; ``key_prefix`` defaults to the source's."""
+    """The database's catalog, its tables checked; ``key_prefix`` defaults to the source's.
+    The connecting line goes to ``status`` (None: quiet), the ``phase`` event to the log."""
     database = settings.require_database()
     if key_prefix is None:
         key_prefix = settings.source.key_prefix if settings.source else ""
+    bastion = settings.bastion
+    through = f" through the SSH bastion {bastion.describe()}" if bastion else ""
+    phase("connecting", f"connecting to the database{through}…", status)
     with open_database(database, settings.bastion) as conn:
         catalog = Catalog(conn, page_size=database.page_size, key_prefix=key_prefix)
         for record_type in record_types:  # a table that is not there fails before any work

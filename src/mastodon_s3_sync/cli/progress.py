@@ -12,8 +12,9 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from mastodon_s3_sync.cli.logs import event, logs_objects, object_event
+from mastodon_s3_sync.cli.logs import event, logs_objects, object_event, phase
 from mastodon_s3_sync.cli.report import OutcomeLog
+from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.copying.results import CopyResult
 from mastodon_s3_sync.mastodon.catalog import CatalogFilter
 from mastodon_s3_sync.mastodon.layout import RecordType
@@ -36,6 +37,20 @@ def row_bars(stream: TextIO) -> ProgressFactory | None:
         )
 
     return start
+
+
+def listing_phase(
+    source: BucketSettings, destination: BucketSettings, stream: TextIO | None
+) -> None:
+    """Before the first object: the first list pages of each bucket side are read (seconds on
+    a large bucket); a directory is not listed."""
+    sides = [
+        name
+        for name, side in (("source", source), ("destination", destination))
+        if side.path is None
+    ]
+    if sides:
+        phase("listing", f"listing the {' and the '.join(sides)}…", stream)
 
 
 ESTIMATE_SAMPLE_ROWS = 200
@@ -210,13 +225,14 @@ class RunDisplay:
             )
 
     def close(self) -> None:
-        """Close the bars, and print a last line off a terminal (the closing table follows)."""
+        """Close the bars, and print a last line off a terminal (the closing table follows)
+        once the run has begun (not after a failed connection)."""
         for state in self._types.values():
             if state.bar is not None:
                 state.bar.close()
         if self._bar is not None:
             self._bar.close()
-        if self._plain:
+        if self._plain and self._types:
             self._print_lines()
 
 
