@@ -118,6 +118,7 @@ class LeanObjects:
         self._credentials = credentials
         self._tls = _tls_context(verify)
         self._retry = retry
+        self._events = client.meta.events  # so a RequestCounter of the client counts ours too
         self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(max_connections)
         weakref.finalize(self, _close_idle, self._idle)
         self._signing_keys: dict[tuple[str, str], bytes] = {}
@@ -237,6 +238,7 @@ class LeanObjects:
                     connection = self._new_connection()
                 canonical = query if "=" in query or not query else f"{query}="
                 signed = self._sign(method, path, canonical, headers)
+                self._events.emit(f"before-send.s3.{operation}")
                 connection.request(method, target, body=body or None, headers=signed)
                 response = connection.getresponse()
                 if response.status < 300:

@@ -98,7 +98,8 @@ class BotoObjects:
 
 
 class RequestCounter:
-    """Counts the HTTP requests that clients send, retries included, by operation."""
+    """Counts the HTTP requests that clients send (and the lean clients made from them, which
+    emit the same event), retries included, by operation."""
 
     def __init__(self) -> None:
         self.by_operation: Counter[str] = Counter()
