@@ -3,9 +3,7 @@ bucket, and ``mastodon-s3-sync run`` as a child process."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from tests.support.mastodon_db import MastodonDb, MastodonDbFactory, all_refs
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 COUNTS = {"accounts": 40, "media_attachments": 80, "custom_emojis": 12, "preview_cards": 30}
@@ -81,11 +80,4 @@ def prepare(
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``mastodon-s3-sync run ARGS`` to completion, its output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "run", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+    return run_cli("run", *args, env=env)

@@ -1,5 +1,6 @@
-"""Child processes in tests: a command whose stderr is read as it comes (to act once it
-says it is running), and which processes listen on a loopback port (to prove they stopped).
+"""Child processes in tests: the CLI run to completion, a command whose stderr is read as it
+comes (to act once it says it is running), and which processes listen on a loopback port (to
+prove they stopped).
 """
 
 from __future__ import annotations
@@ -18,6 +19,22 @@ from typing import Self
 
 PROC = Path("/proc")
 _LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp
+CLI = (sys.executable, "-m", "mastodon_s3_sync")
+CLI_TIMEOUT_SECONDS = 300
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT_SECONDS
+) -> subprocess.CompletedProcess[str]:
+    """``mastodon-s3-sync ARGS`` to completion, its output captured; ``env`` added to ours."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 class Child:
@@ -25,7 +42,7 @@ class Child:
 
     def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mastodon_s3_sync", *args],
+            [*CLI, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
