@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server, SeaweedS3Server
 from tests.support.mastodon_db import MastodonDbFactory
 from tests.support.migration import Migration, prepare
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
@@ -36,13 +35,7 @@ def refused(command: str, *args: str) -> str:
     """Run ``command ARGS``; assert it refused within the time limit with exit 2 and one
     error line; return that line."""
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", command, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli(command, *args, timeout=60)
     seconds = time.monotonic() - started
     assert done.returncode == 2, done.stderr
     assert seconds < REFUSAL_SECONDS, f"refused after {seconds:.1f} s"
@@ -171,13 +164,7 @@ def test_source_without_the_referenced_objects_refuses_unless_allowed(
     assert "--allow-missing" in line, line
     assert destination_keys(migration) == []
     # and --allow-missing goes on: everything is missing, nothing fails
-    allowed = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", settings, "--allow-missing"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    allowed = run_cli("run", "--config", settings, "--allow-missing", timeout=120)
     assert allowed.returncode == 0, allowed.stderr
     assert "missing" in allowed.stderr
 
@@ -191,21 +178,8 @@ def test_preflight_summary_before_the_copy(
     # given a good migration
     migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     report = tmp_path / "report.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mastodon_s3_sync",
-            "run",
-            "--config",
-            config(migration, tmp_path, AclMode.COPY),
-            "--report",
-            str(report),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_cli(
+        "run", "--config", config(migration, tmp_path, AclMode.COPY), "--report", str(report)
     )
     # then one preflight line says what was checked, and no probe object is left behind
     assert done.returncode == 0, done.stderr

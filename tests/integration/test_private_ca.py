@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,22 +18,12 @@ from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from tests.support.mastodon_db import MastodonDbFactory
 from tests.support.migration import prepare
 from tests.support.private_ca import tls_front
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 
 PROG = "mastodon-s3-sync: error: "
-
-
-def command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_private_ca_endpoint_with_and_without_its_ca(
@@ -56,11 +43,11 @@ def test_private_ca_endpoint_with_and_without_its_ca(
         without.write_text(config_toml(migration.db.url, source, untrusted))
         with_ca.write_text(config_toml(migration.db.url, source, trusted))
         # when the CA is not given: one line naming the setting
-        refused = command("run", "--config", str(without))
+        refused = run_cli("run", "--config", str(without))
         # when it is, in the config file, or in AWS_CA_BUNDLE
         report = tmp_path / "report.json"
-        copied = command("run", "--config", str(with_ca), "--report", str(report))
-        checked = command(
+        copied = run_cli("run", "--config", str(with_ca), "--report", str(report))
+        checked = run_cli(
             "config", "check", "--config", str(without), env={"AWS_CA_BUNDLE": str(front.ca_file)}
         )
     # then

@@ -10,8 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from tests.support.mastodon_db import MastodonDbFactory
 from tests.support.migration import prepare
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
@@ -40,28 +39,19 @@ def test_progress_totals_never_decrease_and_json_logs_parse(
     migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     log = tmp_path / "run.jsonl"
     # when run off a terminal, a progress line every 20 ms, every event logged in JSON
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mastodon_s3_sync",
-            "run",
-            "--config",
-            str(migration.config(tmp_path)),
-            "--workers",
-            "2",
-            "--progress-every",
-            "0.02",
-            "-v",
-            "--log-file",
-            str(log),
-            "--log-format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    done = run_cli(
+        "run",
+        "--config",
+        str(migration.config(tmp_path)),
+        "--workers",
+        "2",
+        "--progress-every",
+        "0.02",
+        "-v",
+        "--log-file",
+        str(log),
+        "--log-format",
+        "json",
     )
     assert done.returncode == 0, done.stderr
     # then the overall lines: several, done and total never down, the last one exact
@@ -95,37 +85,13 @@ def test_quiet_prints_no_progress(
     tmp_path: Path,
 ) -> None:
     migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mastodon_s3_sync",
-            "run",
-            "--config",
-            str(migration.config(tmp_path)),
-            "-q",
-            "--progress-every",
-            "0.02",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    done = run_cli(
+        "run", "--config", str(migration.config(tmp_path)), "-q", "--progress-every", "0.02"
     )
     assert done.returncode == 0, done.stderr
     assert not any(OVERALL.match(line) for line in done.stderr.splitlines())
     assert not any(line.startswith("preflight (") for line in done.stderr.splitlines())
     assert "copied" in done.stderr  # the closing table stays
-
-
-def mastodon_s3_sync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def indices(lines: list[str], *starts: str) -> list[int]:
@@ -144,8 +110,8 @@ def test_a_status_line_for_each_slow_phase_in_order(
     config, log = str(migration.config(tmp_path)), tmp_path / "events.jsonl"
     logs = ("--log-file", str(log), "--log-format", "json")
     # when run, then verify, off a terminal
-    ran = mastodon_s3_sync("run", "--config", config, *logs)
-    verified = mastodon_s3_sync("verify", "--config", config, *logs)
+    ran = run_cli("run", "--config", config, *logs)
+    verified = run_cli("verify", "--config", config, *logs)
     # then each says what it is waiting for before it waits, in order
     assert ran.returncode == 0, ran.stderr
     run_lines = ran.stderr.splitlines()
@@ -186,9 +152,9 @@ def test_quiet_verify_prints_only_its_closing_summary(
     # given a finished copy
     migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = str(migration.config(tmp_path))
-    assert mastodon_s3_sync("run", "--config", config, "-q").returncode == 0
+    assert run_cli("run", "--config", config, "-q").returncode == 0
     # when
-    done = mastodon_s3_sync("verify", "--config", config, "-q")
+    done = run_cli("verify", "--config", config, "-q")
     # then no phase, preflight or per-type line: the closing summary, its verdict last
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()

@@ -9,8 +9,6 @@ alone, which shows it copies exactly the findings, not everything that differs.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,22 +18,13 @@ from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.storage.protocol import ALL_USERS_URI
 from tests.support.mastodon_db import MastodonDbFactory
 from tests.support.migration import prepare
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.integration
-
-
-def command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def is_public(client: S3Client, bucket: str, key: str) -> bool:
@@ -52,7 +41,7 @@ def test_from_report_copies_exactly_the_findings(
     # given a finished copy
     migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = str(migration.config(tmp_path))
-    assert command("run", "--config", config).returncode == 0
+    assert run_cli("run", "--config", config).returncode == 0
     legacy = {ref.alternates[0] for ref in migration.manifest.legacy}
     public = [
         seeded
@@ -75,7 +64,7 @@ def test_from_report_copies_exactly_the_findings(
     )
     client.put_object_acl(Bucket=bucket, Key=hidden.key, ACL="private")
     verify_report = tmp_path / "verify.json"
-    verified = command("verify", "--config", config, "--full", "--report", str(verify_report))
+    verified = run_cli("verify", "--config", config, "--full", "--report", str(verify_report))
     assert verified.returncode == 1, verified.stderr
     findings = json.loads(verify_report.read_text())["findings"]
     assert {finding["key"] for finding in findings} == {
@@ -88,7 +77,7 @@ def test_from_report_copies_exactly_the_findings(
     client.put_object_acl(Bucket=bucket, Key=later.key, ACL="private")
     # when
     run_report = tmp_path / "repair.json"
-    repaired = command(
+    repaired = run_cli(
         "run", "--config", config, "--from-report", str(verify_report), "--report", str(run_report)
     )
     # then exactly the four findings were copied, with their bytes, headers and ACL
@@ -127,6 +116,6 @@ def test_from_report_refuses_a_report_of_other_buckets(
     not_verify.write_text(json.dumps({"copied": 3}))
     # when / then
     for report, expected in ((other, "verified another source"), (not_verify, "not a report")):
-        done = command("run", "--config", config, "--from-report", str(report))
+        done = run_cli("run", "--config", config, "--from-report", str(report))
         assert done.returncode == 2, done.stderr
         assert expected in done.stderr
