@@ -4,8 +4,6 @@ destination that keeps no ACL, and written private where the source leaks it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from mastodon_s3_sync.mastodon.layout import ObjectRef
 from tests.integration.test_run import acl_class
 from tests.support.mastodon_db import MastodonDb, all_refs
 from tests.support.migration import Migration, prepare, run
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
@@ -137,16 +136,6 @@ def test_acl_copy_writes_private_what_the_source_leaks_and_reports_it(
 # bucket "without anonymous read" is one whose objects were written with no ACL.
 
 
-def verify(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "verify", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def public_url(migration: Migration) -> str:
     return f"{migration.destination.endpoint_url}/{migration.destination_bucket}"
 
@@ -164,7 +153,7 @@ def test_public_url_passes_where_the_world_reads_public_and_not_private(
     assert run("--config", str(config)).returncode == 0
     # when verified anonymously through the bucket's URL
     args = ("--config", str(config), "--full", "--public-url", public_url(migration))
-    result = verify(*args, "--report", str(report))
+    result = run_cli("verify", *args, "--report", str(report))
     # then it passes, having read every object once (--full): public ones got, private not
     assert result.returncode == 0, result.stderr
     outcome = json.loads(report.read_text())
@@ -175,7 +164,7 @@ def test_public_url_passes_where_the_world_reads_public_and_not_private(
     leaked = sorted(private)[0]
     destination = migration.destination.client()
     destination.put_object_acl(Bucket=migration.destination_bucket, Key=leaked, ACL="public-read")
-    result = verify(*args, "--report", str(report))
+    result = run_cli("verify", *args, "--report", str(report))
     # then verify fails on exactly that one: its ACL, and what a stranger reads
     assert result.returncode == 1, result.stderr
     findings = json.loads(report.read_text())["findings"]
@@ -196,7 +185,7 @@ def test_public_url_fails_on_a_bucket_nobody_may_read(
     config, report = migration.config(tmp_path), tmp_path / "verify.json"
     assert run("--config", str(config), "--acl", "none").returncode == 0
     # when verified anonymously, on a sample of 20
-    result = verify(
+    result = run_cli("verify",
         "--config", str(config), "--acl", "none", "--sample", "20",
         "--public-url", public_url(migration) + "/", "--report", str(report),
     )  # fmt: skip
@@ -209,7 +198,9 @@ def test_public_url_fails_on_a_bucket_nobody_may_read(
 
 
 def test_public_url_must_be_an_http_url(tmp_path: Path) -> None:
-    result = verify("--database-url", "postgresql://u@127.0.0.1/db", "--public-url", "cdn.example")
+    result = run_cli(
+        "verify", "--database-url", "postgresql://u@127.0.0.1/db", "--public-url", "cdn.example"
+    )
     assert result.returncode == 2
     assert "--public-url" in result.stderr
     assert "Traceback" not in result.stderr

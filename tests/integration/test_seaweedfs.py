@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from mastodon_s3_sync.copying.verify import Problem
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, SeaweedS3Server
 from tests.support.mastodon_db import MastodonDbFactory
 from tests.support.migration import Migration, prepare, run
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 from tests.support.seaweedfs import (
     LARGE_VIDEO_SIZE,
@@ -26,17 +24,6 @@ from tests.support.seaweedfs import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def verify(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "verify", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=dict(os.environ),
-    )
 
 
 def run_report(config: Path, *args: str) -> dict[str, Any]:
@@ -92,7 +79,7 @@ def test_run_into_seaweedfs_keeps_bytes_and_headers_and_reruns_for_free(
     again = run_report(config, "--acl", "none")
     assert (again["copied"], again["bytes_copied"]) == (0, 0)
     assert again["skipped"] == len(migration.manifest.objects)
-    checked = verify("--config", str(config), "--acl", "none", "--full")
+    checked = run_cli("verify", "--config", str(config), "--acl", "none", "--full")
     assert checked.returncode == 0, checked.stderr
     assert "verify: OK" in checked.stderr
 
@@ -116,7 +103,9 @@ def test_acl_copy_into_seaweedfs_is_refused_and_verify_finds_public_objects_priv
     # when copied without ACLs, verify --acl copy finds every public object private
     run_report(config, "--acl", "none")
     report = tmp_path / "verify.json"
-    result = verify("--config", str(config), "--acl", "copy", "--full", "--report", str(report))
+    result = run_cli(
+        "verify", "--config", str(config), "--acl", "copy", "--full", "--report", str(report)
+    )
     assert result.returncode == 1, result.stderr
     found = json.loads(report.read_text())
     assert found["problems"] == {**dict.fromkeys(map(str, Problem), 0), "acl": len(public)}
@@ -148,7 +137,7 @@ def test_server_side_copy_between_two_seaweedfs_buckets(
     }
     assert len(etags) == 1
     assert etags.pop().strip('"').endswith("-3")
-    checked = verify("--config", str(config), "--acl", "none", "--full")
+    checked = run_cli("verify", "--config", str(config), "--acl", "none", "--full")
     assert checked.returncode == 0, checked.stderr
     # and a wrong key is refused before any copy, without a traceback or the secret
     bad = run("--config", str(migration.config(tmp_path, destination_secret="wrong-secret")))

@@ -4,9 +4,6 @@ nothing reported on an exact copy, and the request count of the listing-based de
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,20 +17,10 @@ from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.listing import family_and_directory
 from tests.support.mastodon_db import MastodonDbFactory, all_refs
 from tests.support.migration import COUNTS, Migration, prepare, run
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
-
-
-def verify(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "verify", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=dict(os.environ),
-    )
 
 
 def copied(migration: Migration, tmp_path: Path) -> Path:
@@ -62,7 +49,7 @@ def test_an_exact_copy_verifies_with_listings_only(
     config = copied(migration, tmp_path)
     report = tmp_path / "verify.json"
     # when verified without header sampling
-    result = verify("--config", str(config), "--sample", "0", "--report", str(report))
+    result = run_cli("verify", "--config", str(config), "--sample", "0", "--report", str(report))
     # then everything is there, and the only requests are one listing page per family
     # and side (each family holds fewer than 1,000 keys): no request per object
     assert result.returncode == 0, result.stderr
@@ -107,10 +94,10 @@ def test_verify_finds_each_kind_of_difference(
     migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = copied(migration, tmp_path)
     report = tmp_path / "verify.json"
-    assert verify("--config", str(config), "--full").returncode == 0
+    assert run_cli("verify", "--config", str(config), "--full").returncode == 0
     damaged = _mutate(migration)
     # when
-    result = verify("--config", str(config), "--full", "--report", str(report))
+    result = run_cli("verify", "--config", str(config), "--full", "--report", str(report))
     # then each difference is reported once, with its key, and nothing else
     assert result.returncode == 1, result.stderr
     outcome = json.loads(report.read_text())
@@ -132,7 +119,7 @@ def test_a_sample_costs_four_requests_per_sampled_object(
     migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = copied(migration, tmp_path)
     report = tmp_path / "verify.json"
-    result = verify("--config", str(config), "--sample", "25", "--report", str(report))
+    result = run_cli("verify", "--config", str(config), "--sample", "25", "--report", str(report))
     assert result.returncode == 0, result.stderr
     outcome = json.loads(report.read_text())
     requests = outcome["requests"]
@@ -156,13 +143,15 @@ def test_acl_checks_on_a_provider_without_acls_are_refused_at_start(
     migration = prepare(mastodon_db, rclone_servers, fresh_bucket_name, acl_supported=False)
     config = migration.config(tmp_path)
     assert run("--config", str(config), "--acl", "none").returncode == 0
-    refused = verify("--config", str(config), "--acl", "copy")
+    refused = run_cli("verify", "--config", str(config), "--acl", "copy")
     assert refused.returncode == 2
     assert "GetObjectAcl" in refused.stderr
     assert "--acl" in refused.stderr
     # without ACL checks the same copy verifies, headers compared on every object
     report = tmp_path / "verify.json"
-    checked = verify("--config", str(config), "--acl", "none", "--full", "--report", str(report))
+    checked = run_cli(
+        "verify", "--config", str(config), "--acl", "none", "--full", "--report", str(report)
+    )
     assert checked.returncode == 0, checked.stderr
     outcome = json.loads(report.read_text())
     assert outcome["sampled"] == outcome["matching"] == len(migration.manifest.objects)
