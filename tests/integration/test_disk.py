@@ -30,6 +30,7 @@ from mastodon_s3_sync.storage.s3 import Bucket
 from tests.support.disk_tree import prepare_disk
 from tests.support.mastodon_db import MastodonDbFactory
 from tests.support.migration import prepare, run
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
@@ -124,8 +125,8 @@ def test_disk_to_s3_uploads_what_mastodon_would_have(
     assert (outcome["copied"], outcome["bytes_copied"]) == (0, 0)
     assert outcome["skipped"] == len(objects)
     # and verify agrees (sizes, privacy from the file modes, headers Mastodon would send)
-    verify = [sys.executable, "-m", "mastodon_s3_sync", "verify", "--config", str(config), *acl]
-    verified = subprocess.run(verify, capture_output=True, text=True, timeout=120, check=False)
+    verify = ("verify", "--config", str(config), *acl)
+    verified = run_cli(*verify)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     # but not when an upload's Content-Type is what a guess by extension gives
     key = gif_holding_jpeg[0]
@@ -136,7 +137,7 @@ def test_disk_to_s3_uploads_what_mastodon_would_have(
         ContentType="image/gif",
         CacheControl=CACHE_CONTROL,
     )
-    guessed = subprocess.run(verify, capture_output=True, text=True, timeout=120, check=False)
+    guessed = run_cli(*verify)
     assert guessed.returncode != 0
     assert f"header   {key}  ContentType: 'image/gif', source 'image/jpeg'" in guessed.stderr
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +27,7 @@ from mastodon_s3_sync.storage.disk import PARTIAL_SUFFIX
 from tests.support.disk_tree import prepare_disk, seed_directory
 from tests.support.mastodon_db import MastodonDbFactory, all_refs, insert_videos
 from tests.support.migration import run
+from tests.support.processes import CLI, run_cli
 from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
@@ -42,17 +41,6 @@ VIDEOS = 6
 MULTIPART = CopySettings(multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB)
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **ENV},
-    )
 
 
 def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
@@ -164,7 +152,7 @@ def test_ctrl_c_from_disk_then_a_rerun_completes(
         )
     )
     report = tmp_path / "report.json"
-    command = [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)]
+    command = [*CLI, "run", "--config", str(config)]
     # when interrupted while an upload is open
     status, stderr = _interrupt_when(
         [*command, "--workers", "2", "--report", str(report)],
@@ -183,7 +171,7 @@ def test_ctrl_c_from_disk_then_a_rerun_completes(
     assert rerun.returncode == 0, rerun.stderr
     assert report_of(report)["skipped"] == len(listed)
     assert len(listing(client, bucket)) == len(refs)
-    verified = cli("verify", "--config", str(config))
+    verified = run_cli("verify", "--config", str(config), env=ENV)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -205,7 +193,7 @@ def test_ctrl_c_to_disk_leaves_no_partial_file_then_a_rerun_completes(
         config_toml(url, source.bucket_settings(bucket), BucketSettings(path=str(root)), MULTIPART)
     )
     report = tmp_path / "report.json"
-    command = [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)]
+    command = [*CLI, "run", "--config", str(config)]
     # when interrupted while a file is being written
     status, stderr = _interrupt_when(
         [*command, "--workers", "2", "--report", str(report)],
@@ -227,7 +215,7 @@ def test_ctrl_c_to_disk_leaves_no_partial_file_then_a_rerun_completes(
     assert rerun.returncode == 0, rerun.stderr
     assert report_of(report)["skipped"] == len(files)
     assert len([path for path in root.rglob("*") if path.is_file()]) == len(refs)
-    verified = cli("verify", "--config", str(config))
+    verified = run_cli("verify", "--config", str(config), env=ENV)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -265,9 +253,9 @@ def test_enumerate_then_worker_from_disk_equals_run_and_plan_reads_it(
     queue = ["--queue-url", queue_url, "--sqs-endpoint-url", destination.endpoint_url]
     queue += ["--region", "us-east-1"]
     # when: enumerate, a worker reading the directory, and run
-    enumerated = cli("enumerate", "--database-url", instance.db.url, *queue)
+    enumerated = run_cli("enumerate", "--database-url", instance.db.url, *queue, env=ENV)
     assert enumerated.returncode == 0, enumerated.stderr
-    worked = cli("worker", "--config", str(configs[0]), *queue, "--until-empty")
+    worked = run_cli("worker", "--config", str(configs[0]), *queue, "--until-empty", env=ENV)
     assert worked.returncode == 0, worked.stderr
     assert "0 failed" in worked.stderr
     ran = run("--config", str(configs[1]))
@@ -288,6 +276,6 @@ def test_enumerate_then_worker_from_disk_equals_run_and_plan_reads_it(
         assert by_worker == headers_and_privacy(client, via_run, key), key
         assert by_worker == (seeded.content_type, CACHE_CONTROL, seeded.acl == "public-read"), key
     # and plan, given the same config, lists the keys from the database
-    planned = cli("plan", "--config", str(configs[0]))
+    planned = run_cli("plan", "--config", str(configs[0]), env=ENV)
     assert planned.returncode == 0, planned.stderr
     assert set(planned.stdout.splitlines()) == {ref.key for ref in instance.refs}

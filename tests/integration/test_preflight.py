@@ -164,7 +164,7 @@ def test_source_without_the_referenced_objects_refuses_unless_allowed(
     assert "--allow-missing" in line, line
     assert destination_keys(migration) == []
     # and --allow-missing goes on: everything is missing, nothing fails
-    allowed = run_cli("run", "--config", settings, "--allow-missing", timeout=120)
+    allowed = run_cli("run", "--config", settings, "--allow-missing")
     assert allowed.returncode == 0, allowed.stderr
     assert "missing" in allowed.stderr
 
