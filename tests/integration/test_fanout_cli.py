@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +16,7 @@ from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from tests.support.mastodon_db import MastodonDb, all_refs
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
@@ -28,17 +26,6 @@ pytestmark = pytest.mark.integration
 
 MakeDb = Callable[..., MastodonDb]
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **ENV},
-    )
 
 
 def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
@@ -108,14 +95,16 @@ def test_enumerate_then_worker_until_empty_equals_run(
     queue = ["--queue-url", queue_url, "--sqs-endpoint-url", source.endpoint_url]
     queue += ["--region", "us-east-1"]
     # when: enumerate where the database is, then a worker elsewhere
-    enumerated = cli("enumerate", "--database-url", db.url, *queue)
+    enumerated = run_cli("enumerate", "--database-url", db.url, *queue, env=ENV)
     assert enumerated.returncode == 0, enumerated.stderr
     assert f"{len(refs):,} objects sent" in enumerated.stderr
     worker_config = config(
         tmp_path / "worker.toml", db.url, source, destination, (source_bucket, via_queue)
     )
     acl = ["--acl", "none"]
-    worked = cli("worker", "--config", str(worker_config), *queue, *acl, "--until-empty")
+    worked = run_cli(
+        "worker", "--config", str(worker_config), *queue, *acl, "--until-empty", env=ENV
+    )
     assert worked.returncode == 0, worked.stderr
     assert "0 failed" in worked.stderr
     assert f"withheld {len(private):,} objects Mastodon made private" in worked.stderr
@@ -123,7 +112,7 @@ def test_enumerate_then_worker_until_empty_equals_run(
     run_config = config(
         tmp_path / "run.toml", db.url, source, destination, (source_bucket, via_run)
     )
-    ran = cli("run", "--config", str(run_config), *acl)
+    ran = run_cli("run", "--config", str(run_config), *acl, env=ENV)
     assert ran.returncode == 0, ran.stderr
     assert f"withheld {len(private):,} objects Mastodon made private" in ran.stderr
     # then

@@ -6,7 +6,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import generate_rows
 from tests.support.mastodon_db import MastodonDb
+from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +30,6 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "plan", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 # An independent statement of Mastodon's layout, written from the spec's prose and
@@ -122,7 +112,7 @@ def test_plan_prints_exactly_the_keys_mastodon_wrote(
         for key in expected_keys(table, row)
     ]
     # when
-    result = plan("--database-url", db.url, "--page-size", "700")
+    result = run_cli("plan", "--database-url", db.url, "--page-size", "700")
     # then
     assert result.returncode == 0, result.stderr
     printed = result.stdout.splitlines()
@@ -136,7 +126,7 @@ def test_plan_summary_counts(
 ) -> None:
     db = mastodon_db()
     seed(db, generated, SchemaVersion.CURRENT)
-    result = plan("--database-url", db.url, "--type", "media_attachments", "--summary")
+    result = run_cli("plan", "--database-url", db.url, "--type", "media_attachments", "--summary")
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     rows = [
@@ -159,7 +149,7 @@ def test_plan_reads_the_database_from_the_config_file(mastodon_db: MakeDb, tmp_p
     config.write_text(
         f'[database]\nurl = "{db.url}"\npage_size = 3\n\n[source]\nbucket = "b"\nkey_prefix = "m"\n'
     )
-    result = plan("--config", str(config), "--type", "custom_emojis")
+    result = run_cli("plan", "--config", str(config), "--type", "custom_emojis")
     assert result.returncode == 0, result.stderr
     assert result.stdout
     assert all(key.startswith("m/") for key in result.stdout.splitlines())
@@ -173,7 +163,7 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_bad_url_is_a_one_line_error() -> None:
-    result = plan("--database-url", "mysql://u:secret@h/db")
+    result = run_cli("plan", "--database-url", "mysql://u:secret@h/db")
     assert result.returncode == 2
     line = one_line_error(result)
     assert "postgresql://USER:PASSWORD@HOST:PORT/DATABASE" in line
@@ -181,7 +171,9 @@ def test_bad_url_is_a_one_line_error() -> None:
 
 
 def test_unreachable_database_is_a_one_line_error(unused_port: int) -> None:
-    result = plan("--database-url", f"postgresql://u:pw@127.0.0.1:{unused_port}/mastodon")
+    result = run_cli(
+        "plan", "--database-url", f"postgresql://u:pw@127.0.0.1:{unused_port}/mastodon"
+    )
     assert result.returncode == 3
     assert re.search(
         r"cannot connect to PostgreSQL at u@127\.0\.0\.1:\d+/mastodon", one_line_error(result)
@@ -191,7 +183,7 @@ def test_unreachable_database_is_a_one_line_error(unused_port: int) -> None:
 def test_wrong_password_names_the_setting_and_hides_the_password(mastodon_db: MakeDb) -> None:
     db = mastodon_db()
     wrong = re.sub(r":[^:@/]+@", ":not-the-password@", db.url)
-    result = plan("--database-url", wrong)
+    result = run_cli("plan", "--database-url", wrong)
     assert result.returncode == 3
     line = one_line_error(result)
     assert "password" in line
@@ -201,13 +193,13 @@ def test_wrong_password_names_the_setting_and_hides_the_password(mastodon_db: Ma
 def test_database_without_mastodon_tables(mastodon_db: MakeDb) -> None:
     db = mastodon_db()
     db.conn.run("DROP TABLE accounts")
-    result = plan("--database-url", db.url)
+    result = run_cli("plan", "--database-url", db.url)
     assert result.returncode == 3
     assert "no table accounts" in one_line_error(result)
     assert result.stdout == ""
 
 
 def test_unknown_type_is_refused() -> None:
-    result = plan("--database-url", "postgresql://u@h/db", "--type", "statuses")
+    result = run_cli("plan", "--database-url", "postgresql://u@h/db", "--type", "statuses")
     assert result.returncode == 2
     assert "unknown type 'statuses'" in one_line_error(result)

@@ -6,7 +6,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.s3 import Bucket
 from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
 from tests.support.migration import Migration, prepare, run
+from tests.support.processes import CLI
 from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ def test_interrupting_leaves_no_partial_object_and_a_rerun_completes(
     )
     multipart = CopySettings(multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB)
     config, report = migration.config(tmp_path, copy=multipart), tmp_path / "report.json"
-    command = [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)]
+    command = [*CLI, "run", "--config", str(config)]
     command += ["--workers", "3", "--report", str(report)]
     # when interrupted while copying
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
