@@ -9,8 +9,6 @@ refused and listed, not copied.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +38,7 @@ from mastodon_s3_sync.transport.lambda_edge import EventError, parse_enumerator_
 from mastodon_s3_sync.transport.messages import MessageError, decode
 from tests.events.factory import FakeLambdaContext, sqs_event_for_bodies
 from tests.support.mastodon_db import MastodonDb
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 MakeDb = Callable[..., MastodonDb]
@@ -383,13 +382,7 @@ def test_run_copies_strange_but_safe_names_and_lists_the_refused_ones(
     report_path = tmp_path / "report.json"
     report = ("--report", str(report_path))
     # when
-    result = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config), *report],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli("run", "--config", str(config), *report)
     # then the safe ones are copied under the prefix, the others listed as refused
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr

@@ -13,7 +13,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -40,6 +39,7 @@ from tests.support.faultproxy import (
 )
 from tests.support.invariant import MATRIX, Verdict, check_invariant, open_uploads
 from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
+from tests.support.processes import CLI, run_cli
 from tests.support.s3_servers import BucketNames
 
 MakeDb = Callable[..., MastodonDb]
@@ -156,13 +156,7 @@ def wait_until(condition: Callable[[], bool], child: subprocess.Popen[Any]) -> N
 
 
 def run_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mastodon_s3_sync", "run", *args]
-
-
-def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        run_command(*args), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return [*CLI, "run", *args]
 
 
 def run_with_report(
@@ -170,7 +164,7 @@ def run_with_report(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     report = scene.tmp_path / "report.json"
     report.unlink(missing_ok=True)
-    result = run("--config", str(config), "--report", str(report), *extra)
+    result = run_cli("run", "--config", str(config), "--report", str(report), *extra)
     assert "Traceback" not in result.stderr, result.stderr
     assert report.exists(), result.stderr
     return result, json.loads(report.read_text())
@@ -242,7 +236,7 @@ def test_destination_hard_down_for_a_while_then_back(scene: Scene) -> None:
 def test_provider_down_at_start_is_refused_clearly(scene: Scene) -> None:
     with FaultProxy(scene.source.endpoint_url, rules=[FaultRule.hard_down(600)]) as source:
         url = source.url
-        result = run("--config", str(scene.config(source_url=url)))
+        result = run_cli("run", "--config", str(scene.config(source_url=url)))
     assert result.returncode == 2
     assert f"source bucket {scene.source_bucket!r} at {url}" in result.stderr
     assert "answered 503" in result.stderr

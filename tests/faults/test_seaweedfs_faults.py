@@ -9,8 +9,6 @@ multipart upload left open.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +22,7 @@ from mastodon_s3_sync.demo.seed import seed_database
 from tests.support.faultproxy import MULTIPART_OPERATIONS, FaultProxy, Operation, mixed_faults
 from tests.support.invariant import MATRIX, check_invariant
 from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 MIB = 1024 * 1024
@@ -88,13 +87,7 @@ def test_ten_percent_faults_into_seaweedfs(
         report_path = tmp_path / "report.json"
         command = ["run", "--config", str(config), "--report", str(report_path)]
         # when
-        result = subprocess.run(
-            [sys.executable, "-m", "mastodon_s3_sync", *command],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        result = run_cli(*command)
         injected = source_proxy.stats.total_injected + destination_proxy.stats.total_injected
     # then the retries absorbed every fault: each object intact or listed, no upload open
     assert "Traceback" not in result.stderr, result.stderr

@@ -9,8 +9,6 @@ servers, an unreadable ACL), and everything the commands and handlers print or w
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +30,7 @@ from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
 from tests.support.invariant import acl_class
 from tests.support.lambda_output import CurrentStdout, Output
 from tests.support.mastodon_db import MastodonDb
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 MakeDb = Callable[..., MastodonDb]
@@ -47,16 +46,6 @@ def assert_no_secret(*outputs: str) -> None:
         for secret in SECRETS:
             for piece in (secret, secret[:9], secret[-9:]):
                 assert piece not in text, f"{piece!r} leaked in:\n{text}"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def database_url(postgres: LocalPostgres, db: MastodonDb, password: str, port: int = 0) -> str:
@@ -102,21 +91,25 @@ def test_secrets_stay_out_of_errors_of_run_plan_and_worker(
     create_bucket(moto.client(), destination.name)
     report = tmp_path / "report.json"
     cases = {
-        "run, wrong database password": cli(
+        "run, wrong database password": run_cli(
             "run", "--config", config("a", wrong_password, destination), "--report", str(report)
         ),
-        "run, database unreachable": cli("run", "--config", config("b", unreachable, destination)),
-        "run, S3 secret refused": cli("run", "--config", config("c", wrong_password, wrong_key)),
-        "run, bad bastion key": cli(
+        "run, database unreachable": run_cli(
+            "run", "--config", config("b", unreachable, destination)
+        ),
+        "run, S3 secret refused": run_cli(
+            "run", "--config", config("c", wrong_password, wrong_key)
+        ),
+        "run, bad bastion key": run_cli(
             "run", "--config", config("d", wrong_password, destination, bastion)
         ),
-        "plan, wrong database password": cli("plan", "--database-url", wrong_password),
-        "plan, password not encoded": cli(
+        "plan, wrong database password": run_cli("plan", "--database-url", wrong_password),
+        "plan, password not encoded": run_cli(
             "plan",
             "--database-url",
             wrong_password.replace(quote(DB_PASSWORD, safe=""), DB_PASSWORD),
         ),
-        "enumerate, database unreachable": cli(
+        "enumerate, database unreachable": run_cli(
             "enumerate",
             "--config",
             config("e", unreachable, destination),
@@ -124,7 +117,7 @@ def test_secrets_stay_out_of_errors_of_run_plan_and_worker(
             "--queue-url",
             "http://127.0.0.1:9/queue",
         ),
-        "worker, S3 secret refused": cli(
+        "worker, S3 secret refused": run_cli(
             "worker",
             "--config",
             config("f", wrong_password, wrong_key),
@@ -235,7 +228,9 @@ def test_private_objects_stay_private_in_every_acl_reading_path(
                 config_toml(db.url, source, server.bucket_settings(destination_bucket))
             )
             report = tmp_path / f"{name}.json"
-            result = cli("run", "--config", str(config), "--acl", "copy", "--report", str(report))
+            result = run_cli(
+                "run", "--config", str(config), "--acl", "copy", "--report", str(report)
+            )
             failed = {entry["key"] for entry in json.loads(report.read_text())["failed_keys"]}
             client = server.client()
             listed = client.list_objects_v2(Bucket=destination_bucket).get("Contents", [])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +41,7 @@ from tests.support.bad_endpoints import (
     raw_listener,
     untrusted_tls,
 )
+from tests.support.processes import CLI
 
 pytestmark = pytest.mark.integration
 
@@ -273,7 +273,7 @@ def _run(case: Case, bench: Bench) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SQS_SECRET, **case.env}
     env = {k: v for k, v in env.items() if v}
-    command = [sys.executable, "-m", "mastodon_s3_sync", *case.command(bench)]
+    command = [*CLI, *case.command(bench)]
     if case.isolated_network:
         # A fresh network namespace has no route anywhere: the resolver's query cannot
         # leave it, and the name fails to resolve without any traffic on the network.

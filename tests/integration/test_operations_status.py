@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from mastodon_s3_sync.ops.status import (
     read_status,
 )
 from mastodon_s3_sync.outcomes import Outcome, Tally
+from tests.support.processes import CLI
 from tests.support.stack_fixture import AWS_ENV, NO_WAIT, Deployed, Functions
 
 pytestmark = pytest.mark.integration
@@ -174,10 +174,9 @@ def test_status_without_a_run_id_follows_the_latest_run(deployed: Deployed) -> N
 
 def test_status_watch_redraws_until_ctrl_c(deployed: Deployed, run_in_progress: Run) -> None:
     # given status --watch 1 writing to a pipe (not a terminal)
-    command = [sys.executable, "-m", "mastodon_s3_sync"]
     args = deployed.cli("status", "--run-id", run_in_progress.run_id, "--watch", "1")
     process = subprocess.Popen(
-        [*command, *args],
+        [*CLI, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -9,11 +9,8 @@ multipart uploads aborted, the report written, the demo's servers stopped; exit 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +29,7 @@ from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
 from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
-from tests.support.processes import Child, is_running, listening_pids
+from tests.support.processes import Child, is_running, listening_pids, run_cli
 from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
@@ -141,22 +138,7 @@ def test_sigterm_stops_worker_cleanly(
     )
     queue_url = sqs.create_queue(QueueName=bucket)["QueueUrl"]
     queue = ["--queue-url", queue_url, "--sqs-endpoint-url", endpoint, "--region", "us-east-1"]
-    enumerated = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mastodon_s3_sync",
-            "enumerate",
-            "--database-url",
-            videos.database_url,
-            *queue,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **ENV},
-    )
+    enumerated = run_cli("enumerate", "--database-url", videos.database_url, *queue, env=ENV)
     assert enumerated.returncode == 0, enumerated.stderr
     command = ["worker", "--config", str(config), *queue, "--workers", "2"]
     with Child([*command, "--report", str(report)], env=ENV) as child:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +28,7 @@ from mastodon_s3_sync.mastodon.database import connect
 from mastodon_s3_sync.mastodon.tunnel import open_tunnel, parse_host_key
 from tests.support.mastodon_db import MastodonDb, MastodonDbFactory
 from tests.support.migration import prepare
+from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 from tests.support.sshd import LocalSshd
 
@@ -253,13 +252,7 @@ def test_plan_reads_the_database_through_the_bastion(
         f'host_key = "{sshd.host_key_line}"\n'
     )
     # when
-    result = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "plan", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli("plan", "--config", str(config))
     # then
     assert result.returncode == 0, result.stderr
     assert "custom_emojis/images/" in result.stdout
@@ -283,13 +276,7 @@ def test_run_through_the_bastion_says_so_before_connecting(
         f'private_key_file = "bastion-key"\nhost_key = "{sshd.host_key_line}"\n'
     )
     # when
-    result = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli("run", "--config", str(config))
     # then the line names the bastion, and comes before the preflight's summary
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
