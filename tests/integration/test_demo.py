@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -17,14 +17,7 @@ def test_demo_migrates_every_kind_keeps_private_private_and_names_what_it_leaves
     tmp_path: Path,
 ) -> None:
     # when
-    result = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", "demo", "--quick", "--reports", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = run_cli("demo", "--quick", "--reports", str(tmp_path), cwd=tmp_path)
     # then it succeeds, every copied object is verified, nothing failed
     assert result.returncode == 0, result.stderr
     err = result.stderr
@@ -75,14 +68,7 @@ def test_demo_on_a_mastodon_4_3_copies_users_imports(tmp_path: Path) -> None:
     # given a 4.3-shaped database, the last release with an imports table
     command = ["demo", "--quick", "--mastodon", "4.3", "--reports", str(tmp_path)]
     # when
-    result = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = run_cli(*command, cwd=tmp_path)
     # then imports are copied and verified like every other kind, and nothing is left out
     assert result.returncode == 0, result.stderr
     run = json.loads((tmp_path / "demo-run-report.json").read_text())
@@ -96,14 +82,7 @@ def test_demo_on_a_mastodon_4_3_copies_users_imports(tmp_path: Path) -> None:
 def test_demo_from_disk_copies_public_system_and_keeps_0600_files_private(tmp_path: Path) -> None:
     # when the sandbox's Mastodon keeps its media on local storage
     command = ["demo", "--quick", "--from-disk", "--reports", str(tmp_path)]
-    result = subprocess.run(
-        [sys.executable, "-m", "mastodon_s3_sync", *command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = run_cli(*command, cwd=tmp_path)
     # then the directory (found through the .env) is copied, verified, private stays private
     assert result.returncode == 0, result.stderr
     err = result.stderr

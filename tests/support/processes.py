@@ -24,9 +24,13 @@ CLI_TIMEOUT_SECONDS = 300
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT_SECONDS
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = CLI_TIMEOUT_SECONDS,
 ) -> subprocess.CompletedProcess[str]:
-    """``mastodon-s3-sync ARGS`` to completion, its output captured; ``env`` added to ours."""
+    """``mastodon-s3-sync ARGS`` to completion (in ``cwd``, ``env`` added to ours), its output
+    captured."""
     return subprocess.run(
         [*CLI, *args],
         capture_output=True,
@@ -34,6 +38,7 @@ def run_cli(
         timeout=timeout,
         check=False,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
