@@ -17,6 +17,7 @@ pytest_plugins = [
     "pytester",
     "tests.support.mastodon_db",
     "tests.support.s3_servers",
+    "tests.support.migration",
     "tests.support.seaweedfs",
     "tests.support.copier_lambda",
     "tests.support.stack_fixture",

@@ -12,7 +12,7 @@ from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.postgres import LocalPostgres
 from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from tests.support.mastodon_db import MastodonDb, MastodonDbFactory
-from tests.support.migration import prepare
+from tests.support.migration import Migration, prepare
 from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
@@ -158,14 +158,11 @@ def line_of(output: str, start: str) -> str:
 
 
 def test_source_objects_found_in_the_sandbox(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
     check: Run,
 ) -> None:
     # given a seeded database and the source bucket holding its objects
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     # when
     status, output = check("--config", str(migration.config(tmp_path)))
     # then the preflight's look at the source is its own check, and it passes

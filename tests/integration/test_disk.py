@@ -29,7 +29,7 @@ from mastodon_s3_sync.storage.disk import PARTIAL_SUFFIX, DiskObjects, disk_buck
 from mastodon_s3_sync.storage.s3 import Bucket
 from tests.support.disk_tree import prepare_disk
 from tests.support.mastodon_db import MastodonDbFactory
-from tests.support.migration import prepare, run
+from tests.support.migration import Migration, run
 from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
@@ -143,13 +143,10 @@ def test_disk_to_s3_uploads_what_mastodon_would_have(
 
 
 def test_s3_to_disk_writes_files_with_modes_and_skips_by_stat(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a seeded bucket and an empty directory
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     root = tmp_path / "system"
     root.mkdir()
     config = tmp_path / "sync.toml"

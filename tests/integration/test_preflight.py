@@ -125,13 +125,10 @@ def test_read_only_destination_refuses(
 @pytest.mark.parametrize("where", ["missing-directory", "a-directory", "read-only-directory"])
 def test_report_path_that_cannot_be_written_refuses(
     where: str,
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a report path that would fail only after the copy
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     report = {
         "missing-directory": tmp_path / "no" / "such" / "report.json",
         "a-directory": tmp_path,
@@ -170,13 +167,10 @@ def test_source_without_the_referenced_objects_refuses_unless_allowed(
 
 
 def test_preflight_summary_before_the_copy(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a good migration
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     report = tmp_path / "report.json"
     done = run_cli(
         "run", "--config", config(migration, tmp_path, AclMode.COPY), "--report", str(report)

@@ -4,22 +4,18 @@ destination that keeps no ACL, and written private where the source leaks it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from tests.integration.test_run import acl_class
-from tests.support.mastodon_db import MastodonDb, all_refs
-from tests.support.migration import Migration, prepare, run
+from tests.support.mastodon_db import all_refs
+from tests.support.migration import Migration, run
 from tests.support.processes import run_cli
-from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 
-MakeDb = Callable[..., MastodonDb]
 SUSPENDED_MEDIA = 5
 
 
@@ -64,13 +60,10 @@ def report_keys(report: Path, name: str) -> set[str]:
 
 
 def test_acl_none_withholds_exactly_the_private_objects_until_told_to_copy(
-    mastodon_db: MakeDb,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a suspended account's media in the database
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     private = suspend_an_account(migration)
     config, report = migration.config(tmp_path), tmp_path / "report.json"
     destination = migration.destination.client()
@@ -108,13 +101,10 @@ def test_acl_none_withholds_exactly_the_private_objects_until_told_to_copy(
 
 
 def test_acl_copy_writes_private_what_the_source_leaks_and_reports_it(
-    mastodon_db: MakeDb,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a suspended account's media that the source serves publicly
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     private = suspend_an_account(migration)
     leaked = stored_keys(migration, private)
     assert leaked
@@ -141,13 +131,10 @@ def public_url(migration: Migration) -> str:
 
 
 def test_public_url_passes_where_the_world_reads_public_and_not_private(
-    mastodon_db: MakeDb,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a copy with each object's ACL, a suspended account's media written private
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     private = stored_keys(migration, suspend_an_account(migration))
     config, report = migration.config(tmp_path), tmp_path / "verify.json"
     assert run("--config", str(config)).returncode == 0
@@ -175,13 +162,10 @@ def test_public_url_passes_where_the_world_reads_public_and_not_private(
 
 
 def test_public_url_fails_on_a_bucket_nobody_may_read(
-    mastodon_db: MakeDb,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a copy written with no ACL: nothing in the bucket is readable anonymously
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config, report = migration.config(tmp_path), tmp_path / "verify.json"
     assert run("--config", str(config), "--acl", "none").returncode == 0
     # when verified anonymously, on a sample of 20

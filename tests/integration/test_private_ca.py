@@ -14,12 +14,9 @@ from pathlib import Path
 import pytest
 
 from mastodon_s3_sync.config.layers import config_toml
-from mastodon_s3_sync.demo.s3servers import MotoS3Server
-from tests.support.mastodon_db import MastodonDbFactory
-from tests.support.migration import prepare
+from tests.support.migration import Migration
 from tests.support.private_ca import tls_front
 from tests.support.processes import run_cli
-from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +24,10 @@ PROG = "mastodon-s3-sync: error: "
 
 
 def test_private_ca_endpoint_with_and_without_its_ca(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given the destination behind TLS with a certificate of a private CA
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     source = migration.source.bucket_settings(migration.source_bucket)
     plain = migration.destination.bucket_settings(migration.destination_bucket)
     with tls_front(tmp_path, migration.destination.port) as front:

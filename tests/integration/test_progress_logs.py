@@ -14,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mastodon_s3_sync.demo.s3servers import MotoS3Server
-from tests.support.mastodon_db import MastodonDbFactory
-from tests.support.migration import prepare
+from tests.support.migration import Migration
 from tests.support.processes import run_cli
-from tests.support.s3_servers import BucketNames
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +27,10 @@ def number(text: str) -> int:
 
 
 def test_progress_totals_never_decrease_and_json_logs_parse(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     log = tmp_path / "run.jsonl"
     # when run off a terminal, a progress line every 20 ms, every event logged in JSON
     done = run_cli(
@@ -79,12 +73,9 @@ def test_progress_totals_never_decrease_and_json_logs_parse(
 
 
 def test_quiet_prints_no_progress(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     done = run_cli(
         "run", "--config", str(migration.config(tmp_path)), "-q", "--progress-every", "0.02"
     )
@@ -100,13 +91,10 @@ def indices(lines: list[str], *starts: str) -> list[int]:
 
 
 def test_a_status_line_for_each_slow_phase_in_order(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config, log = str(migration.config(tmp_path)), tmp_path / "events.jsonl"
     logs = ("--log-file", str(log), "--log-format", "json")
     # when run, then verify, off a terminal
@@ -144,13 +132,10 @@ def test_a_status_line_for_each_slow_phase_in_order(
 
 
 def test_quiet_verify_prints_only_its_closing_summary(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a finished copy
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = str(migration.config(tmp_path))
     assert run_cli("run", "--config", config, "-q").returncode == 0
     # when

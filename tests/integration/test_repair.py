@@ -14,12 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.storage.protocol import ALL_USERS_URI
-from tests.support.mastodon_db import MastodonDbFactory
-from tests.support.migration import prepare
+from tests.support.migration import Migration
 from tests.support.processes import run_cli
-from tests.support.s3_servers import BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -33,13 +30,10 @@ def is_public(client: S3Client, bucket: str, key: str) -> bool:
 
 
 def test_from_report_copies_exactly_the_findings(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a finished copy
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = str(migration.config(tmp_path))
     assert run_cli("run", "--config", config).returncode == 0
     legacy = {ref.alternates[0] for ref in migration.manifest.legacy}
@@ -94,13 +88,10 @@ def test_from_report_copies_exactly_the_findings(
 
 
 def test_from_report_refuses_a_report_of_other_buckets(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a verify report of another destination, and a file that is no verify report
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = str(migration.config(tmp_path))
     other = tmp_path / "other.json"
     other.write_text(

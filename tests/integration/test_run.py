@@ -55,13 +55,10 @@ def assert_destination_matches(migration: Migration, *, check_acl: bool) -> None
 
 
 def test_run_between_two_providers_keeps_bytes_headers_and_acl(
-    mastodon_db: MakeDb,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a seeded source with private objects, legacy placements and missing files
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     assert migration.manifest.missing
     assert migration.manifest.legacy
     assert any(o.acl == "private" for o in migration.manifest.objects.values())

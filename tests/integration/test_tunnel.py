@@ -21,15 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from mastodon_s3_sync.config.settings import DatabaseSettings
 from mastodon_s3_sync.demo.loader import insert_rows
 from mastodon_s3_sync.demo.postgres import LocalPostgres
-from mastodon_s3_sync.demo.s3servers import MotoS3Server
 from mastodon_s3_sync.demo.seed import generate_rows
 from mastodon_s3_sync.errors import DatabaseError, SettingsError
 from mastodon_s3_sync.mastodon.database import connect
 from mastodon_s3_sync.mastodon.tunnel import open_tunnel, parse_host_key
-from tests.support.mastodon_db import MastodonDb, MastodonDbFactory
-from tests.support.migration import prepare
+from tests.support.mastodon_db import MastodonDb
+from tests.support.migration import Migration
 from tests.support.processes import run_cli
-from tests.support.s3_servers import BucketNames
 from tests.support.sshd import LocalSshd
 
 pytestmark = pytest.mark.integration
@@ -261,13 +259,10 @@ def test_plan_reads_the_database_through_the_bastion(
 
 def test_run_through_the_bastion_says_so_before_connecting(
     sshd: LocalSshd,
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a migration whose database is reached through the bastion
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     (tmp_path / "bastion-key").write_text(sshd.client_private_key)
     config = migration.config(tmp_path)
     config.write_text(

@@ -85,13 +85,10 @@ def _mutate(migration: Migration) -> dict[str, str]:
 
 
 def test_verify_finds_each_kind_of_difference(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a copy (with files gone at the source and legacy placements) that is then damaged
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = copied(migration, tmp_path)
     report = tmp_path / "verify.json"
     assert run_cli("verify", "--config", str(config), "--full").returncode == 0
@@ -111,12 +108,9 @@ def test_verify_finds_each_kind_of_difference(
 
 
 def test_a_sample_costs_four_requests_per_sampled_object(
-    mastodon_db: MastodonDbFactory,
-    moto_servers: tuple[MotoS3Server, MotoS3Server],
-    fresh_bucket_name: BucketNames,
+    migration: Migration,
     tmp_path: Path,
 ) -> None:
-    migration = prepare(mastodon_db, moto_servers, fresh_bucket_name)
     config = copied(migration, tmp_path)
     report = tmp_path / "verify.json"
     result = run_cli("verify", "--config", str(config), "--sample", "25", "--report", str(report))

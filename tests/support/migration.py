@@ -1,5 +1,6 @@
 """A migration to run: a seeded Mastodon database and source bucket, an empty destination
-bucket, and ``mastodon-s3-sync run`` as a child process."""
+bucket (the ``migration`` fixture: between the two moto servers), and ``mastodon-s3-sync run``
+as a child process."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest
+
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import CopySettings
 from mastodon_s3_sync.demo.media import SeedManifest, create_bucket, seed_bucket
-from mastodon_s3_sync.demo.s3servers import LocalS3Server
+from mastodon_s3_sync.demo.s3servers import LocalS3Server, MotoS3Server
 from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef
@@ -76,6 +79,16 @@ def prepare(
         acl_supported=acl_supported,
     )
     return Migration(db, source, destination, source_bucket, destination_bucket, refs, manifest)
+
+
+@pytest.fixture
+def migration(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+) -> Migration:
+    """A migration between the two moto servers, made by :func:`prepare`."""
+    return prepare(mastodon_db, moto_servers, fresh_bucket_name)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
