@@ -28,7 +28,7 @@ from tests.support.disk_tree import prepare_disk, seed_directory
 from tests.support.mastodon_db import MastodonDbFactory, all_refs, insert_videos
 from tests.support.migration import run
 from tests.support.processes import CLI, run_cli
-from tests.support.s3_servers import BucketNames
+from tests.support.s3_servers import MOTO_ENV, BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -40,7 +40,6 @@ VIDEO_BYTES = 24 * MIB
 VIDEOS = 6
 MULTIPART = CopySettings(multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB)
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
@@ -171,7 +170,7 @@ def test_ctrl_c_from_disk_then_a_rerun_completes(
     assert rerun.returncode == 0, rerun.stderr
     assert report_of(report)["skipped"] == len(listed)
     assert len(listing(client, bucket)) == len(refs)
-    verified = run_cli("verify", "--config", str(config), env=ENV)
+    verified = run_cli("verify", "--config", str(config), env=MOTO_ENV)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -215,7 +214,7 @@ def test_ctrl_c_to_disk_leaves_no_partial_file_then_a_rerun_completes(
     assert rerun.returncode == 0, rerun.stderr
     assert report_of(report)["skipped"] == len(files)
     assert len([path for path in root.rglob("*") if path.is_file()]) == len(refs)
-    verified = run_cli("verify", "--config", str(config), env=ENV)
+    verified = run_cli("verify", "--config", str(config), env=MOTO_ENV)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -253,9 +252,9 @@ def test_enumerate_then_worker_from_disk_equals_run_and_plan_reads_it(
     queue = ["--queue-url", queue_url, "--sqs-endpoint-url", destination.endpoint_url]
     queue += ["--region", "us-east-1"]
     # when: enumerate, a worker reading the directory, and run
-    enumerated = run_cli("enumerate", "--database-url", instance.db.url, *queue, env=ENV)
+    enumerated = run_cli("enumerate", "--database-url", instance.db.url, *queue, env=MOTO_ENV)
     assert enumerated.returncode == 0, enumerated.stderr
-    worked = run_cli("worker", "--config", str(configs[0]), *queue, "--until-empty", env=ENV)
+    worked = run_cli("worker", "--config", str(configs[0]), *queue, "--until-empty", env=MOTO_ENV)
     assert worked.returncode == 0, worked.stderr
     assert "0 failed" in worked.stderr
     ran = run("--config", str(configs[1]))
@@ -276,6 +275,6 @@ def test_enumerate_then_worker_from_disk_equals_run_and_plan_reads_it(
         assert by_worker == headers_and_privacy(client, via_run, key), key
         assert by_worker == (seeded.content_type, CACHE_CONTROL, seeded.acl == "public-read"), key
     # and plan, given the same config, lists the keys from the database
-    planned = run_cli("plan", "--config", str(configs[0]), env=ENV)
+    planned = run_cli("plan", "--config", str(configs[0]), env=MOTO_ENV)
     assert planned.returncode == 0, planned.stderr
     assert set(planned.stdout.splitlines()) == {ref.key for ref in instance.refs}

@@ -17,7 +17,7 @@ from mastodon_s3_sync.demo.schema import SchemaVersion
 from mastodon_s3_sync.demo.seed import seed_database
 from tests.support.mastodon_db import MastodonDb, all_refs
 from tests.support.processes import run_cli
-from tests.support.s3_servers import BucketNames
+from tests.support.s3_servers import MOTO_ENV, BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 MakeDb = Callable[..., MastodonDb]
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
@@ -40,7 +39,7 @@ def listing(client: S3Client, bucket: str) -> dict[str, tuple[int, str]]:
 def config(
     path: Path, url: str, source: MotoS3Server, destination: MotoS3Server, buckets: tuple[str, str]
 ) -> Path:
-    # no keys in the file: credentials come from the standard AWS environment (ENV)
+    # no keys in the file: credentials come from the standard AWS environment (MOTO_ENV)
     source_side, destination_side = (
         replace(server.bucket_settings(bucket), access_key_id=None, secret_access_key=None)
         for server, bucket in ((source, buckets[0]), (destination, buckets[1]))
@@ -95,7 +94,7 @@ def test_enumerate_then_worker_until_empty_equals_run(
     queue = ["--queue-url", queue_url, "--sqs-endpoint-url", source.endpoint_url]
     queue += ["--region", "us-east-1"]
     # when: enumerate where the database is, then a worker elsewhere
-    enumerated = run_cli("enumerate", "--database-url", db.url, *queue, env=ENV)
+    enumerated = run_cli("enumerate", "--database-url", db.url, *queue, env=MOTO_ENV)
     assert enumerated.returncode == 0, enumerated.stderr
     assert f"{len(refs):,} objects sent" in enumerated.stderr
     worker_config = config(
@@ -103,7 +102,7 @@ def test_enumerate_then_worker_until_empty_equals_run(
     )
     acl = ["--acl", "none"]
     worked = run_cli(
-        "worker", "--config", str(worker_config), *queue, *acl, "--until-empty", env=ENV
+        "worker", "--config", str(worker_config), *queue, *acl, "--until-empty", env=MOTO_ENV
     )
     assert worked.returncode == 0, worked.stderr
     assert "0 failed" in worked.stderr
@@ -112,7 +111,7 @@ def test_enumerate_then_worker_until_empty_equals_run(
     run_config = config(
         tmp_path / "run.toml", db.url, source, destination, (source_bucket, via_run)
     )
-    ran = run_cli("run", "--config", str(run_config), *acl, env=ENV)
+    ran = run_cli("run", "--config", str(run_config), *acl, env=MOTO_ENV)
     assert ran.returncode == 0, ran.stderr
     assert f"withheld {len(private):,} objects Mastodon made private" in ran.stderr
     # then

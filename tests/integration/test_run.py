@@ -24,7 +24,7 @@ from mastodon_s3_sync.storage.s3 import Bucket
 from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
 from tests.support.migration import Migration, prepare, run
 from tests.support.processes import CLI
-from tests.support.s3_servers import BucketNames
+from tests.support.s3_servers import MOTO_ENV, BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -220,15 +220,14 @@ def test_bad_buckets_and_endpoints_are_clear_errors(
     create_bucket(source.client(), existing)
     common = ["--database-url", db.url, "--source", f"s3://{existing}"]
     common += ["--source-endpoint-url", source.endpoint_url, "--source-region", "us-east-1"]
-    # credentials from the standard AWS environment, for both sides
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    # credentials from the standard AWS environment (MOTO_ENV), for both sides
     unknown = run(
         *common,
         "--destination",
         "s3://no-such-bucket-here",
         "--destination-endpoint-url",
         destination.endpoint_url,
-        env=env,
+        env=MOTO_ENV,
     )
     assert unknown.returncode == 2
     assert "destination bucket 'no-such-bucket-here' does not exist" in unknown.stderr
@@ -238,7 +237,7 @@ def test_bad_buckets_and_endpoints_are_clear_errors(
         f"s3://{existing}-x",
         "--destination-endpoint-url",
         "http://127.0.0.1:9",
-        env=env,
+        env=MOTO_ENV,
     )
     assert closed.returncode == 2
     assert "cannot reach the destination endpoint http://127.0.0.1:9" in closed.stderr

@@ -30,7 +30,7 @@ from mastodon_s3_sync.demo.schema import SchemaVersion, create_schema
 from tests.support.faultproxy import Fault, FaultProxy, FaultRule, Operation
 from tests.support.mastodon_db import MastodonDb, all_refs, insert_videos
 from tests.support.processes import Child, is_running, listening_pids, run_cli
-from tests.support.s3_servers import BucketNames
+from tests.support.s3_servers import MOTO_ENV, BucketNames
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -39,7 +39,6 @@ pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 VIDEOS = 4
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 MULTIPART = CopySettings(multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB)
 
 
@@ -138,10 +137,10 @@ def test_sigterm_stops_worker_cleanly(
     )
     queue_url = sqs.create_queue(QueueName=bucket)["QueueUrl"]
     queue = ["--queue-url", queue_url, "--sqs-endpoint-url", endpoint, "--region", "us-east-1"]
-    enumerated = run_cli("enumerate", "--database-url", videos.database_url, *queue, env=ENV)
+    enumerated = run_cli("enumerate", "--database-url", videos.database_url, *queue, env=MOTO_ENV)
     assert enumerated.returncode == 0, enumerated.stderr
     command = ["worker", "--config", str(config), *queue, "--workers", "2"]
-    with Child([*command, "--report", str(report)], env=ENV) as child:
+    with Child([*command, "--report", str(report)], env=MOTO_ENV) as child:
         wait_for_an_open_upload(videos.destination.client(), bucket, child)
         # when
         child.signal(signal.SIGTERM)

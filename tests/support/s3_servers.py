@@ -18,6 +18,8 @@ from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server
 
 BucketNames = Callable[[], str]
 """Returns a bucket name no other test uses."""
+MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+"""Credentials moto accepts, as the standard AWS environment gives them to a child process."""
 
 _SESSION_TAG = uuid.uuid4().hex[:8]
 _counter = itertools.count(1)
