@@ -50,6 +50,13 @@ MB_PER_MIB = 1.048576
 Summaries = Mapping[tuple[str, str, str], Summary]
 
 
+def _speedup(summary: Summary, reference: Summary | None) -> str:
+    """``1.23x``: objects/s of ``summary`` over ``reference``'s; ``-`` without one."""
+    if reference is None:
+        return "-"
+    return f"{summary.objects_per_second / reference.objects_per_second:.2f}x"
+
+
 def _rate(summary: Summary) -> str:
     low, high = summary.rate_range
     return f"{summary.objects_per_second:,.0f} ({low:,.0f}-{high:,.0f})"
@@ -205,11 +212,7 @@ def defaults_section(summaries: Summaries) -> list[str]:
         reference = summaries.get(("defaults", mode, RCLONE_DEFAULTS))
         for tool in _tools(summaries, "defaults", mode):
             summary = summaries[("defaults", mode, tool)]
-            ratio = (
-                f"{summary.objects_per_second / reference.objects_per_second:.2f}x"
-                if reference
-                else "-"
-            )
+            ratio = _speedup(summary, reference)
             lines.append(
                 f"| {tool} | {mode} | {_rate(summary)} | {ratio} | "
                 f"{summary.cpu_per_thousand:.2f} | {summary.extra.get('load_average', 0):.1f} | "
@@ -281,11 +284,7 @@ def same_endpoint_section(summaries: Summaries) -> list[str]:
         reference = summaries.get(("same-endpoint", mode, S5CMD_COPY))
         for tool in _tools(summaries, "same-endpoint", mode):
             summary = summaries[("same-endpoint", mode, tool)]
-            ratio = (
-                f"{summary.objects_per_second / reference.objects_per_second:.2f}x"
-                if reference
-                else "-"
-            )
+            ratio = _speedup(summary, reference)
             lines.append(
                 f"| {tool} | {mode} | {_rate(summary)} | {ratio} | "
                 f"{summary.cpu_per_thousand:.2f} | {summary.peak_rss_mib:.0f} | "
