@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -272,6 +273,26 @@ def test_a_killed_write_leaves_no_file_under_its_name_and_the_next_copy_cleans_u
     assert final.read_bytes() == body
     assert stat.S_IMODE(final.stat().st_mode) == 0o644
     assert not leftovers[0].exists()
+
+
+def test_a_streamed_write_that_ends_short_or_changed_leaves_no_file(tmp_path: Path) -> None:
+    objects = DiskObjects(tmp_path)
+    body = os.urandom(300 * KIB)
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
+    pieces = [
+        memoryview(body)[start : start + 100 * KIB] for start in range(0, len(body), 100 * KIB)
+    ]
+    short, changed = "accounts/avatars/short.png", "accounts/avatars/changed.png"
+    with pytest.raises(botocore.exceptions.ClientError, match="IncompleteBody"):
+        objects.put_stream(short, pieces[:2], len(body), {"ContentMD5": md5})
+    with pytest.raises(botocore.exceptions.ClientError, match="BadDigest"):
+        objects.put_stream(
+            changed, [*pieces[:2], memoryview(bytes(100 * KIB))], len(body), {"ContentMD5": md5}
+        )
+    assert list((tmp_path / "accounts/avatars").iterdir()) == []
+    written = objects.put_stream(short, pieces, len(body), {"ContentMD5": md5})
+    assert written["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'  # noqa: S324
+    assert (tmp_path / short).read_bytes() == body
 
 
 def test_no_write_leaves_the_root(tmp_path: Path) -> None:

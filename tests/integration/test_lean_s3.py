@@ -8,6 +8,7 @@ import hashlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -214,3 +215,61 @@ def test_a_server_that_drops_every_connection_costs_each_attempt_once(
     assert len(waits) == 2  # one backoff between attempts, none after the last
     assert all(0 <= wait <= 2.0 for wait in waits)
     assert time.monotonic() - started < 10
+
+
+def _pieces(body: bytes, size: int, fail_after: int | None = None) -> Iterator[memoryview]:
+    """``body`` in pieces of ``size`` bytes; raises once ``fail_after`` bytes went out."""
+    view = memoryview(body)
+    for start in range(0, len(body), size):
+        if fail_after is not None and start >= fail_after:
+            raise RuntimeError("the source broke off")
+        yield view[start : start + size]
+
+
+@pytest.mark.parametrize("kind", ["rclone", "moto"])
+def test_a_streamed_put_is_sent_once_and_a_cut_stream_stores_nothing(
+    kind: str,
+    rclone_servers: tuple[RcloneS3Server, RcloneS3Server],
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+) -> None:
+    server = rclone_servers[0] if kind == "rclone" else moto_servers[0]
+    bucket = fresh_bucket_name()
+    create_bucket(server.client(), bucket)
+    body = bytes(range(256)) * 8192  # 2 MiB
+    rules = [FaultRule(Fault.SLOW_DOWN_503, operations=(Operation.PUT,), key_pattern="slow")]
+    with FaultProxy(server.endpoint_url, rules=rules) as proxy:
+        settings = replace(server.bucket_settings(bucket), endpoint_url=proxy.url)
+        lean = _lean(settings, bucket, 2)
+        # a stream in pieces arrives whole, with its headers
+        put = lean.put_stream(
+            "whole.bin", _pieces(body, 256 * 1024), len(body), _fields(body, "private")
+        )
+        assert put["ETag"].strip('"') == hashlib.md5(body).hexdigest()  # noqa: S324
+        got = server.client().get_object(Bucket=bucket, Key="whole.bin")
+        assert got["Body"].read() == body
+        assert got["ContentType"] == "image/png"
+        # a stream cut short ends its request: nothing is stored under the key
+        with pytest.raises(RuntimeError, match="broke off"):
+            lean.put_stream(
+                "cut.bin",
+                _pieces(body, 256 * 1024, fail_after=1024 * 1024),
+                len(body),
+                _fields(body, "private"),
+            )
+        with pytest.raises(botocore.exceptions.ClientError) as missing:
+            server.client().head_object(Bucket=bucket, Key="cut.bin")
+        assert missing.value.response["Error"]["Code"] in {"404", "NoSuchKey"}
+        # a throttled stream is not sent again (its chunks are gone): one PUT, raised
+        before = proxy.stats.forwarded.get(Operation.PUT, 0) + proxy.stats.total_injected
+        with pytest.raises(botocore.exceptions.ClientError, match="SlowDown"):
+            lean.put_stream(
+                "slow.bin", _pieces(body, 1024 * 1024), len(body), _fields(body, "private")
+            )
+        after = proxy.stats.forwarded.get(Operation.PUT, 0) + proxy.stats.total_injected
+        assert after - before == 1
+        # and the pool carries on
+        lean.put_object("after.bin", body, _fields(body, "private"))
+        assert server.client().head_object(Bucket=bucket, Key="after.bin")["ContentLength"] == len(
+            body
+        )

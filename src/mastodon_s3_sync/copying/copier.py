@@ -30,7 +30,13 @@ from mastodon_s3_sync.mastodon.layout import (
 from mastodon_s3_sync.outcomes import Outcome
 from mastodon_s3_sync.storage.lean import TRANSPORT_ERRORS
 from mastodon_s3_sync.storage.listing import ABSENT, Listed, Sighting
-from mastodon_s3_sync.storage.protocol import PRIVATE, PUBLIC_READ, acl_class, is_not_found
+from mastodon_s3_sync.storage.protocol import (
+    PRIVATE,
+    PUBLIC_READ,
+    StreamingUploads,
+    acl_class,
+    is_not_found,
+)
 from mastodon_s3_sync.storage.retry import RetryPolicy
 from mastodon_s3_sync.storage.s3 import Bucket
 
@@ -48,6 +54,8 @@ from mastodon_s3_sync.copying.results import (
 from mastodon_s3_sync.copying.survey import NOT_SURVEYED, Sightings, Survey
 
 READ_CHUNK = 1 * MIB
+RELAY_CHUNK = 1 * MIB
+"""The buffer a relayed body passes through (:meth:`Copier._relay`)."""
 
 
 MAX_SINGLE_COPY = 5 * 1024 * MIB  # CopyObject's limit; larger objects are streamed
@@ -142,6 +150,7 @@ class Copier:
         self._stop = stop or threading.Event()
         self._source_prefix = apply_key_prefix(source.key_prefix, "")
         self._budget = ByteBudget(options.memory_budget_bytes)
+        self._relays = isinstance(destination.objects, StreamingUploads)
 
     def destination_key(self, source_key: str) -> str:
         """The same layout path under the destination's key prefix."""
@@ -185,7 +194,9 @@ class Copier:
         attempt = 1
         while True:
             try:
-                return self._copy_once(ref, seen if attempt == 1 else NOT_SURVEYED)
+                if attempt == 1:
+                    return self._copy_once(ref, seen, relay=self._relays)
+                return self._copy_once(ref, NOT_SURVEYED, relay=False)
             except _Retryable as error:
                 if not self._retry.may_retry(attempt):
                     raise CopyError(f"{error} (after {attempt} attempts)") from None
@@ -198,7 +209,7 @@ class Copier:
             self._retry.pause(attempt)
             attempt += 1
 
-    def _copy_once(self, ref: ObjectRef, seen: Sightings) -> CopyResult:
+    def _copy_once(self, ref: ObjectRef, seen: Sightings, *, relay: bool) -> CopyResult:
         candidates = (ref.key, *ref.alternates)
         if not self.options.force:
             present = self._destination_size(self.destination_key(ref.key), seen.destination)
@@ -224,7 +235,7 @@ class Copier:
             if server_side:
                 self._server_side_copy(found, destination_key, acl)
             else:
-                self._stream_copy(found, destination_key, acl)
+                self._stream_copy(found, destination_key, acl, relay=relay)
         finally:
             self._close(found)
         return CopyResult(
@@ -321,11 +332,17 @@ class Copier:
             headers["ACL"] = acl
         return headers
 
-    def _stream_copy(self, found: _Found, destination_key: str, acl: str | None) -> None:
+    def _stream_copy(
+        self, found: _Found, destination_key: str, acl: str | None, *, relay: bool
+    ) -> None:
         headers = self._headers(found, acl)
         if found.size > self.options.settings.multipart_threshold_bytes:
             with self._budget.hold(self.options.settings.part_size_bytes):
                 self._multipart_copy(found, destination_key, headers)
+            return
+        source_md5 = _source_md5(found)
+        if relay and source_md5 is not None:
+            self._relay(found, destination_key, headers, source_md5)
             return
         with self._budget.buffer(found.size) as buffer:
             received = self._read_into(found, buffer)
@@ -333,6 +350,32 @@ class Copier:
                 raise _Retryable(f"source {found.key}: body longer than {found.size} bytes")
             self._check_size(found, received)
             self._put_checked(found, destination_key, buffer, headers)
+
+    def _relay(self, found: _Found, key: str, headers: dict[str, Any], md5_hex: str) -> None:
+        """Send the body on to the destination as it arrives, with the source's MD5 as its
+        Content-MD5: the upload's round trip overlaps the download and no buffer holds the
+        whole object. Sent once; any failure is retried by a buffered attempt."""
+        store = cast(StreamingUploads, self.destination.objects)
+        fields = {**headers, "ContentMD5": base64.b64encode(bytes.fromhex(md5_hex)).decode()}
+        with self._budget.buffer(min(found.size, RELAY_CHUNK)) as chunk:
+            try:
+                response = store.put_stream(key, self._chunks(found, chunk), found.size, fields)
+            except botocore.exceptions.ClientError as error:
+                raise _Retryable(f"destination {key}: {_describe(error)}") from None
+        self._check_etag(key, response.get("ETag", ""), {md5_hex})
+
+    def _chunks(self, found: _Found, chunk: memoryview) -> Iterator[memoryview]:
+        """The body, read into ``chunk`` and yielded piece by piece; a body shorter or longer
+        than its size raises before its last byte is yielded, so no upload completes."""
+        left = found.size
+        while left:
+            received = self._read_into(found, chunk[: min(left, len(chunk))])
+            if not received:
+                raise _Retryable(f"source {found.key}: read {found.size - left} of {found.size}")
+            left -= received
+            if not left and found.response is not None and found.response["Body"].read(1):
+                raise _Retryable(f"source {found.key}: body longer than {found.size} bytes")
+            yield chunk[:received]
 
     def _put_checked(
         self, found: _Found, key: str, body: memoryview, headers: dict[str, Any]

@@ -26,7 +26,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -137,9 +137,20 @@ class DiskObjects:
 
     def put_object(self, key: str, body: bytes, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Write the file atomically; ``ContentMD5`` is checked before it is renamed."""
+        return self.put_stream(key, (memoryview(body),), len(body), fields)
+
+    def put_stream(
+        self, key: str, chunks: Iterable[memoryview], size: int, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """:meth:`put_object` of a body written as it comes; it must be ``size`` bytes."""
         upload = self.begin(key)
         try:
-            self.write(upload, body)
+            written = 0
+            for chunk in chunks:
+                self.write(upload, chunk)
+                written += len(chunk)
+            if written != size:
+                raise _error("IncompleteBody", 400, f"{written} of {size} bytes", "PutObject")
             expected = fields.get("ContentMD5")
             if (
                 expected is not None
@@ -174,7 +185,7 @@ class DiskObjects:
         return _Upload(key, final.parent, temporary, handle, hashlib.md5())  # noqa: S324
 
     @staticmethod
-    def write(upload: _Upload, data: bytes) -> None:
+    def write(upload: _Upload, data: bytes | memoryview) -> None:
         """Append ``data`` to the temporary file."""
         upload.handle.write(data)
         upload.digest.update(data)

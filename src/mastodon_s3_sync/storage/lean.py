@@ -24,7 +24,7 @@ import ssl
 import urllib.parse
 import urllib.request
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +95,7 @@ def lean_objects(
 
 
 class LeanObjects:
-    """GET, HEAD, PUT and ACL class of objects in one bucket. Thread-safe."""
+    """GET, HEAD, PUT (whole or streamed) and ACL class of objects in one bucket. Thread-safe."""
 
     def __init__(
         self,
@@ -146,14 +146,16 @@ class LeanObjects:
 
     def put_object(self, key: str, body: bytes, fields: Mapping[str, Any]) -> dict[str, Any]:
         """PutObject with boto3's parameter names (ContentType, ACL, Metadata, …)."""
-        headers = {
-            _PUT_HEADERS[name]: str(value) for name, value in fields.items() if name in _PUT_HEADERS
-        }
-        if isinstance(fields.get("Expires"), datetime):
-            headers["Expires"] = email.utils.format_datetime(fields["Expires"], usegmt=True)
-        for name, value in (fields.get("Metadata") or {}).items():
-            headers[f"{_META}{name}"] = value
-        response, _ = self._exchange("PUT", key, "", headers, body, "PutObject")
+        response, _ = self._exchange("PUT", key, "", _put_headers(fields), body, "PutObject")
+        return {"ETag": response.getheader("ETag", "")}
+
+    def put_stream(
+        self, key: str, chunks: Iterable[memoryview], size: int, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PutObject whose body is sent as ``chunks`` yields it (``Content-Length`` given, so
+        no chunked encoding); sent once (:class:`~.protocol.StreamingUploads`)."""
+        headers = {**_put_headers(fields), "Content-Length": str(size)}
+        response, _ = self._exchange("PUT", key, "", headers, _OneShot(chunks), "PutObject")
         return {"ETag": response.getheader("ETag", "")}
 
     def head_object(self, key: str) -> dict[str, Any]:
@@ -193,7 +195,7 @@ class LeanObjects:
         key: str | None,
         query: str,
         headers: dict[str, str],
-        body: bytes,
+        body: bytes | _OneShot,
         operation: str,
     ) -> tuple[http.client.HTTPResponse, bytes]:
         """A request whose whole (small) answer is read, retried like :meth:`_send`."""
@@ -204,7 +206,7 @@ class LeanObjects:
                 document = response.read()
             except TRANSPORT_ERRORS:
                 connection.close()
-                if not self._retry.may_retry(attempt):
+                if _sent(body) or not self._retry.may_retry(attempt):
                     raise
                 attempt += 1
                 continue
@@ -217,13 +219,14 @@ class LeanObjects:
         key: str | None,
         query: str,
         headers: dict[str, str],
-        body: bytes,
+        body: bytes | _OneShot,
         operation: str,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send with retries (throttling, 5xx, broken connections); a 2xx answer or raise.
 
         ``key`` None: a request on the bucket. ``query``: as sent and as signed (names and
-        values URI-encoded, sorted), a bare name standing for ``name=``."""
+        values URI-encoded, sorted), a bare name standing for ``name=``. A one-shot body
+        whose first chunk went out is never sent again: its failure is raised."""
         if key is None:
             path = self._base_path.rstrip("/") or "/"
         else:
@@ -247,15 +250,21 @@ class LeanObjects:
             except TRANSPORT_ERRORS:
                 if connection is not None:
                     connection.close()
+                if _sent(body):
+                    raise
                 if reused:
                     continue  # a pooled connection the server had closed: costs no attempt
                 attempt += 1
                 if not self._retry.may_retry(attempt):
                     raise
+            except BaseException:  # from a one-shot body's chunks: the request is cut short
+                if connection is not None:
+                    connection.close()
+                raise
             else:
                 self.release(connection)
                 attempt += 1
-                if not _transient(error) or not self._retry.may_retry(attempt):
+                if _sent(body) or not _transient(error) or not self._retry.may_retry(attempt):
                     raise error
             self._retry.pause(attempt)
 
@@ -334,6 +343,35 @@ class LeanObjects:
             self._signing_keys = {(secret, day): key}
             cached = key
         return cached
+
+
+class _OneShot:
+    """A streamed body for http.client: its chunks, and whether sending them began."""
+
+    def __init__(self, chunks: Iterable[memoryview]) -> None:
+        self._chunks = chunks
+        self.started = False
+
+    def __iter__(self) -> Iterator[memoryview]:
+        self.started = True
+        return iter(self._chunks)
+
+
+def _sent(body: bytes | _OneShot) -> bool:
+    """Whether ``body`` cannot be sent again: a one-shot body already (partly) sent."""
+    return isinstance(body, _OneShot) and body.started
+
+
+def _put_headers(fields: Mapping[str, Any]) -> dict[str, str]:
+    """PutObject's headers from boto3's parameter names."""
+    headers = {
+        _PUT_HEADERS[name]: str(value) for name, value in fields.items() if name in _PUT_HEADERS
+    }
+    if isinstance(fields.get("Expires"), datetime):
+        headers["Expires"] = email.utils.format_datetime(fields["Expires"], usegmt=True)
+    for name, value in (fields.get("Metadata") or {}).items():
+        headers[f"{_META}{name}"] = value
+    return headers
 
 
 class LeanBody:

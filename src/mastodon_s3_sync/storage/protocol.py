@@ -5,12 +5,14 @@ Two adapters satisfy :class:`ObjectStore`: :class:`~mastodon_s3_sync.storage.s3.
 the hot path). Both answer in boto3's shapes and raise botocore's ``ClientError``, so the
 copier treats them alike. Multipart uploads, server-side CopyObject, DeleteObject and
 (the copier's writes that are rare per object) stay with the botocore client of the bucket.
+Stores that can send a body while it is still being read also satisfy
+:class:`StreamingUploads`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import botocore.exceptions
@@ -46,6 +48,21 @@ class ObjectStore(Protocol):
     def list_page(self, prefix: str, start_after: str, max_keys: int) -> dict[str, Any]:
         """ListObjectsV2: ``Contents`` (Key, Size, ETag) after ``start_after``, and
         ``IsTruncated``."""
+        ...
+
+
+@runtime_checkable
+class StreamingUploads(Protocol):
+    """A store that sends an upload's body as it is read from elsewhere (the lean client, a
+    directory); botocore must be able to send a body again, so its adapter has no such call."""
+
+    def put_stream(
+        self, key: str, chunks: Iterable[memoryview], size: int, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PutObject of exactly ``size`` bytes, sent chunk by chunk as ``chunks`` yields them
+        (each chunk is sent before the next is asked for). Sent once: a failure is raised,
+        not retried, and an exception from ``chunks`` ends the request before its last byte,
+        so nothing is stored."""
         ...
 
 
