@@ -21,11 +21,12 @@ import http.client
 import queue
 import re
 import ssl
+import time
 import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
@@ -297,8 +298,8 @@ class LeanObjects:
     def _sign(self, method: str, path: str, query: str, headers: dict[str, str]) -> dict[str, str]:
         """SigV4 headers (payload unsigned: every upload carries Content-MD5)."""
         frozen = self._credentials.get_frozen_credentials()
-        now = datetime.now(UTC)
-        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        day = stamp[:8]
         signed = {
             **headers,
             "Host": self._host,
@@ -416,7 +417,8 @@ def _uri(text: str) -> str:
 def _trim(value: str) -> str:
     """SigV4's header value: outer spaces removed, inner runs of spaces made one (only
     spaces and tabs: a latin-1 \\xa0 may be half of a UTF-8 character)."""
-    return _SPACES.sub(" ", value.strip(" \t"))
+    value = value.strip(" \t")
+    return _SPACES.sub(" ", value) if "  " in value or "\t" in value else value
 
 
 def _tls_context(verify: bool | str) -> ssl.SSLContext:
