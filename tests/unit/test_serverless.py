@@ -103,7 +103,7 @@ def test_bastion_and_bucket_secrets() -> None:
 
 
 def test_numbers_from_the_environment() -> None:
-    assert copy_settings({}).workers == 16
+    assert copy_settings({}).workers == 32
     assert copy_settings({"MSS_COPIER_THREADS": "64"}).workers == 64
     assert copy_settings({"MSS_ACL": "none"}).acl == "none"
     assert copy_settings({}).private_objects == "withhold"
