@@ -34,6 +34,7 @@ from botocore.httpsession import get_cert_path
 
 from mastodon_s3_sync import __version__
 from mastodon_s3_sync.storage.documents import error_fields, grants_public_read, list_page_fields
+from mastodon_s3_sync.storage.http1 import Connection, Response
 from mastodon_s3_sync.storage.retry import REQUEST_RETRIES, RetryPolicy, is_transient
 from mastodon_s3_sync.storage.s3 import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
 
@@ -120,7 +121,7 @@ class LeanObjects:
         self._tls = _tls_context(verify)
         self._retry = retry
         self._events = client.meta.events  # so a RequestCounter of the client counts ours too
-        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(max_connections)
+        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(max_connections)
         weakref.finalize(self, _close_idle, self._idle)
         self._signing_keys: dict[tuple[str, str], bytes] = {}
 
@@ -129,7 +130,7 @@ class LeanObjects:
     def get_object(self, key: str) -> dict[str, Any]:
         """GetObject: a boto3-shaped answer whose ``Body`` streams from the connection."""
         connection, response = self._send("GET", key, "", {}, b"", "GetObject")
-        headers = {name.lower(): value for name, value in response.getheaders()}
+        headers = response.headers
         answer: dict[str, Any] = {
             "ContentLength": int(headers.get("content-length", "0")),
             "ETag": headers.get("etag", ""),
@@ -198,7 +199,7 @@ class LeanObjects:
         headers: dict[str, str],
         body: bytes | _OneShot,
         operation: str,
-    ) -> tuple[http.client.HTTPResponse, bytes]:
+    ) -> tuple[Response, bytes]:
         """A request whose whole (small) answer is read, retried like :meth:`_send`."""
         attempt = 1
         while True:
@@ -211,7 +212,7 @@ class LeanObjects:
                     raise
                 attempt += 1
                 continue
-            self.release(connection)
+            self.finish(connection, response)
             return response, document
 
     def _send(
@@ -222,7 +223,7 @@ class LeanObjects:
         headers: dict[str, str],
         body: bytes | _OneShot,
         operation: str,
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    ) -> tuple[Connection, Response]:
         """Send with retries (throttling, 5xx, broken connections); a 2xx answer or raise.
 
         ``key`` None: a request on the bucket. ``query``: as sent and as signed (names and
@@ -242,9 +243,12 @@ class LeanObjects:
                     connection = self._new_connection()
                 canonical = query if "=" in query or not query else f"{query}="
                 signed = self._sign(method, path, canonical, headers)
+                signed["Accept-Encoding"] = "identity"
+                if isinstance(body, bytes | bytearray | memoryview) and (body or method == "PUT"):
+                    signed["Content-Length"] = str(len(body))
                 self._events.emit(f"before-send.s3.{operation}")
-                connection.request(method, target, body=body or None, headers=signed)
-                response = connection.getresponse()
+                connection.request(method, target, signed, body)
+                response = connection.response(method)
                 if response.status < 300:
                     return connection, response
                 error = _client_error(response, operation)
@@ -263,33 +267,33 @@ class LeanObjects:
                     connection.close()
                 raise
             else:
-                self.release(connection)
+                self.finish(connection, response)
                 attempt += 1
                 if _sent(body) or not _transient(error) or not self._retry.may_retry(attempt):
                     raise error
             self._retry.pause(attempt)
 
-    def _idle_connection(self) -> http.client.HTTPConnection | None:
+    def _idle_connection(self) -> Connection | None:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
             return None
 
-    def _new_connection(self) -> http.client.HTTPConnection:
-        connection = (
-            http.client.HTTPSConnection(
-                self._host, timeout=CONNECT_TIMEOUT_SECONDS, context=self._tls
-            )
-            if self._https
-            else http.client.HTTPConnection(self._host, timeout=CONNECT_TIMEOUT_SECONDS)
+    def _new_connection(self) -> Connection:
+        return Connection(
+            self._host,
+            tls=self._tls if self._https else None,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
         )
-        connection.connect()
-        assert connection.sock is not None
-        connection.sock.settimeout(READ_TIMEOUT_SECONDS)
-        return connection
 
-    def release(self, connection: http.client.HTTPConnection) -> None:
-        """Back to the pool for the next request (or closed when the pool is full)."""
+    def finish(self, connection: Connection, response: Response) -> None:
+        """After an answer: the connection back to the pool for the next request when the
+        answer was read whole and the server keeps it open (closed otherwise, or when the
+        pool is full)."""
+        if not (response.complete and response.reusable):
+            connection.close()
+            return
         try:
             self._idle.put_nowait(connection)
         except queue.Full:
@@ -323,7 +327,7 @@ class LeanObjects:
             ]
         )
         scope = f"{day}/{self._region}/s3/aws4_request"
-        # http.client sends header values as latin-1: hash the same bytes.
+        # Header values go out as latin-1 (storage/http1.py): hash the same bytes.
         digest = hashlib.sha256(request.encode("latin-1")).hexdigest()
         to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, digest])
         signature = hmac.new(
@@ -347,7 +351,7 @@ class LeanObjects:
 
 
 class _OneShot:
-    """A streamed body for http.client: its chunks, and whether sending them began."""
+    """A streamed body: its chunks, and whether sending them began."""
 
     def __init__(self, chunks: Iterable[memoryview]) -> None:
         self._chunks = chunks
@@ -379,14 +383,9 @@ class LeanBody:
     """A GET's body: read it, then close it (the connection goes back to the pool when the
     body was read to its end, and is dropped otherwise)."""
 
-    def __init__(
-        self,
-        response: http.client.HTTPResponse,
-        connection: http.client.HTTPConnection,
-        owner: LeanObjects,
-    ) -> None:
+    def __init__(self, response: Response, connection: Connection, owner: LeanObjects) -> None:
         self._response = response
-        self._connection: http.client.HTTPConnection | None = connection
+        self._connection: Connection | None = connection
         self._owner = owner
 
     def read(self, amount: int | None = None) -> bytes:
@@ -400,13 +399,8 @@ class LeanBody:
     def close(self) -> None:
         """Give the connection back, or drop it if the body was not read to its end."""
         connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        if self._response.isclosed() and not self._response.length:  # read to its end
-            self._owner.release(connection)
-        else:
-            self._response.close()
-            connection.close()
+        if connection is not None:
+            self._owner.finish(connection, self._response)
 
 
 def _uri(text: str) -> str:
@@ -430,7 +424,7 @@ def _tls_context(verify: bool | str) -> ssl.SSLContext:
     )
 
 
-def _close_idle(idle: queue.LifoQueue[http.client.HTTPConnection]) -> None:
+def _close_idle(idle: queue.LifoQueue[Connection]) -> None:
     while True:
         try:
             idle.get_nowait().close()
@@ -438,9 +432,7 @@ def _close_idle(idle: queue.LifoQueue[http.client.HTTPConnection]) -> None:
             return
 
 
-def _client_error(
-    response: http.client.HTTPResponse, operation: str
-) -> botocore.exceptions.ClientError:
+def _client_error(response: Response, operation: str) -> botocore.exceptions.ClientError:
     fields = error_fields(response.read())
     error = {
         "Code": fields.get("Code") or str(response.status),
