@@ -27,6 +27,7 @@ from mastodon_s3_sync.storage.retry import RETRY_ATTEMPTS, RetryPolicy, is_trans
 if TYPE_CHECKING:
     import botocore.credentials
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadBucketOutputTypeDef
 
 PREFLIGHT_ATTEMPTS = 2
 """Attempts for the settings check: a wrong endpoint should be reported in seconds."""
@@ -293,11 +294,11 @@ def bucket_endpoint(settings: BucketSettings, side: str) -> Endpoint:
     )
 
 
-def check_bucket(settings: BucketSettings, side: str) -> None:
-    """HeadBucket with few retries, and errors that name the setting to fix."""
+def check_bucket(settings: BucketSettings, side: str) -> HeadBucketOutputTypeDef:
+    """HeadBucket with few retries, and errors that name the setting to fix; its answer."""
     client = preflight_client(settings)
     try:
-        client.head_bucket(Bucket=settings.require_bucket(side))
+        return client.head_bucket(Bucket=settings.require_bucket(side))
     except botocore.exceptions.ClientError as error:
         raise SettingsError(_refusal(error, settings, side, client.meta.region_name)) from None
     except botocore.exceptions.NoCredentialsError:
