@@ -112,20 +112,22 @@ class Preflight:
                 "--acl none with a directory as the destination: a file's privacy is its mode, "
                 "so use --acl copy (private objects become 0600), private or public-read"
             )
-        # The sides wait on their endpoints, not on each other: checked at once. The
-        # source's refusal still comes first, and the summary keeps this order.
+        # Each step asks both sides at once (they wait on their endpoints, not on each
+        # other); its refusals, and the summary, keep the order of one check at a time.
         with ThreadPoolExecutor(2, thread_name_prefix="preflight-side") as pool:
-            sides = [
-                pool.submit(self._source_checks, source, acl),
-                pool.submit(self._destination_checks, destination, acl, writes, acl_reads),
-            ]
-            for found in [side.result() for side in sides]:
-                self.found += found
+            heads = pool.map(check_side, (source, destination), ("source", "destination"))
+            for side, head in zip(("source", "destination"), heads, strict=True):
+                if head is not None:
+                    self.heads[side] = head
+            source_found = pool.submit(self._source_checks, source, acl)
+            destination_found = pool.submit(
+                self._destination_checks, destination, acl, writes, acl_reads
+            )
+            self.found += source_found.result() + destination_found.result()
         return source, destination
 
     def _source_checks(self, source: BucketSettings, acl: AclMode) -> list[str]:
-        """The source answers; its ACLs are readable for ``--acl copy``: what was found."""
-        self._answered(source, "source")
+        """The source's ACLs are readable for ``--acl copy``: what was found."""
         if acl != AclMode.COPY or source.path is not None:
             return []
         client = self.client(source, "source")
@@ -134,9 +136,8 @@ class Preflight:
     def _destination_checks(
         self, destination: BucketSettings, acl: AclMode, writes: bool, acl_reads: bool
     ) -> list[str]:
-        """The destination answers, takes a write (``writes``) or lets its ACLs be read
+        """The destination takes a write (``writes``) or lets its ACLs be read
         (``acl_reads``): what was found."""
-        self._answered(destination, "destination")
         if destination.path is not None:
             return []  # check_directory found it writable
         if writes:
@@ -148,12 +149,6 @@ class Preflight:
             found = check_acl_reads(client, destination, "destination", why)
             return [_finding("destination", found)]
         return []
-
-    def _answered(self, bucket: BucketSettings, side: str) -> None:
-        """:func:`check_side`, its HeadBucket answer kept for the copier's clients."""
-        head = check_side(bucket, side)
-        if head is not None:
-            self.heads[side] = head
 
     def source_objects(
         self,
