@@ -143,6 +143,11 @@ class Session:
         return str(bundle) if bundle else True
 
 
+_CLIENT_CREATION = threading.Lock()
+"""One client made at a time: it is CPU under the GIL, and the first parses the shared S3
+model, which a second made at the same time (the preflight's two sides) would parse again."""
+
+
 @functools.cache
 def _models() -> botocore.loaders.Loader:
     """botocore's loader of service models, shared: each session would parse the S3 model
@@ -203,12 +208,16 @@ def make_client(
         )
     )
     try:
-        client = cast(
-            "S3Client",
-            session.core.create_client(
-                "s3", endpoint_url=settings.endpoint_url, config=config, verify=session.tls_verify()
-            ),
-        )
+        with _CLIENT_CREATION:
+            client = cast(
+                "S3Client",
+                session.core.create_client(
+                    "s3",
+                    endpoint_url=settings.endpoint_url,
+                    config=config,
+                    verify=session.tls_verify(),
+                ),
+            )
     except ValueError as error:  # e.g. a malformed endpoint URL or region
         raise SettingsError(f"{error}; check endpoint_url and region of this side") from None
     # Answered before botocore's own handler, which stops retrying for the whole client
