@@ -18,8 +18,10 @@ import pytest
 
 from mastodon_s3_sync.config.layers import config_toml
 from mastodon_s3_sync.config.settings import AclMode, CopySettings
+from mastodon_s3_sync.copying.preflight import SOURCE_PROBE_ENOUGH
 from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server, SeaweedS3Server
+from tests.support.faultproxy import FaultProxy, Operation
 from tests.support.mastodon_db import MastodonDbFactory
 from tests.support.migration import Migration, prepare
 from tests.support.processes import run_cli
@@ -192,3 +194,36 @@ def _unwritable_directory(tmp_path: Path) -> Path:
         locked.mkdir(mode=0o500)
         return locked
     return Path("/sys")
+
+
+def test_a_rerun_asks_each_bucket_once_and_few_source_objects(
+    migration: Migration,
+    tmp_path: Path,
+) -> None:
+    # given a migration already copied
+    first = run_cli("run", "--config", config(migration, tmp_path, AclMode.NONE))
+    assert first.returncode == 0, first.stderr
+    # when it runs again with every request counted at both sides
+    source_settings = migration.source.bucket_settings(migration.source_bucket)
+    destination_settings = migration.destination.bucket_settings(migration.destination_bucket)
+    with (
+        FaultProxy(migration.source.endpoint_url) as source_proxy,
+        FaultProxy(migration.destination.endpoint_url) as destination_proxy,
+    ):
+        path = tmp_path / "counted.toml"
+        source = dataclasses.replace(source_settings, endpoint_url=source_proxy.url)
+        destination = dataclasses.replace(destination_settings, endpoint_url=destination_proxy.url)
+        path.write_text(config_toml(migration.db.url, source, destination))
+        done = run_cli("run", "--config", str(path), "--acl", "none")
+        at_source, at_destination = source_proxy.stats, destination_proxy.stats
+    assert done.returncode == 0, done.stderr
+    # then each bucket was asked HeadBucket once (the copier's clients reuse the answer),
+    assert at_source.forwarded[Operation.BUCKET] == 1
+    assert at_destination.forwarded[Operation.BUCKET] == 1
+    # the destination took one probe write, deleted again,
+    assert at_destination.forwarded[Operation.PUT] == 1
+    assert at_destination.forwarded[Operation.DELETE] == 1
+    # and the source was asked for no more objects than the preflight needed to find
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("preflight (")]
+    assert f"{SOURCE_PROBE_ENOUGH} of the first {SOURCE_PROBE_ENOUGH} referenced" in line, line
+    assert at_source.forwarded[Operation.HEAD] == SOURCE_PROBE_ENOUGH

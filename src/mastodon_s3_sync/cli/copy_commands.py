@@ -58,7 +58,7 @@ def run_copy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     acl, workers, stop = settings.copy.acl, settings.copy.workers, threading.Event()
     # A finding of the right size (a wrong ACL or header) is copied again, not skipped.
     options = CopyOptions(settings.copy, force=args.force or findings is not None)
-    copier = build_copier(source, destination, options, workers, stop)
+    copier = build_copier(source, destination, options, workers, stop, preflight.heads)
     with contextlib.closing(OutcomeLog()) as log:
         display = RunDisplay(
             stderr,
@@ -145,7 +145,9 @@ def run_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     acl_reads = args.full or args.sample > 0
     source, destination = preflight.buckets(settings, writes=False, acl_reads=acl_reads)
     acl, workers = settings.copy.acl, settings.copy.workers
-    copier = build_copier(source, destination, CopyOptions(settings.copy), workers)
+    copier = build_copier(
+        source, destination, CopyOptions(settings.copy), workers, heads=preflight.heads
+    )
     base = args.public_url or instance_public_url(args)
     public = AnonymousReader(base, workers) if base else None
     if public is not None and not args.public_url and status is not None:

@@ -7,40 +7,43 @@ Exit status: 0 success, 1 failure during the work, 2 bad settings or usage,
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TextIO, cast
 
 import botocore.exceptions
 
-from mastodon_s3_sync.cli.config_check import run_config_check
-from mastodon_s3_sync.cli.copy_commands import run_copy, run_verify
-from mastodon_s3_sync.cli.demo_command import run_demo
-from mastodon_s3_sync.cli.fanout_commands import run_enumerate, run_worker_command
 from mastodon_s3_sync.cli.interrupt import Terminated, interrupted_status, sigterm_interrupts
 from mastodon_s3_sync.cli.logs import LOGGER, configure_logging
-from mastodon_s3_sync.cli.ops_commands import run_ops_command
-from mastodon_s3_sync.cli.orphans_command import run_orphans
+from mastodon_s3_sync.cli.ops_flags import COMMANDS as OPERATIONS
 from mastodon_s3_sync.cli.parser import PROG, build_parser
-from mastodon_s3_sync.cli.plan_command import run_plan
 from mastodon_s3_sync.copying.memory import return_large_buffers_to_the_os
 from mastodon_s3_sync.errors import SyncError
 
 Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
 """A command: its parsed flags, stdout, stderr -> exit status."""
 
-COMMANDS: dict[str, Command] = {
-    "plan": run_plan,
-    "run": run_copy,
-    "verify": run_verify,
-    "enumerate": run_enumerate,
-    "worker": run_worker_command,
-    "orphans": run_orphans,
-    "demo": run_demo,
-    "config": run_config_check,
+COMMANDS: dict[str, str] = {
+    "plan": "plan_command:run_plan",
+    "run": "copy_commands:run_copy",
+    "verify": "copy_commands:run_verify",
+    "enumerate": "fanout_commands:run_enumerate",
+    "worker": "fanout_commands:run_worker_command",
+    "orphans": "orphans_command:run_orphans",
+    "demo": "demo_command:run_demo",
+    "config": "config_check:run_config_check",
+    **dict.fromkeys(OPERATIONS, "ops_commands:run_ops_command"),
 }
-"""Every command but the serverless operations, which :func:`run_ops_command` runs."""
+"""Each command's ``module:function`` in this package: only the module of the command being
+run is imported (the others bring in PostgreSQL, AWS and sandbox code it does not use)."""
+
+
+def command(name: str) -> Command:
+    """The function that runs the command ``name``, its module imported now."""
+    module, _, function = COMMANDS[name].partition(":")
+    return cast(Command, getattr(importlib.import_module(f"{__package__}.{module}"), function))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,9 +68,7 @@ def _with_logs(args: argparse.Namespace, command: Command) -> int:
 def _run(args: argparse.Namespace) -> int:
     """One command, its errors turned into one line and an exit status."""
     try:
-        if (status := run_ops_command(args, sys.stdout, sys.stderr)) is not None:
-            return status
-        return _with_logs(args, COMMANDS[args.command])
+        return _with_logs(args, command(args.command))
     except SyncError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -69,7 +69,7 @@ def run_worker_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
     preflight.announce(stderr, args.quiet)
     workers, stop = settings.copy.workers, threading.Event()
     options = CopyOptions(settings.copy, force=args.force)
-    copier = build_copier(source, destination, options, workers, stop)
+    copier = build_copier(source, destination, options, workers, stop, preflight.heads)
     with contextlib.closing(OutcomeLog()) as log:
 
         def heard(message_id: str, results: Sequence[CopyResult], error: str) -> None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeAlias
 
 from mastodon_s3_sync import __version__
-from mastodon_s3_sync.cli.ops_commands import add_commands
+from mastodon_s3_sync.cli.ops_flags import Subcommands, add_commands
 from mastodon_s3_sync.cli.progress import PLAIN_INTERVAL_SECONDS
 from mastodon_s3_sync.config.checks import endpoint
 from mastodon_s3_sync.config.settings import (
@@ -117,9 +116,6 @@ def _add_page_size(group: argparse._ArgumentGroup) -> None:
         metavar="ROWS",
         help=f"rows per database query (default 5000, at most {MAX_PAGE_SIZE})",
     )
-
-
-Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def build_parser() -> argparse.ArgumentParser:

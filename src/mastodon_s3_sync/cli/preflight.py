@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -34,6 +35,7 @@ from mastodon_s3_sync.transport.engine import RowSource
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadBucketOutputTypeDef
 
 
 def _side(settings: Settings, side: str) -> BucketSettings:
@@ -47,12 +49,19 @@ def _side(settings: Settings, side: str) -> BucketSettings:
     return bucket
 
 
+def _finding(name: str, found: str) -> str:
+    """One check's part of the summary line."""
+    return f"{name}: {found}"
+
+
 class Preflight:
     """The checks of one command, in order; each found fact is kept for one summary line."""
 
     def __init__(self) -> None:
         self.requests = RequestCounter()
         self.found: list[str] = []
+        self.heads: dict[str, HeadBucketOutputTypeDef] = {}
+        """The buckets' HeadBucket answers by side: the copier's clients need not ask again."""
         self._clients: dict[str, S3Client] = {}
         self._started = time.monotonic()
 
@@ -76,7 +85,7 @@ class Preflight:
     def step(self, name: str, check: Callable[[], str]) -> str:
         """Run one check; what it found joins the summary, and is returned."""
         found = check()
-        self.found.append(f"{name}: {found}")
+        self.found.append(_finding(name, found))
         return found
 
     def report(self, path: Path | None) -> None:
@@ -103,25 +112,43 @@ class Preflight:
                 "--acl none with a directory as the destination: a file's privacy is its mode, "
                 "so use --acl copy (private objects become 0600), private or public-read"
             )
-        for side, bucket in (("source", source), ("destination", destination)):
-            check_side(bucket, side)
-        if acl == AclMode.COPY and source.path is None:
-            client = self.client(source, "source")
-            self.step(
-                "source ACLs", lambda: check_acl_reads(client, source, "source", "--acl copy")
+        # Each step asks both sides at once (they wait on their endpoints, not on each
+        # other); its refusals, and the summary, keep the order of one check at a time.
+        with ThreadPoolExecutor(2, thread_name_prefix="preflight-side") as pool:
+            heads = pool.map(check_side, (source, destination), ("source", "destination"))
+            for side, head in zip(("source", "destination"), heads, strict=True):
+                if head is not None:
+                    self.heads[side] = head
+            source_found = pool.submit(self._source_checks, source, acl)
+            destination_found = pool.submit(
+                self._destination_checks, destination, acl, writes, acl_reads
             )
+            self.found += source_found.result() + destination_found.result()
+        return source, destination
+
+    def _source_checks(self, source: BucketSettings, acl: AclMode) -> list[str]:
+        """The source's ACLs are readable for ``--acl copy``: what was found."""
+        if acl != AclMode.COPY or source.path is not None:
+            return []
+        client = self.client(source, "source")
+        return [_finding("source ACLs", check_acl_reads(client, source, "source", "--acl copy"))]
+
+    def _destination_checks(
+        self, destination: BucketSettings, acl: AclMode, writes: bool, acl_reads: bool
+    ) -> list[str]:
+        """The destination takes a write (``writes``) or lets its ACLs be read
+        (``acl_reads``): what was found."""
         if destination.path is not None:
-            return source, destination  # check_directory found it writable
+            return []  # check_directory found it writable
         if writes:
             client = self.client(destination, "destination")
-            self.step("destination", lambda: probe_destination(client, destination, acl))
-        elif acl_reads and acl != AclMode.NONE:
+            return [_finding("destination", probe_destination(client, destination, acl))]
+        if acl_reads and acl != AclMode.NONE:
             client = self.client(destination, "destination")
             why = f"verify --acl {acl}"
-            self.step(
-                "destination", lambda: check_acl_reads(client, destination, "destination", why)
-            )
-        return source, destination
+            found = check_acl_reads(client, destination, "destination", why)
+            return [_finding("destination", found)]
+        return []
 
     def source_objects(
         self,
@@ -181,12 +208,13 @@ def checked_source(settings: Settings) -> BucketSettings:
     return source
 
 
-def check_side(settings: BucketSettings, side: str) -> None:
-    """The bucket answers, or the directory is there (and writable as a destination)."""
+def check_side(settings: BucketSettings, side: str) -> HeadBucketOutputTypeDef | None:
+    """The bucket answers (its HeadBucket answer), or the directory is there (and writable
+    as a destination: None)."""
     if settings.path is not None:
         check_directory(settings, side)
-    else:
-        check_bucket(settings, side)
+        return None
+    return check_bucket(settings, side)
 
 
 @contextlib.contextmanager

@@ -32,8 +32,9 @@ PROBE_FOLDER = "mastodon-s3-sync-probe"
 PROBE_BODY = b"mastodon-s3-sync preflight: a test write, deleted again\n"
 SOURCE_PROBE_REFERENCES = 200
 """How many of the first references are looked for at the source."""
-SOURCE_PROBE_ENOUGH = 10
-"""Found this many: the source is the right one, stop looking."""
+SOURCE_PROBE_ENOUGH = 3
+"""Found this many: the source is the right one, stop looking. Also the size of the first
+batch, so a right source costs this many HEADs (a wrong one then gets the threads)."""
 SOURCE_PROBE_MIN_REFERENCES = 20
 """Fewer references than this prove nothing either way (a small selection)."""
 SOURCE_PROBE_MIN_SHARE = 0.05
@@ -165,12 +166,11 @@ def check_source_holds(
     nearly none is there, the source bucket or its key prefix is wrong."""
     found = checked = 0
     with ThreadPoolExecutor(SOURCE_PROBE_THREADS, thread_name_prefix="preflight") as pool:
-        for start in range(0, len(refs), SOURCE_PROBE_THREADS):
-            batch = refs[start : start + SOURCE_PROBE_THREADS]
+        while checked < len(refs) and found < SOURCE_PROBE_ENOUGH:
+            size = SOURCE_PROBE_THREADS if checked else SOURCE_PROBE_ENOUGH
+            batch = refs[checked : checked + size]
             found += sum(pool.map(lambda ref: _held(objects, settings, ref), batch))
             checked += len(batch)
-            if found >= SOURCE_PROBE_ENOUGH:
-                break
     seen = f"{found} of the first {checked} referenced objects at the source"
     if checked >= SOURCE_PROBE_MIN_REFERENCES and found < SOURCE_PROBE_MIN_SHARE * checked:
         if settings.path is not None:

@@ -41,6 +41,7 @@ from mastodon_s3_sync.storage.s3 import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SE
 if TYPE_CHECKING:
     from botocore.credentials import Credentials
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadBucketOutputTypeDef
 
 _UNSIGNED = "UNSIGNED-PAYLOAD"
 _META = "x-amz-meta-"
@@ -73,13 +74,15 @@ def lean_objects(
     max_connections: int,
     credentials: Credentials | None,
     verify: bool | str,
+    head: HeadBucketOutputTypeDef | None = None,
 ) -> LeanObjects | None:
     """The lean client for ``bucket``, or None where botocore must stay: an HTTP proxy is
     configured for the endpoint, there are no credentials to sign with, or the bucket lives
     in another region than the client's (botocore follows S3's redirects; we do not).
 
     ``credentials`` and ``verify`` (certificate checks: a CA bundle path, True, or False)
-    are those ``client`` was made with."""
+    are those ``client`` was made with; ``head`` is the bucket's HeadBucket answer where the
+    caller has one (the preflight's), else HeadBucket is asked here."""
     if credentials is None:
         return None
     endpoint = urllib.parse.urlsplit(client.meta.endpoint_url)
@@ -87,7 +90,7 @@ def lean_objects(
     if endpoint.scheme in proxies and not urllib.request.proxy_bypass(endpoint.hostname or ""):
         return None
     try:
-        answer = client.head_bucket(Bucket=bucket)
+        answer = head if head is not None else client.head_bucket(Bucket=bucket)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
         return None  # the preflight reports what is wrong; botocore copes with the rest
     region = answer["ResponseMetadata"].get("HTTPHeaders", {}).get("x-amz-bucket-region")

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 import botocore.exceptions
 import botocore.loaders
 import botocore.session
@@ -27,6 +26,7 @@ from mastodon_s3_sync.storage.retry import RETRY_ATTEMPTS, RetryPolicy, is_trans
 if TYPE_CHECKING:
     import botocore.credentials
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadBucketOutputTypeDef
 
 PREFLIGHT_ATTEMPTS = 2
 """Attempts for the settings check: a wrong endpoint should be reported in seconds."""
@@ -123,9 +123,11 @@ class RequestCounter:
 @dataclass(frozen=True)
 class Session:
     """One side's AWS session: what its clients are made from, and what the lean client
-    needs of it (credentials, certificate checks), read through public botocore APIs."""
+    needs of it (credentials, certificate checks), read through public botocore APIs.
 
-    boto: boto3.session.Session
+    A botocore session, not boto3's: boto3 adds resources and transfer managers we do not
+    use, and importing it (with s3transfer) costs every command ~0.1 s before it starts."""
+
     core: botocore.session.Session
     ca_bundle: str | None = None
     """The side's own ``ca_bundle`` setting, over the profile's and ``AWS_CA_BUNDLE``."""
@@ -141,6 +143,11 @@ class Session:
         return str(bundle) if bundle else True
 
 
+_CLIENT_CREATION = threading.Lock()
+"""One client made at a time: it is CPU under the GIL, and the first parses the shared S3
+model, which a second made at the same time (the preflight's two sides) would parse again."""
+
+
 @functools.cache
 def _models() -> botocore.loaders.Loader:
     """botocore's loader of service models, shared: each session would parse the S3 model
@@ -151,21 +158,21 @@ def _models() -> botocore.loaders.Loader:
 def make_session(settings: BucketSettings) -> Session:
     """The session of one side's settings (profile, keys, region)."""
     core = botocore.session.Session()
+    if settings.profile is not None:
+        core.set_config_variable("profile", settings.profile)
+    if settings.access_key_id and settings.secret_access_key:  # both or neither (settings)
+        core.set_credentials(settings.access_key_id, settings.secret_access_key)
+    if settings.region is not None:
+        core.set_config_variable("region", settings.region)
     try:
-        session = boto3.session.Session(
-            profile_name=settings.profile,
-            aws_access_key_id=settings.access_key_id,
-            aws_secret_access_key=settings.secret_access_key,
-            region_name=settings.region,
-            botocore_session=core,
-        )
+        core.get_scoped_config()  # the profile's section of the AWS config files
     except botocore.exceptions.ProfileNotFound:
         raise SettingsError(
             f"profile {settings.profile!r} is not in the AWS config files; "
             "check the profile setting of this side"
         ) from None
-    core.register_component("data_loader", _models())  # after the profile was checked
-    return Session(session, core, settings.ca_bundle)
+    core.register_component("data_loader", _models())
+    return Session(core, settings.ca_bundle)
 
 
 def make_client(
@@ -201,9 +208,16 @@ def make_client(
         )
     )
     try:
-        client = session.boto.client(
-            "s3", endpoint_url=settings.endpoint_url, config=config, verify=session.tls_verify()
-        )
+        with _CLIENT_CREATION:
+            client = cast(
+                "S3Client",
+                session.core.create_client(
+                    "s3",
+                    endpoint_url=settings.endpoint_url,
+                    config=config,
+                    verify=session.tls_verify(),
+                ),
+            )
     except ValueError as error:  # e.g. a malformed endpoint URL or region
         raise SettingsError(f"{error}; check endpoint_url and region of this side") from None
     # Answered before botocore's own handler, which stops retrying for the whole client
@@ -293,11 +307,11 @@ def bucket_endpoint(settings: BucketSettings, side: str) -> Endpoint:
     )
 
 
-def check_bucket(settings: BucketSettings, side: str) -> None:
-    """HeadBucket with few retries, and errors that name the setting to fix."""
+def check_bucket(settings: BucketSettings, side: str) -> HeadBucketOutputTypeDef:
+    """HeadBucket with few retries, and errors that name the setting to fix; its answer."""
     client = preflight_client(settings)
     try:
-        client.head_bucket(Bucket=settings.require_bucket(side))
+        return client.head_bucket(Bucket=settings.require_bucket(side))
     except botocore.exceptions.ClientError as error:
         raise SettingsError(_refusal(error, settings, side, client.meta.region_name)) from None
     except botocore.exceptions.NoCredentialsError:

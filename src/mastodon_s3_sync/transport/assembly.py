@@ -8,7 +8,9 @@ buckets of their own (real clients on local servers) the same way.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from mastodon_s3_sync.config.settings import BucketSettings
 from mastodon_s3_sync.copying.copier import Copier
@@ -21,6 +23,12 @@ from mastodon_s3_sync.storage.s3 import (
     same_endpoint_and_credentials,
 )
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import HeadBucketOutputTypeDef
+
+HeadAnswers = Mapping[str, "HeadBucketOutputTypeDef"]
+"""The HeadBucket answers a preflight already has, by side (``source``, ``destination``)."""
+
 
 @dataclass(frozen=True)
 class Buckets:
@@ -32,10 +40,16 @@ class Buckets:
     server_side: bool = False
 
 
-def open_bucket(settings: BucketSettings, side: str, max_connections: int) -> Bucket:
+def open_bucket(
+    settings: BucketSettings,
+    side: str,
+    max_connections: int,
+    head: HeadBucketOutputTypeDef | None = None,
+) -> Bucket:
     """One side's bucket with its botocore client and, where it can, the lean client for
     single objects (signed with the same session's credentials and certificate checks);
-    or a directory (Mastodon's local file storage)."""
+    or a directory (Mastodon's local file storage). ``head``: the bucket's HeadBucket
+    answer, if the caller already asked."""
     if settings.path is not None:
         # Imported here: the Lambda functions never have a disk side, nor its sniffer.
         from mastodon_s3_sync.storage.disk import disk_bucket
@@ -44,21 +58,32 @@ def open_bucket(settings: BucketSettings, side: str, max_connections: int) -> Bu
     session = make_session(settings)
     client = make_client(settings, max_connections, session=session)
     lean = lean_objects(
-        client, settings.name, max_connections, session.credentials(), session.tls_verify()
+        client,
+        settings.name,
+        max_connections,
+        session.credentials(),
+        session.tls_verify(),
+        head,
     )
     if lean is None:
         return Bucket(client, settings.name, settings.key_prefix, side)
     return Bucket(client, settings.name, settings.key_prefix, side, lean)
 
 
-def open_buckets(source: BucketSettings, destination: BucketSettings, threads: int) -> Buckets:
+def open_buckets(
+    source: BucketSettings,
+    destination: BucketSettings,
+    threads: int,
+    heads: HeadAnswers | None = None,
+) -> Buckets:
     """Both sides' clients, with connections for a copier of ``threads`` workers.
 
     A source GET stays open while the object's ACL is read: two connections per thread.
     """
+    heads = heads or {}
     return Buckets(
-        open_bucket(source, "source", 2 * threads + 2),
-        open_bucket(destination, "destination", threads + 2),
+        open_bucket(source, "source", 2 * threads + 2, heads.get("source")),
+        open_bucket(destination, "destination", threads + 2, heads.get("destination")),
         same_endpoint_and_credentials(source, destination),
     )
 
@@ -77,7 +102,8 @@ def build_copier(
     options: CopyOptions,
     threads: int,
     stop: threading.Event | None = None,
+    heads: HeadAnswers | None = None,
 ) -> Copier:
     """:func:`open_buckets` then :func:`copier_for`, for an edge that keeps no other use of
     the clients (``run``, ``worker``)."""
-    return copier_for(open_buckets(source, destination, threads), options, stop)
+    return copier_for(open_buckets(source, destination, threads, heads), options, stop)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
-import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config
 
 from mastodon_s3_sync.errors import SettingsError, SyncError
@@ -132,8 +132,11 @@ def make_sqs_client(
     if timeout_seconds is not None:
         config = config.merge(Config(connect_timeout=timeout_seconds, read_timeout=timeout_seconds))
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
-        return session.client("sqs", endpoint_url=endpoint_url, config=config)
+        session = botocore.session.Session(profile=profile)
+        client = session.create_client(
+            "sqs", region_name=region, endpoint_url=endpoint_url, config=config
+        )
+        return cast("SQSClient", client)
     except botocore.exceptions.ProfileNotFound:
         raise SettingsError(
             f"--profile: profile {profile!r} is not in the AWS config files"
