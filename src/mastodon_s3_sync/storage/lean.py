@@ -121,7 +121,8 @@ class LeanObjects:
         self._base_path = url.path[: -len("k")]
         self._region = client.meta.region_name or "us-east-1"
         self._credentials = credentials
-        self._tls = _tls_context(verify)
+        # Loading the CA store costs ~50 ms: only for an https endpoint.
+        self._tls = _tls_context(verify) if self._https else None
         self._retry = retry
         self._events = client.meta.events  # so a RequestCounter of the client counts ours too
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(max_connections)
@@ -285,7 +286,7 @@ class LeanObjects:
     def _new_connection(self) -> Connection:
         return Connection(
             self._host,
-            tls=self._tls if self._https else None,
+            tls=self._tls,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
         )
