@@ -6,7 +6,8 @@ plain-HTTP S3 server, a certificate nobody trusts, a port answering garbage, a p
 never answers, a proxy that is not there, a bucket of another region, a host name that does
 not resolve, a queue that does not exist, ids beyond PostgreSQL's bigint. Bad settings exit
 2; a database that cannot be reached or is no PostgreSQL exits 3, as documented.
-The cases run as child processes, four at a time: the slow ones (timeouts) mostly wait.
+The cases run as child processes, four at a time beside the ones that wait out a timeout
+(those start first: they mostly wait).
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     isolated_network: bool = False
     """Run in a network namespace of its own (nothing it sends can leave it)."""
+    waits: bool = False
+    """Waits out a timeout (5 or 15 s) on purpose: started first, it waits while others run."""
 
 
 CASES: dict[str, Case] = {
@@ -135,6 +138,7 @@ CASES: dict[str, Case] = {
     "worker: an endpoint port that never answers": Case(
         lambda b: ["worker", "--config", b.config("destination", b.url(b.silent)), *b.queue()],
         ("sent no answer within 5 s", "[destination] endpoint_url"),
+        waits=True,
     ),
     "config check: nothing listens on the endpoint port": Case(
         lambda b: [
@@ -187,6 +191,7 @@ CASES: dict[str, Case] = {
             *b.queue(endpoint=b.url(b.silent)),
         ],
         ("the SQS endpoint", "sent no answer within 5 s", "--sqs-endpoint-url"),
+        waits=True,
     ),
     "enumerate: no such queue": Case(
         lambda b: [
@@ -227,6 +232,7 @@ CASES: dict[str, Case] = {
         ],
         ("no answer from PostgreSQL", "within 15 s", "[database] host/port"),
         status=3,
+        waits=True,
     ),
     "plan: --after-id beyond bigint": Case(
         lambda b: ["plan", "--database-url", b.database_url, "--after-id", TOO_BIG],
@@ -316,14 +322,14 @@ def outcomes(
         raw_listener(None) as silent,
         untrusted_tls(work) as tls,
         other_region_s3() as other_region,
-        ThreadPoolExecutor(4) as pool,
+        ThreadPoolExecutor(4 + sum(case.waits for case in CASES.values())) as pool,
     ):
         bench = Bench(
             moto, bucket, queue_url, database_url, garbage, silent, tls, other_region, work
         )
         runs = {
             name: pool.submit(_run, case, bench)
-            for name, case in CASES.items()
+            for name, case in sorted(CASES.items(), key=lambda item: not item[1].waits)
             if isolation or not case.isolated_network
         }
         yield {name: runs[name].result() if name in runs else None for name in CASES}
