@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 import tomllib
 import zipfile
@@ -105,6 +106,14 @@ def package_files(root: Path) -> dict[str, bytes]:
         for path in files_under(root / PACKAGE)
         if "__pycache__" not in path.parts
     }
+
+
+def holding_the_project_wheel(cache_dir: Path) -> Path:
+    """``cache_dir`` with a copy of the project's wheel from the default cache, so that a test
+    building an asset there builds no wheel (test_the_project_wheel... builds one)."""
+    wheel = project_wheel()
+    shutil.copytree(wheel.parent, cache_dir / wheel.parent.name)
+    return cache_dir
 
 
 def test_pyproject_says_each_requirement_once_and_what_each_function_installs() -> None:
@@ -300,7 +309,7 @@ def test_an_older_build_goes_once_unused(tmp_path: Path) -> None:
         os.utime(build, (an_hour_ago, an_hour_ago))
 
     # when the copier for arm64 is built
-    asset = build_asset("copier", "arm64", cache_dir=tmp_path)
+    asset = build_asset("copier", "arm64", cache_dir=holding_the_project_wheel(tmp_path))
 
     # then only the unused older build of the same function and architecture is gone
     wheel = project_wheel(tmp_path)
@@ -315,7 +324,7 @@ def test_a_dependency_pip_cannot_install_is_named_and_no_asset_is_left(
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("boto3<1\n", encoding="utf-8")
     monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
-    cache = tmp_path / "cache"
+    cache = holding_the_project_wheel(tmp_path / "cache")
 
     # when
     with pytest.raises(BundleError) as raised:
