@@ -1,4 +1,5 @@
-"""Synthesized stacks for the template tests: each configuration is synthesized once."""
+"""Synthesized stacks for the template tests: each configuration is synthesized once per
+test process (the template tests only read them)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,19 @@ from tests.support.synthesized import (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def example() -> Synthesized:
     """The repository's example configuration (AWS buckets, defaults)."""
     return synthesize(EXAMPLE_CONFIG)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def nonaws() -> Synthesized:
     """infra/example-nonaws.toml: non-AWS providers on both sides, a bastion, no reservation."""
     return synthesize(NONAWS_CONFIG)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def in_vpc(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """AWS buckets with key prefixes and the enumerator in a VPC."""
     path = tmp_path_factory.mktemp("vpc") / "vpc.toml"
