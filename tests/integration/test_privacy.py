@@ -131,26 +131,28 @@ def public_url(migration: Migration) -> str:
 
 
 def test_public_url_passes_where_the_world_reads_public_and_not_private(
-    migration: Migration,
+    small_migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a copy with each object's ACL, a suspended account's media written private
-    private = stored_keys(migration, suspend_an_account(migration))
-    config, report = migration.config(tmp_path), tmp_path / "verify.json"
+    private = stored_keys(small_migration, suspend_an_account(small_migration))
+    config, report = small_migration.config(tmp_path), tmp_path / "verify.json"
     assert run("--config", str(config)).returncode == 0
     # when verified anonymously through the bucket's URL
-    args = ("--config", str(config), "--full", "--public-url", public_url(migration))
+    args = ("--config", str(config), "--full", "--public-url", public_url(small_migration))
     result = run_cli("verify", *args, "--report", str(report))
     # then it passes, having read every object once (--full): public ones got, private not
     assert result.returncode == 0, result.stderr
     outcome = json.loads(report.read_text())
-    objects = len(migration.manifest.objects)
+    objects = len(small_migration.manifest.objects)
     assert outcome["public_checked"] == outcome["public_requests"] == objects
     assert "read anonymously at" in result.stderr
     # when one private object becomes readable by anyone
     leaked = sorted(private)[0]
-    destination = migration.destination.client()
-    destination.put_object_acl(Bucket=migration.destination_bucket, Key=leaked, ACL="public-read")
+    destination = small_migration.destination.client()
+    destination.put_object_acl(
+        Bucket=small_migration.destination_bucket, Key=leaked, ACL="public-read"
+    )
     result = run_cli("verify", *args, "--report", str(report))
     # then verify fails on exactly that one: its ACL, and what a stranger reads
     assert result.returncode == 1, result.stderr

@@ -30,20 +30,20 @@ def is_public(client: S3Client, bucket: str, key: str) -> bool:
 
 
 def test_from_report_copies_exactly_the_findings(
-    migration: Migration,
+    small_migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a finished copy
-    config = str(migration.config(tmp_path))
+    config = str(small_migration.config(tmp_path))
     assert run_cli("run", "--config", config).returncode == 0
-    legacy = {ref.alternates[0] for ref in migration.manifest.legacy}
+    legacy = {ref.alternates[0] for ref in small_migration.manifest.legacy}
     public = [
         seeded
-        for key, seeded in migration.manifest.objects.items()
+        for key, seeded in small_migration.manifest.objects.items()
         if seeded.acl == "public-read" and key not in legacy and not seeded.multipart
     ]
     deleted, truncated, retyped, hidden, later = public[:5]
-    client, bucket = migration.destination.client(), migration.destination_bucket
+    client, bucket = small_migration.destination.client(), small_migration.destination_bucket
     # and four objects damaged before a verify
     client.delete_object(Bucket=bucket, Key=deleted.key)
     client.put_object(Bucket=bucket, Key=truncated.key, Body=b"short", ACL="public-read")

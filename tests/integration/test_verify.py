@@ -85,14 +85,14 @@ def _mutate(migration: Migration) -> dict[str, str]:
 
 
 def test_verify_finds_each_kind_of_difference(
-    migration: Migration,
+    small_migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a copy (with files gone at the source and legacy placements) that is then damaged
-    config = copied(migration, tmp_path)
+    config = copied(small_migration, tmp_path)
     report = tmp_path / "verify.json"
     assert run_cli("verify", "--config", str(config), "--full").returncode == 0
-    damaged = _mutate(migration)
+    damaged = _mutate(small_migration)
     # when
     result = run_cli("verify", "--config", str(config), "--full", "--report", str(report))
     # then each difference is reported once, with its key, and nothing else
@@ -100,9 +100,9 @@ def test_verify_finds_each_kind_of_difference(
     outcome = json.loads(report.read_text())
     found = {entry["key"]: entry["problem"] for entry in outcome["findings"]}
     assert found == damaged
-    assert outcome["absent_at_source"] == len(migration.manifest.missing)
+    assert outcome["absent_at_source"] == len(small_migration.manifest.missing)
     assert sorted(e["key"] for e in outcome["absent_at_source_keys"]) == sorted(
-        ref.key for ref in migration.manifest.missing
+        ref.key for ref in small_migration.manifest.missing
     )
     assert f"{len(damaged)} problems" in result.stderr
 

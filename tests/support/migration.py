@@ -5,6 +5,7 @@ as a child process."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 COUNTS = {"accounts": 40, "media_attachments": 80, "custom_emojis": 12, "preview_cards": 30}
+SMALL_COUNTS = {"accounts": 10, "media_attachments": 20, "custom_emojis": 4, "preview_cards": 8}
+"""A quarter of :data:`COUNTS`, still with private, missing and legacy objects: for tests that
+read every object more than once (``verify --full``) and whose point is not the size."""
 
 
 @dataclass
@@ -59,10 +63,11 @@ def prepare(
     names: BucketNames,
     *,
     acl_supported: bool = True,
+    counts: Mapping[str, int] = COUNTS,
 ) -> Migration:
-    """Seed :data:`COUNTS` rows and their objects, some private, some missing or legacy."""
+    """Seed ``counts`` rows and their objects, some private, some missing or legacy."""
     db = mastodon_db()
-    seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=5)
+    seed_database(db.conn, SchemaVersion.CURRENT, counts, seed=5)
     refs = all_refs(db)
     source, destination = servers
     source_bucket, destination_bucket = names(), names()
@@ -89,6 +94,16 @@ def migration(
 ) -> Migration:
     """A migration between the two moto servers, made by :func:`prepare`."""
     return prepare(mastodon_db, moto_servers, fresh_bucket_name)
+
+
+@pytest.fixture
+def small_migration(
+    mastodon_db: MastodonDbFactory,
+    moto_servers: tuple[MotoS3Server, MotoS3Server],
+    fresh_bucket_name: BucketNames,
+) -> Migration:
+    """:func:`migration` of :data:`SMALL_COUNTS` rows."""
+    return prepare(mastodon_db, moto_servers, fresh_bucket_name, counts=SMALL_COUNTS)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
