@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -90,26 +91,28 @@ def test_secrets_stay_out_of_errors_of_run_plan_and_worker(
     destination = moto.bucket_settings(fresh_bucket_name())
     create_bucket(moto.client(), destination.name)
     report = tmp_path / "report.json"
-    cases = {
-        "run, wrong database password": run_cli(
-            "run", "--config", config("a", wrong_password, destination), "--report", str(report)
+    commands = {
+        "run, wrong database password": (
+            "run",
+            "--config",
+            config("a", wrong_password, destination),
+            "--report",
+            str(report),
         ),
-        "run, database unreachable": run_cli(
-            "run", "--config", config("b", unreachable, destination)
+        "run, database unreachable": ("run", "--config", config("b", unreachable, destination)),
+        "run, S3 secret refused": ("run", "--config", config("c", wrong_password, wrong_key)),
+        "run, bad bastion key": (
+            "run",
+            "--config",
+            config("d", wrong_password, destination, bastion),
         ),
-        "run, S3 secret refused": run_cli(
-            "run", "--config", config("c", wrong_password, wrong_key)
-        ),
-        "run, bad bastion key": run_cli(
-            "run", "--config", config("d", wrong_password, destination, bastion)
-        ),
-        "plan, wrong database password": run_cli("plan", "--database-url", wrong_password),
-        "plan, password not encoded": run_cli(
+        "plan, wrong database password": ("plan", "--database-url", wrong_password),
+        "plan, password not encoded": (
             "plan",
             "--database-url",
             wrong_password.replace(quote(DB_PASSWORD, safe=""), DB_PASSWORD),
         ),
-        "enumerate, database unreachable": run_cli(
+        "enumerate, database unreachable": (
             "enumerate",
             "--config",
             config("e", unreachable, destination),
@@ -117,7 +120,7 @@ def test_secrets_stay_out_of_errors_of_run_plan_and_worker(
             "--queue-url",
             "http://127.0.0.1:9/queue",
         ),
-        "worker, S3 secret refused": run_cli(
+        "worker, S3 secret refused": (
             "worker",
             "--config",
             config("f", wrong_password, wrong_key),
@@ -126,6 +129,10 @@ def test_secrets_stay_out_of_errors_of_run_plan_and_worker(
             "--until-empty",
         ),
     }
+    # independent children, four at a time: most of their time is start-up or waiting
+    with ThreadPoolExecutor(4) as pool:
+        running = {name: pool.submit(run_cli, *args) for name, args in commands.items()}
+    cases = {name: child.result() for name, child in running.items()}
     expected_status = {
         name: 2 if "S3" in name or "bastion" in name or "encoded" in name else 3 for name in cases
     }
