@@ -30,7 +30,7 @@ from mastodon_s3_sync.storage.disk import PARTIAL_SUFFIX, DiskObjects, disk_buck
 from mastodon_s3_sync.storage.s3 import Bucket
 from tests.support.disk_tree import prepare_disk
 from tests.support.mastodon_db import MastodonDbFactory
-from tests.support.migration import Migration, run
+from tests.support.migration import SMALL_COUNTS, Migration, run
 from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
@@ -71,7 +71,7 @@ def test_disk_to_s3_uploads_what_mastodon_would_have(
     tmp_path: Path,
 ) -> None:
     # given an instance on local storage: private files 0600, missing and legacy files
-    instance = prepare_disk(mastodon_db, tmp_path / "system")
+    instance = prepare_disk(mastodon_db, tmp_path / "system", SMALL_COUNTS)
     objects = instance.manifest.objects
     assert instance.manifest.missing
     assert instance.manifest.legacy

@@ -7,7 +7,7 @@ media), the others ``0644``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +52,12 @@ def seed_directory(
     )
 
 
-def prepare_disk(mastodon_db: MastodonDbFactory, root: Path) -> DiskInstance:
-    """Seed :data:`COUNTS` rows and their files, some private, some missing or legacy."""
+def prepare_disk(
+    mastodon_db: MastodonDbFactory, root: Path, counts: Mapping[str, int] = COUNTS
+) -> DiskInstance:
+    """Seed ``counts`` rows and their files, some private, some missing or legacy."""
     db = mastodon_db()
-    seed_database(db.conn, SchemaVersion.CURRENT, COUNTS, seed=5)
+    seed_database(db.conn, SchemaVersion.CURRENT, counts, seed=5)
     refs = all_refs(db)
     private = {ref.record_id for ref in refs[::7]}
     manifest = seed_directory(

@@ -23,9 +23,10 @@ from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
 COUNTS = {"accounts": 40, "media_attachments": 80, "custom_emojis": 12, "preview_cards": 30}
-SMALL_COUNTS = {"accounts": 10, "media_attachments": 20, "custom_emojis": 4, "preview_cards": 8}
-"""A quarter of :data:`COUNTS`, still with private, missing and legacy objects: for tests that
-read every object more than once (``verify --full``) and whose point is not the size."""
+SMALL_COUNTS = {"accounts": 10, "media_attachments": 20, "custom_emojis": 4, "preview_cards": 20}
+"""A quarter of :data:`COUNTS`'s objects, still with private, missing and legacy ones and a
+preview card's ``.gif`` of JPEG bytes: for tests that read every object more than once (``verify
+--full``, a check per object) and whose point is not the size."""
 
 
 @dataclass
