@@ -73,11 +73,11 @@ def test_progress_totals_never_decrease_and_json_logs_parse(
 
 
 def test_quiet_prints_no_progress(
-    migration: Migration,
+    small_migration: Migration,
     tmp_path: Path,
 ) -> None:
     done = run_cli(
-        "run", "--config", str(migration.config(tmp_path)), "-q", "--progress-every", "0.02"
+        "run", "--config", str(small_migration.config(tmp_path)), "-q", "--progress-every", "0.02"
     )
     assert done.returncode == 0, done.stderr
     assert not any(OVERALL.match(line) for line in done.stderr.splitlines())
@@ -91,11 +91,11 @@ def indices(lines: list[str], *starts: str) -> list[int]:
 
 
 def test_a_status_line_for_each_slow_phase_in_order(
-    migration: Migration,
+    small_migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given
-    config, log = str(migration.config(tmp_path)), tmp_path / "events.jsonl"
+    config, log = str(small_migration.config(tmp_path)), tmp_path / "events.jsonl"
     logs = ("--log-file", str(log), "--log-format", "json")
     # when run, then verify, off a terminal
     ran = run_cli("run", "--config", config, *logs)
@@ -132,11 +132,11 @@ def test_a_status_line_for_each_slow_phase_in_order(
 
 
 def test_quiet_verify_prints_only_its_closing_summary(
-    migration: Migration,
+    small_migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a finished copy
-    config = str(migration.config(tmp_path))
+    config = str(small_migration.config(tmp_path))
     assert run_cli("run", "--config", config, "-q").returncode == 0
     # when
     done = run_cli("verify", "--config", config, "-q")
