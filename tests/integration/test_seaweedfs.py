@@ -13,7 +13,7 @@ import pytest
 from mastodon_s3_sync.copying.verify import Problem
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, SeaweedS3Server
 from tests.support.mastodon_db import MastodonDbFactory
-from tests.support.migration import Migration, prepare, run
+from tests.support.migration import SMALL_COUNTS, Migration, prepare, run
 from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 from tests.support.seaweedfs import (
@@ -52,8 +52,10 @@ def into_seaweedfs(
     seaweedfs_server: SeaweedS3Server,
     fresh_bucket_name: BucketNames,
 ) -> Migration:
-    """From moto (which keeps ACLs, some objects private) into SeaweedFS, with a 12 MiB video."""
-    migration = prepare(mastodon_db, (moto_servers[0], seaweedfs_server), fresh_bucket_name)
+    """From moto (which keeps ACLs, some objects private) into SeaweedFS, with a 12 MiB video;
+    small (each test reads every object)."""
+    servers = (moto_servers[0], seaweedfs_server)
+    migration = prepare(mastodon_db, servers, fresh_bucket_name, counts=SMALL_COUNTS)
     add_large_video(migration)
     return migration
 
@@ -122,7 +124,9 @@ def test_server_side_copy_between_two_seaweedfs_buckets(
     # given both buckets on one SeaweedFS (same endpoint and keys: CopyObject), a source
     # video written in parts, and no ACLs at the source
     servers = (seaweedfs_server, seaweedfs_server)
-    migration = prepare(mastodon_db, servers, fresh_bucket_name, acl_supported=False)
+    migration = prepare(
+        mastodon_db, servers, fresh_bucket_name, acl_supported=False, counts=SMALL_COUNTS
+    )
     video_key = add_large_video(migration)
     config = migration.config(tmp_path, copy=MULTIPART)
     # when

@@ -16,7 +16,7 @@ from mastodon_s3_sync.demo.seed import seed_database
 from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.listing import family_and_directory
 from tests.support.mastodon_db import MastodonDbFactory, all_refs
-from tests.support.migration import COUNTS, Migration, prepare, run
+from tests.support.migration import COUNTS, SMALL_COUNTS, Migration, prepare, run
 from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
@@ -134,7 +134,9 @@ def test_acl_checks_on_a_provider_without_acls_are_refused_at_start(
     fresh_bucket_name: BucketNames,
     tmp_path: Path,
 ) -> None:
-    migration = prepare(mastodon_db, rclone_servers, fresh_bucket_name, acl_supported=False)
+    migration = prepare(
+        mastodon_db, rclone_servers, fresh_bucket_name, acl_supported=False, counts=SMALL_COUNTS
+    )
     config = migration.config(tmp_path)
     assert run("--config", str(config), "--acl", "none").returncode == 0
     refused = run_cli("verify", "--config", str(config), "--acl", "copy")
