@@ -23,7 +23,7 @@ from mastodon_s3_sync.demo.media import create_bucket
 from mastodon_s3_sync.demo.s3servers import MotoS3Server, RcloneS3Server, SeaweedS3Server
 from tests.support.faultproxy import FaultProxy, Operation
 from tests.support.mastodon_db import MastodonDbFactory
-from tests.support.migration import Migration, prepare
+from tests.support.migration import SMALL_COUNTS, Migration, prepare
 from tests.support.processes import run_cli
 from tests.support.s3_servers import BucketNames
 
@@ -64,7 +64,9 @@ def test_destination_without_object_acls_refuses_run_and_verify(
     tmp_path: Path,
 ) -> None:
     # given a destination whose GetObjectAcl answers 500 and --acl copy
-    migration = prepare(mastodon_db, (moto_servers[0], rclone_servers[0]), fresh_bucket_name)
+    migration = prepare(
+        mastodon_db, (moto_servers[0], rclone_servers[0]), fresh_bucket_name, counts=SMALL_COUNTS
+    )
     settings = config(migration, tmp_path, AclMode.COPY)
     # when / then
     line = refused("run", "--config", settings)
@@ -88,7 +90,9 @@ def test_destination_that_drops_canned_acls_refuses(
     tmp_path: Path,
 ) -> None:
     # given SeaweedFS, which accepts x-amz-acl: public-read and keeps the object private
-    migration = prepare(mastodon_db, (moto_servers[0], seaweedfs_server), fresh_bucket_name)
+    migration = prepare(
+        mastodon_db, (moto_servers[0], seaweedfs_server), fresh_bucket_name, counts=SMALL_COUNTS
+    )
     # when / then
     line = refused("run", "--config", config(migration, tmp_path, AclMode.PUBLIC_READ))
     assert "kept it private" in line, line
@@ -104,7 +108,9 @@ def test_read_only_destination_refuses(
     tmp_path: Path,
 ) -> None:
     # given destination keys that may read and list, not write
-    migration = prepare(mastodon_db, (moto_servers[0], seaweedfs_server), fresh_bucket_name)
+    migration = prepare(
+        mastodon_db, (moto_servers[0], seaweedfs_server), fresh_bucket_name, counts=SMALL_COUNTS
+    )
     reader_id, reader_secret = seaweedfs_server.reader_key_pair
     source = migration.source.bucket_settings(migration.source_bucket)
     destination = dataclasses.replace(
@@ -127,7 +133,7 @@ def test_read_only_destination_refuses(
 @pytest.mark.parametrize("where", ["missing-directory", "a-directory", "read-only-directory"])
 def test_report_path_that_cannot_be_written_refuses(
     where: str,
-    migration: Migration,
+    small_migration: Migration,
     tmp_path: Path,
 ) -> None:
     # given a report path that would fail only after the copy
@@ -138,10 +144,10 @@ def test_report_path_that_cannot_be_written_refuses(
     }[where]
     # when / then
     line = refused(
-        "run", "--config", config(migration, tmp_path, AclMode.COPY), "--report", str(report)
+        "run", "--config", config(small_migration, tmp_path, AclMode.COPY), "--report", str(report)
     )
     assert "--report" in line, line
-    assert destination_keys(migration) == []
+    assert destination_keys(small_migration) == []
     assert not report.is_file()
 
 
