@@ -26,7 +26,7 @@ from mastodon_s3_sync.mastodon.layout import ObjectRef
 from mastodon_s3_sync.storage.disk import PARTIAL_SUFFIX
 from tests.support.disk_tree import prepare_disk, seed_directory
 from tests.support.mastodon_db import MastodonDbFactory, all_refs, insert_videos
-from tests.support.migration import run
+from tests.support.migration import SMALL_COUNTS, run
 from tests.support.processes import CLI, run_cli
 from tests.support.s3_servers import MOTO_ENV, BucketNames
 
@@ -224,8 +224,9 @@ def test_enumerate_then_worker_from_disk_equals_run_and_plan_reads_it(
     fresh_bucket_name: BucketNames,
     tmp_path: Path,
 ) -> None:
-    # given an instance on local storage, two empty buckets and an empty queue
-    instance = prepare_disk(mastodon_db, tmp_path / "system")
+    # given an instance on local storage (small: both paths copy it whole), two empty buckets
+    # and an empty queue
+    instance = prepare_disk(mastodon_db, tmp_path / "system", SMALL_COUNTS)
     destination = moto_servers[1]
     client = destination.client()
     via_queue, via_run = fresh_bucket_name(), fresh_bucket_name()
