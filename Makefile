@@ -52,12 +52,12 @@ lock-lambda: setup
 	$(PY) -m infra.lambda_lock
 
 # Benchmarks (modules of the benchmarks package, run from the repository root), written
-# to benchmarks/RESULTS.md: `bench` runs the delay proxy's cost, the copy scenarios and the
-# cost model (~45 min);
+# to benchmarks/RESULTS.md: `bench` runs the delay proxy's cost, the copy scenarios (3,000
+# objects, 2 interleaved runs per tool) and the cost model (~30 min on an idle machine);
 # `bench-enumeration` plan --summary over 1M and 5M rows (~17 min).
 bench: setup bench-tools
 	$(PY) -m benchmarks.proxy_cost
-	$(PY) -m benchmarks.copy_suite
+	$(PY) -m benchmarks.copy_suite --runs 2
 	$(PY) -m benchmarks.report
 
 # `bench-disk`: disk -> rclone serve s3, run vs rclone copy DIR, and a 1 GiB file (~5 min);

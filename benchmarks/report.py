@@ -85,7 +85,7 @@ def header(suite: Mapping[str, Any], enumeration: Mapping[str, Any] | None) -> l
         "Reproduce on this kind of machine (2 cores, everything on loopback):",
         "",
         "```",
-        "make bench               # every copy scenario and the cost model, about 45 minutes",
+        "make bench               # every copy scenario and the cost model, about 30 minutes",
         "make bench-enumeration   # plan --summary over 1M and 5M rows, about 17 minutes",
         "```",
         "",
