@@ -63,10 +63,11 @@ DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 100_000
 DEFAULT_WORKERS = 32
 """Copier threads. Between two providers each object waits out two round trips, and threads
-are what hides them: at 30 and 80 ms per request 32 threads copy far more than 16 and about
-as much as 64 (benchmarks/RESULTS.md, "Defaults against defaults"), at half the connections
-of 64 (providers throttle per client), as Mastodon's rclone guides set it. Memory stays
-bounded by the byte budget whatever the count."""
+hide them: at 80 ms per request 16, 32 and 64 threads copied 79, 113 and 138 objects/s, at
+30 ms 139, 139 and 158 (benchmarks/RESULTS.md, "Defaults against defaults"). 32 is the
+default because 64 doubles the connections and requests per second each provider sees, and
+S3-compatible providers cap those per client; far providers are worth ``--workers 64``.
+Memory stays bounded by the byte budget whatever the count."""
 MAX_WORKERS = 256
 DEFAULT_MULTIPART_THRESHOLD_BYTES = 64 * MIB
 """Larger objects go multipart. Mastodon's own uploads are single PUTs up to 15 MB and
