@@ -395,7 +395,8 @@ def lambda_section(summaries: Summaries, suite: Mapping[str, Any]) -> list[str]:
         "",
         "`functions/copier/handler.py` called as one warm Lambda instance would be "
         "(`benchmarks/lambda_copier.py`): one SQS message per invocation (the stack's batch "
-        "size), 16 threads, credentials from Secrets Manager on moto_server. Wall and CPU "
+        f"size), {suite['default_workers']} threads (the default), credentials from Secrets "
+        "Manager on moto_server. Wall and CPU "
         "time cover the invocations only (not the imports and client set-up of the cold "
         "start).",
         "",
