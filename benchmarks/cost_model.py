@@ -203,9 +203,10 @@ def section(suite: Mapping[str, Any], enumeration: Mapping[str, Any] | None) -> 
         "",
         "Model: the stack's defaults (copier 1,024 MB on arm64, one message per invocation, "
         f"{suite['default_workers']} threads). Requests per object are those the copier "
-        "handler made on the benchmark (counted by the proxies); the billed duration per object is the "
-        "handler's measured wall time as one warm instance with 30 ms per request (or its "
-        "CPU time scaled to 1024/1769 of a vCPU, if higher); the enumerator's duration is "
+        "handler made on the benchmark (counted by the proxies); the billed duration per "
+        "object is the handler's measured wall time as one warm instance with 30 ms per "
+        "request (or its CPU time scaled to 1024/1769 of a vCPU, if higher); the "
+        "enumerator's duration is "
         "the measured enumeration rate scaled the same way. SQS: the enumerator sends ten "
         "messages per SendMessageBatch; the event source mapping receives the same chunks "
         "and deletes each message; idle long polls (a few per minute per queue, not per "
