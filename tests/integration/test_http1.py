@@ -4,6 +4,7 @@ body framing S3 servers use, and the errors a broken answer raises."""
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -43,11 +44,15 @@ class Canned:
                     received += data
                 head, _, received = received.partition(b"\r\n\r\n")
                 self.requests.append(head)
+                length = re.search(rb"(?im)^content-length: *(\d+)", head)
+                while length is not None and len(received) < int(length[1]):
+                    received += connection.recv(65536)  # the body, before the answer
+                received = received[int(length[1]) if length else 0 :]
                 connection.sendall(answer)
             if self.close_after:
                 connection.shutdown(socket.SHUT_WR)
-            else:
-                connection.recv(1)  # until the client closes
+            while connection.recv(65536):  # until the client closes
+                pass
 
 
 Connect = Callable[..., tuple[Canned, Connection]]
