@@ -47,7 +47,7 @@ MIB = 1024 * 1024
 MAX_UNPACKED_MIB = {"copier": 25, "enumerator": 50}
 """Sane ceilings, well under Lambda's 250 MB (botocore's trimmed models are ~2 MiB)."""
 ELF_MACHINES = {"x86_64": 62, "arm64": 183}  # e_machine: EM_X86_64, EM_AARCH64
-BOTH_NEED = {"aws-lambda-powertools", "boto3", "pydantic-settings", "python-dotenv"}
+BOTH_NEED = {"aws-lambda-powertools", "boto3", "pydantic", "python-dotenv"}
 DATABASE_AND_SSH = {"pg8000", "paramiko"}
 NOT_BUNDLED = ("tests", "functions", "infra", "moto", "tqdm", "pytest", "mypy", "ruff")
 
@@ -192,8 +192,8 @@ def test_asset_holds_the_handler_and_the_project_with_its_extra_only(
     assert [name for name in bundled if bundled[name] != source[name]] == []
     installed = set(dist_infos(asset))
     top = {path.name for path in asset.iterdir()}
-    assert {PROJECT_NAME, *BOTH_NEED, "pydantic", "botocore", "tomli-w"} <= installed
-    assert {"handler.py", PACKAGE, "aws_lambda_powertools", "boto3", "pydantic_settings"} <= top
+    assert {PROJECT_NAME, *BOTH_NEED, "botocore", "tomli-w"} <= installed
+    assert {"handler.py", PACKAGE, "aws_lambda_powertools", "boto3", "pydantic"} <= top
     assert not top & set(NOT_BUNDLED)
     assert not any(asset.rglob("__pycache__"))
     assert not any(asset.glob("*.dist-info/RECORD"))

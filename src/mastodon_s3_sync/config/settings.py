@@ -1,6 +1,6 @@
 """The one typed settings model of the CLI, the Lambda functions and the CDK app.
 
-Frozen pydantic dataclasses, one per section, inside a pydantic-settings :class:`Settings`.
+Frozen pydantic dataclasses, one per section, inside a pydantic model, :class:`Settings`.
 Each edge gathers raw values from its sources (flags, a TOML file, Mastodon's .env in
 :mod:`mastodon_s3_sync.config.layers`; MSS_* variables and secrets in
 :mod:`mastodon_s3_sync.config.lambda_env`; the ``[stack]`` table in
@@ -307,8 +307,7 @@ with warnings.catch_warnings():
     class Settings(BaseModel):
         """Everything a command may need; sections a command does not use may be None.
 
-        Only what an edge passes in: no process environment is read (a plain model, not
-        pydantic-settings', whose import alone cost every command ~0.05 s)."""
+        Only what an edge passes in: no process environment is read."""
 
         model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
