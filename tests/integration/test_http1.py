@@ -139,8 +139,13 @@ def test_a_body_that_ends_when_the_server_closes(connect: Connect) -> None:
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             http.client.IncompleteRead,
         ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nshort", http.client.HTTPException),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nshort",
+            http.client.HTTPException,
+        ),
     ],
-    ids=["short-body", "closed", "not-http", "bad-chunk"],
+    ids=["short-body", "closed", "not-http", "bad-chunk", "negative-length", "two-lengths"],
 )
 def test_broken_answers_raise_what_callers_count_as_transport_errors(
     connect: Connect, answer: bytes, error: type[Exception]

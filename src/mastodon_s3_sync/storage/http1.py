@@ -136,7 +136,7 @@ class Response:
         elif self._chunked:
             pass
         elif "content-length" in headers:
-            self._left = int(headers["content-length"])
+            self._left = _length(headers["content-length"])
             self._ended = self._left == 0
         else:
             self._left, self.reusable = None, False  # the body ends when the server closes
@@ -216,6 +216,14 @@ class Response:
         if len(data) < size + 2:
             raise http.client.IncompleteRead(data, size + 2 - len(data))
         return bytes(data[:size])
+
+
+def _length(value: str) -> int:
+    """A Content-Length value's byte count; a broken answer when it is none (a sign, or the
+    list a repeated header was joined into)."""
+    if not (value.isascii() and value.isdigit()):
+        raise http.client.HTTPException(f"Content-Length is no byte count: {value[:40]!r}")
+    return int(value)
 
 
 def _split_host(host: str, default_port: int) -> tuple[str, int]:
